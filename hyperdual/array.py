@@ -1,0 +1,428 @@
+"""``HyperDual``: arrays of hyper-dual numbers with hidden seed axes.
+
+See the class docstring for the algebra and the lane layout.  This module
+holds the type, its NumPy protocols and the dispatch that every operation goes
+through (plain evaluation, or recording when an operand derives from
+:func:`hyperdual.variable`).  The math lives elsewhere: elementwise rules in
+:mod:`hyperdual.rules` lifted by :mod:`hyperdual.chain`, array functions in
+:mod:`hyperdual.functions`.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable
+
+import numpy as np
+from numpy.lib.mixins import NDArrayOperatorsMixin
+
+from .context import SeedContext
+
+__all__ = ["HyperDual", "as_float_array", "FUNCTIONS", "dispatch", "lane_like"]
+
+#: ``numpy function -> implementation`` for ``__array_function__``; filled by
+#: :mod:`hyperdual.functions` and :func:`hyperdual.register_function`.
+FUNCTIONS: dict[Callable, Callable] = {}
+
+_ESCAPE = ("a HyperDual cannot become a plain number or NumPy array: that would silently drop "
+           "its derivative lanes (or, while recording, its dependence on hyperdual.variable "
+           "inputs). Use `x.value` for the value (a plain ndarray without derivatives)")
+
+
+def as_float_array(v: Any, what: str = "input") -> np.ndarray:
+    """``v`` as a float64 ndarray; bool, int and float32 are converted.
+
+    Complex, object, string and other dtypes raise ``TypeError``: a Hessian of
+    them is undefined here, and a silent cast would be a wrong number.
+    """
+    if isinstance(v, HyperDual):
+        raise TypeError(_ESCAPE)
+    a = np.asarray(v)
+    kind = a.dtype.kind
+    if kind == "f":
+        return a if a.dtype == np.float64 else a.astype(np.float64)
+    if kind in "biu":
+        return a.astype(np.float64)
+    raise TypeError(f"{what} has dtype {a.dtype}: hyperdual works on real numbers only "
+                    "(bool, integer and float inputs are computed in float64)")
+
+
+class HyperDual(NDArrayOperatorsMixin):
+    r"""An array of hyper-dual numbers ``a + b·e1 + c·e2 + d·e1e2``.
+
+    ``e1² = e2² = 0`` and ``e1e2 ≠ 0``.  For a product and for any twice
+    differentiable elementwise ``g``::
+
+        (a1 + b1 e1 + c1 e2 + d1 e1e2)(a2 + b2 e1 + c2 e2 + d2 e1e2)
+            = a1a2 + (a1b2 + b1a2) e1 + (a1c2 + c1a2) e2 + (a1d2 + b1c2 + c1b2 + d1a2) e1e2
+        g(a + b e1 + c e2 + d e1e2)
+            = g(a) + g'(a) b e1 + g'(a) c e2 + (g'(a) d + g''(a) b c) e1e2
+
+    so seeding an input with ``b = e_i``, ``c = e_j``, ``d = 0`` makes the
+    ``e1e2`` part of the output exactly ``∂²f/∂x_i∂x_j`` (no step size, no
+    truncation error), the ``e1`` part ``∂f/∂x_i``.
+
+    **Lanes.** The array shows the shape ``S`` of its value and stores
+
+    ========  ==============  ==============================================
+    lane      shape           meaning
+    ========  ==============  ==============================================
+    value     ``S``           the primal value
+    e1        ``(K1, *S)``    one row per ``e1`` seed direction
+    e2        ``(K2, *S)``    one row per ``e2`` seed direction
+    e12       ``(P, *S)``     one row per pair ``p = (pairs[0][p], pairs[1][p])``
+    ========  ==============  ==============================================
+
+    ``K1 = K2 = P = 1`` is the textbook scalar hyper-dual; larger values carry
+    many directions and index pairs through one evaluation.  Seed directions
+    may be any dense vectors: ``e1 = e_i, e2 = e_j`` gives Hessian entries,
+    ``e2 = v`` Hessian-vector products, ``e1 = v, e2 = w`` bilinear forms
+    ``vᵀ H w``.  Lanes known to be zero are not stored (reading one gives
+    zeros).  Values and lanes are always float64: bool, integer and float32
+    inputs are converted.
+
+    Parameters
+    ----------
+    value : array_like
+        The primal value, shape ``S``.
+    e1, e2 : array_like, optional
+        First-order lanes, shape ``(K, *S)``, or shape ``S`` for ``K = 1``.
+        Passing the same object for both shares it (a diagonal seeding).
+    e12 : array_like, optional
+        Cross lane, shape ``(P, *S)`` (or ``S`` for ``P = 1``).
+    pairs : tuple of two int arrays, optional
+        The pair map ``(ip, jp)`` of the cross-lane rows; by default every
+        combination ``(i, j)``, row ``p = i * K2 + j``.
+
+    Examples
+    --------
+    ``f(x, y) = x² y`` at ``(3, 2)``: seed ``x`` along ``e1`` and ``y`` along
+    ``e2`` to get the mixed derivative ``∂²f/∂x∂y = 2x = 6``:
+
+    >>> import numpy as np
+    >>> from hyperdual import HyperDual
+    >>> x = HyperDual(3.0, e1=1.0, e2=0.0)
+    >>> y = HyperDual(2.0, e1=0.0, e2=1.0)
+    >>> f = x ** 2 * y
+    >>> float(f.value), float(f.e1[0]), float(f.e2[0]), float(f.e12[0])
+    (18.0, 12.0, 9.0, 6.0)
+    """
+
+    __slots__ = ("_value", "_e1", "_e2", "_e12", "_ctx", "_node")
+    __array_priority__ = 100.0
+
+    # ---- construction -----------------------------------------------------
+    def __init__(self, value, e1=None, e2=None, e12=None, *, pairs=None):
+        v = np.array(as_float_array(value, "value"), dtype=np.float64, copy=True)
+        shape = v.shape
+
+        def lane(arr, name):
+            if arr is None:
+                return None
+            a = np.array(as_float_array(arr, name), dtype=np.float64, copy=True)
+            if a.shape == shape:
+                return a[None]
+            if a.shape[1:] == shape:
+                return a
+            raise ValueError(f"lane {name} has shape {a.shape}; expected {shape} (one direction) "
+                             f"or (K, *{shape})")
+
+        l1 = lane(e1, "e1")
+        l2 = l1 if (e2 is e1 and e1 is not None) else lane(e2, "e2")
+        l12 = lane(e12, "e12")
+        k1 = l1.shape[0] if l1 is not None else 1
+        k2 = l2.shape[0] if l2 is not None else 1
+        if pairs is None:
+            ctx = SeedContext.all_pairs(k1, k2)
+        else:
+            ip, jp = pairs
+            ctx = SeedContext(ip, jp, k1, k2)
+        if l12 is not None and l12.shape[0] != ctx.npairs:
+            raise ValueError(f"lane e12 has {l12.shape[0]} rows but the pair map has {ctx.npairs} pairs")
+        self._value, self._e1, self._e2, self._e12 = v, l1, l2, l12
+        self._ctx, self._node = ctx, None
+
+    @classmethod
+    def _new(cls, value, e1, e2, e12, ctx, node=None) -> "HyperDual":
+        """Internal constructor: no checks, no copies."""
+        self = object.__new__(cls)
+        if type(value) is not np.ndarray:
+            value = np.asarray(value, dtype=np.float64)
+        self._value, self._e1, self._e2, self._e12 = value, e1, e2, e12
+        self._ctx, self._node = ctx, node
+        return self
+
+    def __reduce__(self):
+        if self._node is not None:
+            raise TypeError("an array recorded from hyperdual.variable inputs cannot be pickled; "
+                            "pickle the Hessian of a module-level function instead")
+        return (_restore, (self._value, self._e1, self._e2, self._e12, self._ctx,
+                           self._e2 is self._e1 and self._e1 is not None))
+
+    # ---- lanes and shape --------------------------------------------------
+    @property
+    def value(self) -> np.ndarray:
+        """The primal value (a plain ndarray, no derivatives)."""
+        return self._value
+
+    def _lane(self, lane, rows):
+        if lane is None:
+            out = np.broadcast_to(np.zeros((), np.float64), (rows,) + self._value.shape)
+        else:
+            out = lane.view()
+            out.flags.writeable = False
+        return out
+
+    @property
+    def e1(self) -> np.ndarray:
+        """First-order lane, ``(K1, *shape)``: derivative along each ``e1`` seed (read-only)."""
+        return self._lane(self._e1, self._ctx.k1 if self._ctx else 0)
+
+    @property
+    def e2(self) -> np.ndarray:
+        """First-order lane, ``(K2, *shape)``: derivative along each ``e2`` seed (read-only)."""
+        return self._lane(self._e2, self._ctx.k2 if self._ctx else 0)
+
+    @property
+    def e12(self) -> np.ndarray:
+        """Cross lane, ``(P, *shape)``: second derivative along each seed pair (read-only)."""
+        return self._lane(self._e12, self._ctx.npairs if self._ctx else 0)
+
+    @property
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The pair map ``(ip, jp)``: cross-lane row ``p`` pairs ``e1[ip[p]]`` with ``e2[jp[p]]``."""
+        if self._ctx is None:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return self._ctx.ip.copy(), self._ctx.jp.copy()
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._value.shape
+
+    @property
+    def ndim(self) -> int:
+        return self._value.ndim
+
+    @property
+    def size(self) -> int:
+        return self._value.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._value.dtype
+
+    @property
+    def T(self) -> "HyperDual":
+        return np.transpose(self)
+
+    def __len__(self) -> int:
+        if self._value.ndim == 0:
+            raise TypeError("len() of unsized object")
+        return self._value.shape[0]
+
+    def __iter__(self):
+        if self._value.ndim == 0:
+            raise TypeError("iteration over a 0-d array")
+        for i in range(self._value.shape[0]):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        if self._node is not None and self._ctx is None and self._e1 is None:
+            return f"HyperDual(value={self._value!r}, recorded)"
+        ctx = self._ctx
+        k = f"K1={ctx.k1}, K2={ctx.k2}, P={ctx.npairs}" if ctx is not None else "constant"
+        return f"HyperDual(value={self._value!r}, {k})"
+
+    # ---- escaping is refused ---------------------------------------------
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(_ESCAPE)
+
+    def __float__(self):
+        raise TypeError(_ESCAPE)
+
+    def __int__(self):
+        raise TypeError(_ESCAPE)
+
+    def __complex__(self):
+        raise TypeError(_ESCAPE)
+
+    def __index__(self):
+        raise TypeError(_ESCAPE)
+
+    def item(self, *args):
+        raise TypeError(_ESCAPE)
+
+    def tolist(self):
+        raise TypeError(_ESCAPE)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    # ---- NumPy protocols --------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from . import chain
+
+        for x in inputs:
+            if _foreign(x):
+                return NotImplemented
+        out = kwargs.pop("out", None)
+        if kwargs:
+            kwargs.pop("casting", None)
+            if kwargs.pop("dtype", None) not in (None, float, np.float64) or kwargs:
+                raise TypeError(f"hyperdual does not support the arguments {sorted(kwargs)} "
+                                f"of numpy.{ufunc.__name__}")
+        if method == "__call__":
+            result = dispatch(chain.apply_ufunc, (ufunc,) + inputs, {})
+        else:
+            reduction = chain.UFUNC_METHODS.get((ufunc, method))
+            if reduction is None:
+                raise TypeError(f"hyperdual does not support numpy.{ufunc.__name__}.{method}")
+            result = dispatch(reduction, inputs, kwargs)
+        if out is not None:
+            target = out[0] if isinstance(out, tuple) else out
+            if not isinstance(target, HyperDual):
+                raise TypeError(_ESCAPE + " (an out= argument must be a HyperDual)")
+            target[...] = result
+            return target
+        return result
+
+    def __array_function__(self, func, types, args, kwargs):
+        impl = FUNCTIONS.get(func)
+        if impl is None:
+            if any(not issubclass(t, (HyperDual, np.ndarray)) for t in types):
+                return NotImplemented
+            name = getattr(func, "__module__", "numpy") + "." + getattr(func, "__name__", repr(func))
+            name = name.replace("numpy.lib._function_base_impl", "numpy").replace(".core", "")
+            raise TypeError(
+                f"hyperdual does not support {name}() on HyperDual arrays, so it would lose "
+                f"derivatives. Rewrite it with supported functions, apply it to `x.value` if it "
+                f"does not depend on the derivative, or register an implementation with "
+                f"hyperdual.register_function({getattr(func, '__name__', 'func')}, impl) "
+                f"(elementwise ufuncs: hyperdual.register_ufunc).")
+        return dispatch(impl, args, kwargs)
+
+    # ---- indexing -----------------------------------------------------------
+    def __getitem__(self, index):
+        from .functions import getitem
+        return dispatch(getitem, (self, index), {})
+
+    def __setitem__(self, index, val):
+        from .functions import setitem
+        new = dispatch(setitem, (self, index, val), {})
+        self._value, self._e1, self._e2, self._e12 = new._value, new._e1, new._e2, new._e12
+        self._ctx, self._node = new._ctx, new._node
+
+    # ---- ndarray-style methods (all through the NumPy functions) --------------
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+        return np.sum(self, axis=axis, keepdims=keepdims, out=out)
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+        return np.mean(self, axis=axis, keepdims=keepdims, out=out)
+
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False):
+        return np.prod(self, axis=axis, keepdims=keepdims, out=out)
+
+    def max(self, axis=None, out=None, keepdims=False):
+        return np.max(self, axis=axis, keepdims=keepdims, out=out)
+
+    def min(self, axis=None, out=None, keepdims=False):
+        return np.min(self, axis=axis, keepdims=keepdims, out=out)
+
+    def cumsum(self, axis=None, dtype=None, out=None):
+        return np.cumsum(self, axis=axis, out=out)
+
+    def reshape(self, *shape, order="C"):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return np.reshape(self, shape, order=order)
+
+    def ravel(self, order="C"):
+        return np.ravel(self, order=order)
+
+    def flatten(self, order="C"):
+        return np.ravel(self, order=order).copy()
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = axes[0]
+        return np.transpose(self, axes or None)
+
+    def swapaxes(self, axis1, axis2):
+        return np.swapaxes(self, axis1, axis2)
+
+    def squeeze(self, axis=None):
+        return np.squeeze(self, axis=axis)
+
+    def copy(self, order="C"):
+        return np.copy(self)
+
+    def dot(self, b):
+        return np.dot(self, b)
+
+    def clip(self, min=None, max=None):
+        return np.clip(self, min, max)
+
+    def diagonal(self, offset=0, axis1=0, axis2=1):
+        return np.diagonal(self, offset, axis1, axis2)
+
+    def trace(self, offset=0, axis1=0, axis2=1):
+        return np.trace(self, offset, axis1, axis2)
+
+    def argmax(self, axis=None):
+        return np.argmax(self._value, axis=axis)
+
+    def argmin(self, axis=None):
+        return np.argmin(self._value, axis=axis)
+
+    def argsort(self, axis=-1, kind=None, order=None):
+        return np.argsort(self._value, axis=axis, kind=kind)
+
+    def sort(self, axis=-1, kind=None, order=None):
+        self[...] = np.sort(self, axis=axis, kind=kind)
+
+    def any(self, axis=None):
+        return np.any(self._value, axis=axis)
+
+    def all(self, axis=None):
+        return np.all(self._value, axis=axis)
+
+    def astype(self, dtype, copy=True):
+        if np.dtype(dtype) != np.float64:
+            raise TypeError(f"a HyperDual is always float64; astype({np.dtype(dtype)}) would drop "
+                            "derivatives. Use x.value.astype(...) for the value alone")
+        return self.copy() if copy else self
+
+
+def _restore(value, e1, e2, e12, ctx, shared):
+    return HyperDual._new(value, e1, e1 if shared else e2, e12, ctx)
+
+
+def _foreign(x) -> bool:
+    """True for array types of other libraries, which get their own turn."""
+    if isinstance(x, (HyperDual, np.ndarray, numbers.Number, np.generic, list, tuple)) or x is None:
+        return False
+    return hasattr(x, "__array_ufunc__") or hasattr(x, "__array_function__")
+
+
+def lane_like(x: HyperDual):
+    """``(value, e1, e2, e12, ctx)`` of a HyperDual; ``None`` lanes for constants."""
+    return x._value, x._e1, x._e2, x._e12, x._ctx
+
+
+def _traced(args) -> bool:
+    for a in args:
+        t = type(a)
+        if t is HyperDual:
+            if a._node is not None:
+                return True
+        elif t is list or t is tuple:
+            if _traced(a):
+                return True
+    return False
+
+
+def dispatch(impl: Callable, args: tuple, kwargs: dict):
+    """Run ``impl(*args, **kwargs)``, recording it if an operand is recorded."""
+    if _traced(args) or (kwargs and _traced(tuple(kwargs.values()))):
+        from .record import record_call
+        return record_call(impl, args, kwargs)
+    return impl(*args, **kwargs)

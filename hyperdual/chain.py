@@ -1,0 +1,319 @@
+"""The chain rule: lifts every entry of the derivative table onto lanes.
+
+``apply_ufunc`` is what ``np.sin(x)``, ``x * y``, ``2 ** x`` … end up in.
+For a unary ``y = g(x)`` with ``g1 = g'(x)``, ``g2 = g''(x)``::
+
+    y.e1  = g1 * x.e1          (NumPy broadcast: seeds lead, values trail)
+    y.e2  = g1 * x.e2          (the same array when x.e2 is x.e1)
+    y.e12 = g1 * x.e12 + g2 * x.e1[ip] * x.e2[jp]     (Numba, fused)
+
+Binary functions use the binary chain rule of :mod:`hyperdual.kernels`;
+with one constant operand they reduce to the unary rule with the partials of
+the other side.  Linear ufuncs (add, subtract, negative, …) act lane by lane;
+selections (maximum, …) pick lanes by value.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import kernels
+from .array import HyperDual, as_float_array
+from .context import join_contexts
+from .rules import BINARY, SELECT, UNARY, VALUE_ONLY, ZERO_DERIVATIVE
+
+__all__ = ["apply_ufunc", "operand", "lane_to", "UFUNC_METHODS", "unsupported_ufunc"]
+
+_new = HyperDual._new
+_EMPTY2 = np.zeros((0, 0))
+_EMPTY1 = np.zeros(0)
+
+
+def operand(v):
+    """``(value, e1, e2, e12, ctx)`` of a HyperDual or a constant."""
+    if type(v) is HyperDual:
+        return v._value, v._e1, v._e2, v._e12, v._ctx
+    return as_float_array(v, "operand"), None, None, None, None
+
+
+def value_of(v):
+    return v._value if type(v) is HyperDual else v
+
+
+def lane_to(lane, shape):
+    """A lane ``(K, *s)`` broadcast (as a view) to ``(K, *shape)``; None stays None."""
+    if lane is None:
+        return None
+    if lane.shape[1:] == shape:
+        return lane
+    s = lane.shape[1:]
+    if len(s) < len(shape):
+        lane = lane.reshape(lane.shape[:1] + (1,) * (len(shape) - len(s)) + s)
+    return np.broadcast_to(lane, lane.shape[:1] + shape)
+
+
+def _flat_lane(lane, shape, n):
+    """A lane as a C-contiguous ``(K, n)`` array (a zero-row array when absent)."""
+    if lane is None:
+        return _EMPTY2
+    lane = lane_to(lane, shape)
+    return np.ascontiguousarray(lane).reshape(lane.shape[0], n)
+
+
+def _flat_factor(g, shape, n):
+    if g is None:
+        return _EMPTY1
+    return np.ascontiguousarray(np.broadcast_to(g, shape), dtype=np.float64).reshape(n)
+
+
+def _nan_guard(y, *gs):
+    """Where the value is NaN (outside a domain), every derivative is NaN too."""
+    if not np.isnan(np.add.reduce(y, axis=None)):
+        return gs
+    bad = np.isnan(y)
+    if not bad.any():
+        return gs
+    return tuple(np.where(bad, np.nan, 0.0 if g is None else g) for g in gs)
+
+
+def unsupported_ufunc(ufunc):
+    return TypeError(
+        f"hyperdual does not support the ufunc numpy.{ufunc.__name__} on HyperDual arrays. "
+        f"Apply it to `x.value` if no derivative is needed, or register its derivatives with "
+        f"hyperdual.register_ufunc(numpy.{ufunc.__name__}, rule).")
+
+
+# ---- entry point --------------------------------------------------------------
+def apply_ufunc(ufunc, *inputs):
+    if ufunc in VALUE_ONLY:
+        return ufunc(*(value_of(x) for x in inputs))
+    if ufunc is np.matmul:
+        from .functions import matmul
+        return matmul(*inputs)
+    if ufunc.nin == 1:
+        (x,) = inputs
+        rule = UNARY.get(ufunc)
+        if rule is not None:
+            return unary(ufunc, x, rule)
+        if ufunc in ZERO_DERIVATIVE:
+            return _new(ufunc(x._value), None, None, None, x._ctx)
+        raise unsupported_ufunc(ufunc)
+    if ufunc.nin == 2:
+        a, b = inputs
+        if ufunc is np.add or ufunc is np.subtract:
+            return add(a, b, ufunc is np.subtract)
+        if ufunc in SELECT:
+            return select(ufunc, a, b)
+        rule = BINARY.get(ufunc)
+        if rule is not None:
+            return binary(ufunc, rule, a, b)
+    raise unsupported_ufunc(ufunc)
+
+
+# ---- unary ---------------------------------------------------------------------
+def unary(ufunc, x, rule):
+    a = x._value
+    y = ufunc(a)
+    g1, g2 = rule(a, y)
+    g1, g2 = _nan_guard(y, g1, g2)
+    return lift(y, x, g1, g2)
+
+
+def lift(y, x, g1, g2):
+    """The chain rule: ``y = g(x)`` with ``g1 = g'(x)`` and ``g2 = g''(x)`` (None: zero)."""
+    e1, e2, e12, ctx = x._e1, x._e2, x._e12, x._ctx
+    n1 = None if e1 is None else e1 * g1
+    n2 = n1 if e2 is e1 else (None if e2 is None else e2 * g1)
+    if g2 is not None and e1 is not None and e2 is not None:
+        y = np.asarray(y)
+        shape, n = y.shape, y.size
+        out = np.empty((ctx.npairs,) + shape)
+        o2 = out.reshape(ctx.npairs, n)
+        f1, f2 = _flat_lane(e1, shape, n), _flat_lane(e2, shape, n)
+        if e12 is None:
+            kernels.cross_chain_new(_flat_factor(g2, shape, n), f1, f2, ctx.ip, ctx.jp, o2)
+        else:
+            kernels.cross_chain(_flat_factor(g1, shape, n), _flat_factor(g2, shape, n), f1, f2,
+                                _flat_lane(e12, shape, n), ctx.ip, ctx.jp, o2)
+        n12 = out
+    else:
+        n12 = None if e12 is None else e12 * g1
+    return _new(y, n1, n2, n12, ctx)
+
+
+# ---- linear and selection ----------------------------------------------------------
+def _combine(la, lb, shape, negate_b):
+    """``la ± lb`` for lanes of operands broadcast to ``shape`` (None: zero)."""
+    if lb is None:
+        return lane_to(la, shape) if la is not None else None
+    if negate_b:
+        lb = -lb
+    if la is None:
+        return lane_to(lb, shape)
+    nd = len(shape)
+    return _align(la, nd) + _align(lb, nd)
+
+
+def _align(lane, nd):
+    s = lane.shape[1:]
+    if len(s) < nd:
+        return lane.reshape(lane.shape[:1] + (1,) * (nd - len(s)) + s)
+    return lane
+
+
+def add(a, b, negate_b=False):
+    av, a1, a2, a12, actx = operand(a)
+    bv, b1, b2, b12, bctx = operand(b)
+    ctx = join_contexts(actx, bctx)
+    y = np.asarray(av - bv if negate_b else av + bv)
+    shape = y.shape
+    e1 = _combine(a1, b1, shape, negate_b)
+    if a2 is a1 and b2 is b1:
+        e2 = e1
+    else:
+        e2 = _combine(a2, b2, shape, negate_b)
+    e12 = _combine(a12, b12, shape, negate_b)
+    return _new(y, e1, e2, e12, ctx)
+
+
+def select(ufunc, a, b):
+    """Elementwise selection by value: the chosen operand's lanes pass through."""
+    av, a1, a2, a12, actx = operand(a)
+    bv, b1, b2, b12, bctx = operand(b)
+    ctx = join_contexts(actx, bctx)
+    y = np.asarray(ufunc(av, bv))
+    take_a = SELECT[ufunc](av, bv)
+    shape = y.shape
+    nd = len(shape)
+
+    def pick(la, lb):
+        if la is None and lb is None:
+            return None
+        la = 0.0 if la is None else _align(la, nd)
+        lb = 0.0 if lb is None else _align(lb, nd)
+        return np.where(take_a, la, lb)
+
+    e1 = pick(a1, b1)
+    e2 = e1 if (a2 is a1 and b2 is b1) else pick(a2, b2)
+    return _new(y, e1, e2, pick(a12, b12), ctx)
+
+
+# ---- binary ----------------------------------------------------------------------
+def _scalar_power(x, c):
+    """``x ** c`` for a constant real scalar ``c`` (the common case, kept cheap)."""
+    a = x._value
+    if c == 2.0:
+        return lift(a * a, x, 2.0 * a, 2.0)
+    if c == 1.0:
+        return lift(a.copy(), x, 1.0, None)
+    if c == 0.0:
+        return _new(np.ones_like(a), None, None, None, x._ctx)
+    y = np.asarray(np.power(a, c))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        am1 = np.power(a, c - 1.0)
+        g1 = c * am1
+        g2 = (c * (c - 1.0)) * np.power(a, c - 2.0)
+    g1, g2 = _nan_guard(y, g1, g2)
+    return lift(y, x, g1, g2)
+
+
+def binary(ufunc, rule, a, b):
+    a_dual = type(a) is HyperDual
+    b_dual = type(b) is HyperDual
+    if not b_dual:
+        if ufunc is np.power or ufunc is np.float_power:
+            c = as_float_array(b, "exponent")
+            if c.ndim == 0:
+                return _scalar_power(a, float(c))
+        bv = as_float_array(b, "operand")
+        av = a._value
+        y = np.asarray(ufunc(av, bv))
+        g1, g2 = rule.dx(av, bv, y)
+        g1, g2 = _nan_guard(y, g1, g2)
+        return _lift_broadcast(y, a, g1, g2)
+    if not a_dual:
+        av = as_float_array(a, "operand")
+        bv = b._value
+        y = np.asarray(ufunc(av, bv))
+        g1, g2 = rule.dy(av, bv, y)
+        g1, g2 = _nan_guard(y, g1, g2)
+        return _lift_broadcast(y, b, g1, g2)
+    return _binary_both(ufunc, rule, a, b)
+
+
+def _lift_broadcast(y, x, g1, g2):
+    """The unary chain rule when ``x`` broadcasts up to the result's shape."""
+    shape = y.shape
+    if x._value.shape != shape:
+        e1 = lane_to(x._e1, shape)
+        e2 = e1 if x._e2 is x._e1 else lane_to(x._e2, shape)
+        x = _new(x._value, e1, e2, lane_to(x._e12, shape), x._ctx)
+    return lift(y, x, g1, g2)
+
+
+def _binary_both(ufunc, rule, a, b):
+    av, a1, a2, a12, actx = a._value, a._e1, a._e2, a._e12, a._ctx
+    bv, b1, b2, b12, bctx = b._value, b._e1, b._e2, b._e12, b._ctx
+    ctx = join_contexts(actx, bctx)
+    y = np.asarray(ufunc(av, bv))
+    shape, n = y.shape, y.size
+    product = ufunc is np.multiply
+    if product:
+        gx, gy, gxx, gyy, gxy = bv, av, None, None, 1.0
+    else:
+        gx, gxx = rule.dx(av, bv, y)
+        gy, gyy = rule.dy(av, bv, y)
+        gxy = rule.dxy(av, bv, y)
+        gx, gxx, gy, gyy, gxy = _nan_guard(y, gx, gxx, gy, gyy, gxy)
+    fgx, fgy = _flat_factor(gx, shape, n), _flat_factor(gy, shape, n)
+
+    def first(la, lb):
+        if la is None and lb is None:
+            return None
+        if lb is None:
+            return lane_to(la, shape) * gx
+        if la is None:
+            return lane_to(lb, shape) * gy
+        out = np.empty((la.shape[0],) + shape)
+        kernels.first_order_binary(fgx, _flat_lane(la, shape, n), fgy, _flat_lane(lb, shape, n),
+                                   out.reshape(la.shape[0], n))
+        return out
+
+    e1 = first(a1, b1)
+    e2 = e1 if (a2 is a1 and b2 is b1) else first(a2, b2)
+    if ctx is None:
+        return _new(y, e1, e2, None, None)
+    has_cross = (a12 is not None or b12 is not None
+                 or ((a1 is not None or b1 is not None) and (a2 is not None or b2 is not None)))
+    if not has_cross:
+        return _new(y, e1, e2, None, ctx)
+    out = np.empty((ctx.npairs,) + shape)
+    o2 = out.reshape(ctx.npairs, n)
+    fa1, fa2 = _flat_lane(a1, shape, n), _flat_lane(a2, shape, n)
+    fb1, fb2 = _flat_lane(b1, shape, n), _flat_lane(b2, shape, n)
+    fa12, fb12 = _flat_lane(a12, shape, n), _flat_lane(b12, shape, n)
+    if product:
+        kernels.cross_product(fgy, fgx, fa1, fa2, fa12, fb1, fb2, fb12, ctx.ip, ctx.jp, o2)
+    else:
+        kernels.cross_binary(fgx, fgy, _flat_factor(gxx, shape, n), _flat_factor(gxy, shape, n),
+                             _flat_factor(gyy, shape, n), fa1, fa2, fa12, fb1, fb2, fb12,
+                             ctx.ip, ctx.jp, o2)
+    return _new(y, e1, e2, out, ctx)
+
+
+# ---- ufunc methods that are reductions -----------------------------------------------
+def _reduce(name):
+    def run(x, axis=0, dtype=None, out=None, keepdims=False, **kw):
+        if kw:
+            raise TypeError(f"hyperdual does not support the arguments {sorted(kw)} of a ufunc reduction")
+        return getattr(np, name)(x, axis=axis, keepdims=keepdims)
+    run.__name__ = name
+    return run
+
+
+UFUNC_METHODS = {
+    (np.add, "reduce"): _reduce("sum"),
+    (np.multiply, "reduce"): _reduce("prod"),
+    (np.maximum, "reduce"): _reduce("max"),
+    (np.minimum, "reduce"): _reduce("min"),
+    (np.add, "accumulate"): lambda x, axis=0, **kw: np.cumsum(x, axis=axis),
+}

@@ -1,0 +1,92 @@
+"""Seed contexts: the pair map and the identity of one evaluation pass.
+
+Every :class:`~hyperdual.HyperDual` with derivative lanes belongs to a
+:class:`SeedContext`.  The context records how many first-order seed
+directions each side has (``k1`` rows in ``e1``, ``k2`` rows in ``e2``) and,
+for each row ``p`` of the cross lane ``e12``, which pair of directions it
+carries: ``(ip[p], jp[p])``.  All arrays of one pass share one context, so
+every kernel can read ``e1[ip[p]]`` and ``e2[jp[p]]`` for row ``p``.
+
+A context made by :func:`hyperdual.hessian` has a *token*: arrays of two
+different passes never meet silently (:class:`PassMismatchError`).  Contexts
+made by hand (``token=None``) are interchangeable when their pair maps are
+equal, so textbook scalar hyper-duals built separately can be combined.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["SeedContext", "PassMismatchError", "join_contexts"]
+
+
+class PassMismatchError(ValueError):
+    """Two hyper-dual arrays seeded by different passes (or pair maps) met."""
+
+
+class SeedContext:
+    """Pair map shared by all arrays of one pass.
+
+    Parameters
+    ----------
+    ip, jp : array_like of int, shape (P,)
+        Row ``p`` of a cross lane holds the mixed derivative along first-order
+        direction ``ip[p]`` (an ``e1`` row) and ``jp[p]`` (an ``e2`` row).
+    k1, k2 : int
+        Number of ``e1`` and ``e2`` seed directions.
+    token : object, optional
+        Pass identity; contexts with different non-None tokens never mix.
+    """
+
+    __slots__ = ("ip", "jp", "k1", "k2", "token")
+
+    def __init__(self, ip, jp, k1: int, k2: int, token=None):
+        ip = np.ascontiguousarray(ip, dtype=np.int64).reshape(-1)
+        jp = np.ascontiguousarray(jp, dtype=np.int64).reshape(-1)
+        if ip.shape != jp.shape:
+            raise ValueError(f"pair maps differ in length: {ip.size} and {jp.size}")
+        k1, k2 = int(k1), int(k2)
+        if ip.size and (ip.min() < 0 or ip.max() >= k1 or jp.min() < 0 or jp.max() >= k2):
+            raise ValueError(f"pair map refers to seed directions outside e1[0:{k1}] / e2[0:{k2}]")
+        self.ip, self.jp, self.k1, self.k2, self.token = ip, jp, k1, k2, token
+
+    @property
+    def npairs(self) -> int:
+        """Number of cross-lane rows ``P``."""
+        return self.ip.size
+
+    @classmethod
+    def all_pairs(cls, k1: int, k2: int, token=None) -> "SeedContext":
+        """Every combination ``(i, j)``, row ``p = i * k2 + j``."""
+        ip = np.repeat(np.arange(k1), k2)
+        jp = np.tile(np.arange(k2), k1)
+        return cls(ip, jp, k1, k2, token)
+
+    def compatible(self, other: "SeedContext") -> bool:
+        if self is other:
+            return True
+        return (self.token is None and other.token is None and self.k1 == other.k1
+                and self.k2 == other.k2 and np.array_equal(self.ip, other.ip)
+                and np.array_equal(self.jp, other.jp))
+
+    def __repr__(self) -> str:
+        return f"SeedContext(k1={self.k1}, k2={self.k2}, npairs={self.npairs})"
+
+    def __reduce__(self):
+        # A pass token is only meaningful inside one process: an unpickled
+        # context gets a fresh identity, so it never mixes with a live pass.
+        token = None if self.token is None else object()
+        return (SeedContext, (self.ip, self.jp, self.k1, self.k2, token))
+
+
+def join_contexts(a: SeedContext | None, b: SeedContext | None) -> SeedContext | None:
+    """The context of a result with operands from ``a`` and ``b``."""
+    if a is b or b is None:
+        return a
+    if a is None:
+        return b
+    if a.compatible(b):
+        return a
+    raise PassMismatchError(
+        "hyper-dual arrays from two different seeding passes (or with different pair maps) "
+        "were combined; their derivative lanes do not refer to the same seeds. Do not carry "
+        "HyperDual values from one hessian()/jacobian() evaluation into another.")

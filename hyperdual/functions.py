@@ -1,0 +1,943 @@
+"""NumPy array functions on HyperDual arrays (``__array_function__``).
+
+Three kinds, each declared once:
+
+* **Linear** functions (sum, reshape, indexing, concatenate, …) act on every
+  lane the same way as on the value; a user axis ``k`` is lane axis ``k + 1``
+  because the seed axis leads (:func:`linear`).
+* **Multilinear** functions (matmul, dot, einsum, inner, outer, tensordot)
+  follow the product rule for multilinear maps ``f(A_1, …, A_m)``::
+
+      d1 f  = Σ_k f(…, d1 A_k, …)
+      d12 f = Σ_k f(…, d12 A_k, …) + Σ_{k≠l} f(…, d1 A_k, …, d2 A_l, …)
+
+  (:func:`multilinear`); a constant matrix costs one BLAS call per lane stack.
+* **Selections** (max, min, sort, where) pick lanes by value; functions of the
+  value alone (argmax, isclose, …) return plain arrays.
+
+Other functions are built from these and from ufuncs (prod, norm, var, …), or
+have their own rule (inv, slogdet).  Anything not listed raises ``TypeError``.
+"""
+from __future__ import annotations
+
+import operator
+import string
+from typing import Callable
+
+import numpy as np
+
+from .array import FUNCTIONS, HyperDual, as_float_array, dispatch
+from .chain import lane_to, operand, value_of
+from .context import join_contexts
+
+__all__ = ["implements", "register_function", "linear", "multilinear", "getitem", "setitem"]
+
+_new = HyperDual._new
+
+
+def implements(*funcs: Callable):
+    """Register an implementation for NumPy functions (``out=`` handled here)."""
+    def deco(impl):
+        def run(*args, out=None, **kwargs):
+            result = impl(*args, **kwargs)
+            if out is None:
+                return result
+            target = out[0] if isinstance(out, tuple) else out
+            if not isinstance(target, HyperDual):
+                raise TypeError("an out= argument must be a HyperDual: a plain ndarray cannot hold derivatives")
+            target[...] = result
+            return target
+        run.__name__ = run.__qualname__ = impl.__name__
+        run.__doc__ = impl.__doc__
+        for f in funcs:
+            FUNCTIONS[f] = run
+        return impl
+    return deco
+
+
+def register_function(numpy_function: Callable, implementation: Callable) -> None:
+    """Use ``implementation`` for ``numpy_function`` on HyperDual arrays.
+
+    The implementation receives the original arguments (HyperDual arrays
+    among them) and must return a HyperDual built from supported operations
+    (or a plain array for value-only results).
+
+    Examples
+    --------
+    >>> import numpy as np, hyperdual
+    >>> hyperdual.register_function(np.nansum, lambda x, **kw: np.sum(x, **kw))
+    >>> H = hyperdual.hessian(lambda x: np.nansum(x ** 3), np.array([1.0, 2.0]))
+    >>> H[:]
+    array([[ 6.,  0.],
+           [ 0., 12.]])
+    """
+    if not callable(implementation):
+        raise TypeError("implementation must be callable")
+    implements(numpy_function)(implementation)
+
+
+# ---- helpers -------------------------------------------------------------------------
+def _hd(x) -> HyperDual:
+    """A HyperDual view of an operand (constants get no lanes)."""
+    if type(x) is HyperDual:
+        return x
+    return _new(as_float_array(x, "operand"), None, None, None, None)
+
+
+def _axes(axis, ndim) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (tuple, list)):
+        return tuple(_axis1(a, ndim) for a in axis)
+    return (_axis1(axis, ndim),)
+
+
+def _axis1(axis, ndim) -> int:
+    a = operator.index(axis)
+    if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+        raise np.exceptions.AxisError(a, ndim)
+    return a % ndim if ndim else 0
+
+
+def _shift(axes):
+    return tuple(a + 1 for a in axes)
+
+
+def linear(x, fv: Callable, fl: Callable) -> HyperDual:
+    """Apply a linear map: ``fv`` to the value, ``fl`` to every lane ``(K, *S)``."""
+    x = _hd(x)
+    e1, e2, e12 = x._e1, x._e2, x._e12
+    n1 = None if e1 is None else fl(e1)
+    n2 = n1 if e2 is e1 else (None if e2 is None else fl(e2))
+    return _new(np.asarray(fv(x._value)), n1, n2, None if e12 is None else fl(e12), x._ctx)
+
+
+def _rows(ctx, kind):
+    return ctx.k1 if kind == 1 else ctx.k2 if kind == 2 else ctx.npairs
+
+
+def _lanes_of(xs, kind, ctx):
+    """The ``kind`` lane of every operand, zeros where absent (None if all absent)."""
+    attr = ("_e1", "_e2", "_e12")[kind - 1]
+    lanes = [getattr(x, attr) for x in xs]
+    if all(lane is None for lane in lanes):
+        return None
+    rows = _rows(ctx, kind)
+    return [np.zeros((rows,) + x.shape) if lane is None else lane for x, lane in zip(xs, lanes)]
+
+
+def _gather(xs, fv, fl):
+    """A function of several arrays that is linear in all of them jointly (concatenate…)."""
+    xs = [_hd(x) for x in xs]
+    ctx = None
+    for x in xs:
+        ctx = join_contexts(ctx, x._ctx)
+    value = np.asarray(fv([x._value for x in xs]))
+    if ctx is None:
+        return _new(value, None, None, None, None)
+    l1 = _lanes_of(xs, 1, ctx)
+    e1 = None if l1 is None else fl(l1)
+    if all(x._e2 is x._e1 for x in xs):
+        e2 = e1
+    else:
+        l2 = _lanes_of(xs, 2, ctx)
+        e2 = None if l2 is None else fl(l2)
+    l12 = _lanes_of(xs, 3, ctx)
+    return _new(value, e1, e2, None if l12 is None else fl(l12), ctx)
+
+
+# ---- indexing --------------------------------------------------------------------------
+def _is_basic(index: tuple) -> bool:
+    for i in index:
+        if i is None or i is Ellipsis or type(i) is slice:
+            continue
+        if isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)):
+            continue
+        return False
+    return True
+
+
+def _check_index(index):
+    items = index if isinstance(index, tuple) else (index,)
+    for i in items:
+        if isinstance(i, HyperDual):
+            raise IndexError("arrays used as indices must be of integer (or boolean) type, "
+                             "not HyperDual; index with x.value.astype(int) if that is intended")
+    return items
+
+
+def getitem(x, index):
+    """``x[index]``: every lane indexed like the value (all NumPy indexing)."""
+    items = _check_index(index)
+    value = x._value[index]
+    if _is_basic(items):
+        lane_index = (slice(None),) + items
+        return linear(x, lambda v: value, lambda lane: lane[lane_index])
+    # Advanced indexing: index the positions once, then gather every lane by them.
+    pos = np.arange(x._value.size).reshape(x._value.shape)[index]
+    n = x._value.size
+    return linear(x, lambda v: value,
+                  lambda lane: np.ascontiguousarray(lane_to(lane, x.shape)).reshape(lane.shape[0], n)[:, pos])
+
+
+def setitem(x, index, val):
+    """``x[index] = val`` as a new array (lanes are never written in place)."""
+    items = _check_index(index)
+    vv, v1, v2, v12, vctx = operand(val)
+    ctx = join_contexts(x._ctx, vctx)
+    value = x._value.copy()
+    value[index] = vv
+    if ctx is None:
+        return _new(value, None, None, None, None)
+    basic = _is_basic(items)
+    shape = value.shape
+    n = value.size
+    pos = None if basic else np.arange(n).reshape(shape)[index]
+    sub_nd = value[index].ndim if basic else pos.ndim
+
+    def put(xl, vl, rows):
+        if xl is None and vl is None:
+            return None
+        base = np.zeros((rows,) + shape) if xl is None else np.array(lane_to(xl, shape))
+        src = 0.0 if vl is None else _align(vl, sub_nd)
+        if basic:
+            base[(slice(None),) + items] = src
+        else:
+            base.reshape(rows, n)[:, pos] = src
+        return base
+
+    e1 = put(x._e1, v1, ctx.k1)
+    shared = x._e2 is x._e1 and (v2 is v1)
+    e2 = e1 if shared else put(x._e2, v2, ctx.k2)
+    return _new(value, e1, e2, put(x._e12, v12, ctx.npairs), ctx)
+
+
+def _align(lane, nd):
+    s = lane.shape[1:]
+    if len(s) < nd:
+        return lane.reshape(lane.shape[:1] + (1,) * (nd - len(s)) + s)
+    return lane
+
+
+# ---- reductions -----------------------------------------------------------------------
+@implements(np.sum)
+def sum_(a, axis=None, dtype=None, keepdims=False, initial=None, where=None):
+    if initial is not None or where is not None:
+        raise TypeError("hyperdual's numpy.sum does not support initial= or where=")
+    x = _hd(a)
+    ax = _axes(axis, x.ndim)
+    return linear(x, lambda v: np.sum(v, axis=ax, keepdims=keepdims),
+                  lambda lane: np.sum(lane, axis=_shift(ax), keepdims=keepdims))
+
+
+@implements(np.mean)
+def mean(a, axis=None, dtype=None, keepdims=False, where=None):
+    if where is not None:
+        raise TypeError("hyperdual's numpy.mean does not support where=")
+    x = _hd(a)
+    ax = _axes(axis, x.ndim)
+    count = int(np.prod([x.shape[i] for i in ax])) if ax else 1
+    return sum_(x, axis=ax, keepdims=keepdims) * (1.0 / count if count else np.nan)
+
+
+@implements(np.var)
+def var(a, axis=None, dtype=None, ddof=0, keepdims=False, where=None, mean=None, correction=None):
+    if where is not None or mean is not None:
+        raise TypeError("hyperdual's numpy.var does not support where= or mean=")
+    if correction is not None:
+        ddof = correction
+    x = _hd(a)
+    ax = _axes(axis, x.ndim)
+    count = int(np.prod([x.shape[i] for i in ax])) if ax else 1
+    centred = x - globals()["mean"](x, axis=ax, keepdims=True)
+    return sum_(centred * centred, axis=ax, keepdims=keepdims) * (1.0 / (count - ddof))
+
+
+@implements(np.std)
+def std(a, axis=None, dtype=None, ddof=0, keepdims=False, where=None, mean=None, correction=None):
+    return np.sqrt(var(a, axis=axis, ddof=ddof, keepdims=keepdims, where=where, mean=mean,
+                       correction=correction))
+
+
+@implements(np.average)
+def average(a, axis=None, weights=None, returned=False, keepdims=False):
+    if weights is None:
+        avg = mean(a, axis=axis, keepdims=keepdims)
+        wsum = np.asarray(_hd(a).size if axis is None else np.prod([_hd(a).shape[i] for i in _axes(axis, _hd(a).ndim)]), float)
+    else:
+        x, w = _hd(a), weights
+        wv = value_of(w)
+        if np.shape(wv) != x.shape:
+            ax = _axes(axis, x.ndim)
+            if np.ndim(wv) != 1 or len(ax) != 1:
+                raise TypeError("hyperdual's numpy.average needs weights of the array's shape, "
+                                "or 1-D weights with one axis")
+            shape = [1] * x.ndim
+            shape[ax[0]] = -1
+            w = np.reshape(w, shape)
+        wsum = np.sum(w, axis=axis, keepdims=keepdims)
+        avg = np.sum(x * w, axis=axis, keepdims=keepdims) / wsum
+    return (avg, wsum) if returned else avg
+
+
+def _to_last(x, ax):
+    """Move the axes ``ax`` to the end and merge them into one."""
+    rest = [i for i in range(x.ndim) if i not in ax]
+    x = transpose(x, rest + list(ax))
+    return reshape(x, tuple(x.shape[:len(rest)]) + (-1,))
+
+
+def _keep(result, ax, keepdims):
+    if keepdims:
+        for a in sorted(ax):
+            result = expand_dims(result, a)
+    return result
+
+
+@implements(np.prod)
+def prod(a, axis=None, dtype=None, keepdims=False, initial=None, where=None):
+    """Product by a tree of pairwise products: exact with zeros, no division."""
+    if initial is not None or where is not None:
+        raise TypeError("hyperdual's numpy.prod does not support initial= or where=")
+    x = _hd(a)
+    ax = _axes(axis, x.ndim)
+    x = _to_last(x, ax)
+    if x.shape[-1] == 0:
+        return _keep(_new(np.ones(x.shape[:-1]), None, None, None, None), ax, keepdims)
+    while x.shape[-1] > 1:
+        if x.shape[-1] % 2:
+            x = concatenate([x, np.ones(x.shape[:-1] + (1,))], axis=-1)
+        x = x[..., 0::2] * x[..., 1::2]
+    return _keep(x[..., 0], ax, keepdims)
+
+
+def _select_along(x, idx, axis):
+    """Entries ``idx`` (indices along ``axis``, keepdims shape) of value and lanes."""
+    return linear(x, lambda v: np.take_along_axis(v, idx, axis),
+                  lambda lane: np.take_along_axis(lane, idx[None], axis + 1))
+
+
+def _extreme(arg):
+    def impl(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+        if initial is not None or where is not None:
+            raise TypeError(f"hyperdual's numpy.{arg.__name__[3:]} does not support initial= or where=")
+        x = _hd(a)
+        ax = _axes(axis, x.ndim)
+        if x.ndim == 0:
+            return x
+        x = _to_last(x, ax)
+        idx = arg(x._value, axis=-1)[..., None]
+        r = _select_along(x, idx, x.ndim - 1)[..., 0]
+        return _keep(r, ax, keepdims)
+    impl.__name__ = arg.__name__[3:]
+    impl.__doc__ = "Select by value (the first of tied entries, NaN propagates as in NumPy)."
+    return impl
+
+
+implements(np.max, np.amax)(_extreme(np.argmax))
+implements(np.min, np.amin)(_extreme(np.argmin))
+
+
+@implements(np.sort)
+def sort(a, axis=-1, kind=None, order=None, stable=None):
+    """A value-ordered permutation of value and lanes."""
+    x = _hd(a)
+    if axis is None:
+        x, axis = ravel(x), 0
+    axis = _axis1(axis, x.ndim)
+    return _select_along(x, np.argsort(x._value, axis=axis, kind=kind), axis)
+
+
+@implements(np.cumsum)
+def cumsum(a, axis=None, dtype=None):
+    x = _hd(a)
+    if axis is None:
+        x, axis = ravel(x), 0
+    axis = _axis1(axis, x.ndim)
+    return linear(x, lambda v: np.cumsum(v, axis=axis), lambda lane: np.cumsum(lane, axis=axis + 1))
+
+
+@implements(np.diff)
+def diff(a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
+    x = _hd(a)
+    axis = _axis1(axis, x.ndim)
+    parts = []
+    for extra in (prepend, append):
+        if extra is np._NoValue:
+            parts.append(None)
+            continue
+        e = _hd(extra)
+        if e.ndim == 0:
+            shape = list(x.shape)
+            shape[axis] = 1
+            e = broadcast_to(e, tuple(shape))
+        parts.append(e)
+    if parts[0] is not None or parts[1] is not None:
+        x = concatenate([p for p in (parts[0], x, parts[1]) if p is not None], axis=axis)
+    return linear(x, lambda v: np.diff(v, n=n, axis=axis), lambda lane: np.diff(lane, n=n, axis=axis + 1))
+
+
+# ---- shape ------------------------------------------------------------------------------
+@implements(np.reshape)
+def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
+    x = _hd(a)
+    shape = newshape if shape is None else shape
+    if order == "F":
+        return transpose(reshape(transpose(x), tuple(np.atleast_1d(shape))[::-1]))
+    if order != "C":
+        raise TypeError(f"hyperdual's numpy.reshape supports order='C' and 'F', not {order!r}")
+    value = x._value.reshape(shape)
+    return linear(x, lambda v: value, lambda lane: lane.reshape(lane.shape[:1] + value.shape))
+
+
+@implements(np.ravel)
+def ravel(a, order="C"):
+    return reshape(a, -1, order=order)
+
+
+@implements(np.transpose)
+def transpose(a, axes=None):
+    x = _hd(a)
+    axes = tuple(range(x.ndim))[::-1] if axes is None else tuple(_axis1(i, x.ndim) for i in axes)
+    return linear(x, lambda v: np.transpose(v, axes), lambda lane: np.transpose(lane, (0,) + _shift(axes)))
+
+
+@implements(np.swapaxes)
+def swapaxes(a, axis1, axis2):
+    x = _hd(a)
+    i, j = _axis1(axis1, x.ndim), _axis1(axis2, x.ndim)
+    return linear(x, lambda v: np.swapaxes(v, i, j), lambda lane: np.swapaxes(lane, i + 1, j + 1))
+
+
+@implements(np.moveaxis)
+def moveaxis(a, source, destination):
+    x = _hd(a)
+    src, dst = _axes(source, x.ndim), _axes(destination, x.ndim)
+    return linear(x, lambda v: np.moveaxis(v, src, dst),
+                  lambda lane: np.moveaxis(lane, _shift(src), _shift(dst)))
+
+
+@implements(np.expand_dims)
+def expand_dims(a, axis):
+    x = _hd(a)
+    value = np.expand_dims(x._value, axis)
+    ax = _axes(axis, value.ndim)
+    return linear(x, lambda v: value, lambda lane: np.expand_dims(lane, _shift(ax)))
+
+
+@implements(np.squeeze)
+def squeeze(a, axis=None):
+    x = _hd(a)
+    value = np.squeeze(x._value, axis)
+    ax = tuple(i for i in range(x.ndim) if x.shape[i] == 1) if axis is None else _axes(axis, x.ndim)
+    return linear(x, lambda v: value, lambda lane: np.squeeze(lane, _shift(ax)))
+
+
+@implements(np.broadcast_to)
+def broadcast_to(array, shape, subok=False):
+    x = _hd(array)
+    value = np.broadcast_to(x._value, shape)
+    return linear(x, lambda v: value, lambda lane: lane_to(lane, value.shape))
+
+
+def _atleast(fn):
+    def impl(*arys):
+        out = []
+        for a in arys:
+            x = _hd(a)
+            out.append(reshape(x, fn(x._value).shape))
+        return out[0] if len(out) == 1 else tuple(out)
+    impl.__name__ = fn.__name__
+    return impl
+
+
+for _fn in (np.atleast_1d, np.atleast_2d, np.atleast_3d):
+    implements(_fn)(_atleast(_fn))
+
+
+@implements(np.concatenate)
+def concatenate(arrays, axis=0, dtype=None, casting="same_kind"):
+    if axis is None:
+        return concatenate([ravel(a) for a in arrays], axis=0)
+    xs = [_hd(a) for a in arrays]
+    if not xs:
+        raise ValueError("need at least one array to concatenate")
+    ax = _axis1(axis, xs[0].ndim)
+    return _gather(xs, lambda vs: np.concatenate(vs, axis=ax),
+                   lambda lanes: np.concatenate(lanes, axis=ax + 1))
+
+
+@implements(np.stack)
+def stack(arrays, axis=0, dtype=None, casting="same_kind"):
+    xs = [_hd(a) for a in arrays]
+    if not xs:
+        raise ValueError("need at least one array to stack")
+    ax = _axis1(axis, xs[0].ndim + 1)
+    return concatenate([expand_dims(x, ax) for x in xs], axis=ax)
+
+
+@implements(np.hstack)
+def hstack(tup, dtype=None, casting="same_kind"):
+    xs = [_atleast(np.atleast_1d)(a) for a in tup]
+    return concatenate(xs, axis=0 if xs and xs[0].ndim == 1 else 1)
+
+
+@implements(np.vstack)
+def vstack(tup, dtype=None, casting="same_kind"):
+    return concatenate([_atleast(np.atleast_2d)(a) for a in tup], axis=0)
+
+
+@implements(np.column_stack)
+def column_stack(tup):
+    xs = [_hd(a) for a in tup]
+    return concatenate([reshape(x, (-1, 1)) if x.ndim < 2 else x for x in xs], axis=1)
+
+
+@implements(np.flip)
+def flip(m, axis=None):
+    x = _hd(m)
+    ax = _axes(axis, x.ndim)
+    return linear(x, lambda v: np.flip(v, ax), lambda lane: np.flip(lane, _shift(ax)))
+
+
+@implements(np.roll)
+def roll(a, shift, axis=None):
+    x = _hd(a)
+    if axis is None:
+        return reshape(roll(ravel(x), shift, 0), x.shape)
+    ax = _axes(axis, x.ndim)
+    return linear(x, lambda v: np.roll(v, shift, ax), lambda lane: np.roll(lane, shift, _shift(ax)))
+
+
+@implements(np.repeat)
+def repeat(a, repeats, axis=None):
+    x = _hd(a)
+    if axis is None:
+        x, axis = ravel(x), 0
+    ax = _axis1(axis, x.ndim)
+    return linear(x, lambda v: np.repeat(v, repeats, ax), lambda lane: np.repeat(lane, repeats, ax + 1))
+
+
+@implements(np.tile)
+def tile(A, reps):
+    x = _hd(A)
+    reps = tuple(np.atleast_1d(reps))
+    value = np.tile(x._value, reps)
+    x = reshape(x, (1,) * (value.ndim - x.ndim) + x.shape)
+    reps = (1,) * (value.ndim - len(reps)) + reps
+    return linear(x, lambda v: value, lambda lane: np.tile(lane, (1,) + reps))
+
+
+@implements(np.take)
+def take(a, indices, axis=None, mode=None):
+    if mode not in (None, "raise"):
+        raise TypeError("hyperdual's numpy.take supports mode='raise' only")
+    x = _hd(a)
+    if axis is None:
+        return getitem(ravel(x), indices)
+    ax = _axis1(axis, x.ndim)
+    return getitem(x, (slice(None),) * ax + (np.asarray(indices),))
+
+
+@implements(np.copy)
+def copy(a, order="K", subok=False):
+    x = _hd(a)
+    return _new(x._value.copy(), x._e1, x._e2, x._e12, x._ctx)
+
+
+@implements(np.where)
+def where(condition, x=np._NoValue, y=np._NoValue):
+    if x is np._NoValue and y is np._NoValue:
+        return np.where(value_of(condition))
+    cond = np.asarray(value_of(condition), dtype=bool)
+    xs = [_hd(x), _hd(y)]
+    shape = np.broadcast_shapes(cond.shape, xs[0].shape, xs[1].shape)
+    nd = len(shape)
+
+    def pick(lanes):
+        return lane_to(np.where(cond, _align(lanes[0], nd), _align(lanes[1], nd)), shape)
+    return _gather(xs, lambda vs: np.where(cond, vs[0], vs[1]), pick)
+
+
+@implements(np.clip)
+def clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue, max=np._NoValue):
+    """``minimum(maximum(a, a_min), a_max)``: at a bound the derivative passes through."""
+    lo = a_min if a_min is not np._NoValue else (None if min is np._NoValue else min)
+    hi = a_max if a_max is not np._NoValue else (None if max is np._NoValue else max)
+    x = _hd(a)
+    if lo is not None:
+        x = np.maximum(x, lo)
+    if hi is not None:
+        x = np.minimum(x, hi)
+    return x
+
+
+@implements(np.round, np.around)
+def round_(a, decimals=0):
+    """Piecewise constant: derivatives are zero."""
+    x = _hd(a)
+    return _new(np.asarray(np.round(x._value, decimals)), None, None, None, x._ctx)
+
+
+# ---- multilinear -----------------------------------------------------------------------
+def multilinear(op: Callable, operands) -> HyperDual:
+    """Product rule for a map linear in each operand.
+
+    ``op(args, batched)`` evaluates the map where ``batched[k]`` says that
+    ``args[k]`` carries a leading lane axis (all batched args share it).
+    """
+    xs = [_hd(o) for o in operands]
+    ctx = None
+    for x in xs:
+        ctx = join_contexts(ctx, x._ctx)
+    vals = [x._value for x in xs]
+    m = len(xs)
+    flat = [False] * m
+    value = np.asarray(op(vals, flat))
+    if ctx is None:
+        return _new(value, None, None, None, None)
+
+    def with_lanes(subs):
+        args, batched = list(vals), list(flat)
+        for k, lane in subs:
+            args[k], batched[k] = lane, True
+        return op(args, batched)
+
+    def first(attr):
+        total = None
+        for k, x in enumerate(xs):
+            lane = getattr(x, attr)
+            if lane is not None:
+                t = with_lanes([(k, lane)])
+                total = t if total is None else total + t
+        return total
+
+    e1 = first("_e1")
+    e2 = e1 if all(x._e2 is x._e1 for x in xs) else first("_e2")
+    e12 = first("_e12")
+    for k, xk in enumerate(xs):
+        if xk._e1 is None:
+            continue
+        a = xk._e1[ctx.ip]
+        for l, xl in enumerate(xs):
+            if l == k or xl._e2 is None:
+                continue
+            t = with_lanes([(k, a), (l, xl._e2[ctx.jp])])
+            e12 = t if e12 is None else e12 + t
+    return _new(value, e1, e2, e12, ctx)
+
+
+def _matmul_op(args, batched):
+    a, b = args
+    ba, bb = batched
+    a_nd = a.ndim - ba
+    b_nd = b.ndim - bb
+    if a_nd == 0 or b_nd == 0:
+        raise ValueError("matmul: Input operand does not have enough dimensions")
+    if a_nd == 1:
+        a = np.expand_dims(a, a.ndim - 1)
+    if b_nd == 1:
+        b = np.expand_dims(b, b.ndim)
+    nd = max(max(a_nd, 2), max(b_nd, 2))
+    if ba:
+        a = _align(a, nd)
+    if bb:
+        b = _align(b, nd)
+    out = np.matmul(a, b)
+    if b_nd == 1:
+        out = out[..., 0]
+    if a_nd == 1:
+        out = out[..., 0, :] if b_nd != 1 else out[..., 0]
+    return out
+
+
+@implements(np.matmul)
+def matmul(x1, x2, dtype=None, casting=None, order=None, subok=None, axes=None, axis=None):
+    """``x1 @ x2``; a constant operand costs one (batched) BLAS call per lane."""
+    if axes is not None or axis is not None:
+        raise TypeError("hyperdual's numpy.matmul does not support axes= or axis=")
+    return multilinear(_matmul_op, (x1, x2))
+
+
+_LETTERS = string.ascii_letters
+
+
+def _explicit(subscripts: str, ndims) -> str:
+    subscripts = subscripts.replace(" ", "")
+    if "->" in subscripts:
+        return subscripts
+    letters = [c for c in subscripts if c.isalpha()]
+    out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    return subscripts + "->" + ("..." if "..." in subscripts else "") + out
+
+
+def _einsum_op(spec: str):
+    ins, out = spec.split("->")
+    ins = ins.split(",")
+    used = set(spec)
+    z = next(c for c in _LETTERS if c not in used)
+
+    def op(args, batched):
+        if not any(batched):
+            return np.einsum(spec, *args, optimize=True)
+        s = ",".join(z + i if b else i for i, b in zip(ins, batched)) + "->" + z + out
+        return np.einsum(s, *args, optimize=True)
+    return op
+
+
+@implements(np.einsum)
+def einsum(subscripts, *operands, out=None, optimize=False, **kwargs):
+    if not isinstance(subscripts, str):
+        raise TypeError("hyperdual's numpy.einsum takes the subscripts-string form only")
+    if kwargs:
+        raise TypeError(f"hyperdual's numpy.einsum does not support {sorted(kwargs)}")
+    spec = _explicit(subscripts, [np.ndim(value_of(o)) for o in operands])
+    result = multilinear(_einsum_op(spec), operands)
+    if out is not None:
+        out[...] = result
+        return out
+    return result
+
+
+@implements(np.dot)
+def dot(a, b):
+    a, b = _hd(a), _hd(b)
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    if b.ndim <= 2:
+        return matmul(a, b)
+    return tensordot(a, b, axes=([-1], [-2]))
+
+
+@implements(np.vdot)
+def vdot(a, b):
+    return dot(ravel(a), ravel(b))
+
+
+@implements(np.inner)
+def inner(a, b):
+    a, b = _hd(a), _hd(b)
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    return tensordot(a, b, axes=([-1], [-1]))
+
+
+@implements(np.outer)
+def outer(a, b, out=None):
+    return multilinear(_einsum_op("i,j->ij"), (ravel(a), ravel(b)))
+
+
+@implements(np.tensordot)
+def tensordot(a, b, axes=2):
+    a, b = _hd(a), _hd(b)
+    if isinstance(axes, (int, np.integer)):
+        ax_a = list(range(a.ndim - axes, a.ndim))
+        ax_b = list(range(axes))
+    else:
+        ax_a, ax_b = axes
+        ax_a = [ax_a] if isinstance(ax_a, (int, np.integer)) else list(ax_a)
+        ax_b = [ax_b] if isinstance(ax_b, (int, np.integer)) else list(ax_b)
+    ax_a = [_axis1(i, a.ndim) for i in ax_a]
+    ax_b = [_axis1(i, b.ndim) for i in ax_b]
+    if len(ax_a) != len(ax_b):
+        raise ValueError("shape-mismatch for sum")
+    letters = iter(_LETTERS)
+    la = [next(letters) for _ in range(a.ndim)]
+    lb = [next(letters) for _ in range(b.ndim)]
+    for i, j in zip(ax_a, ax_b):
+        lb[j] = la[i]
+    out = [c for i, c in enumerate(la) if i not in ax_a] + [c for j, c in enumerate(lb) if j not in ax_b]
+    spec = "".join(la) + "," + "".join(lb) + "->" + "".join(out)
+    return multilinear(_einsum_op(spec), (a, b))
+
+
+@implements(np.diagonal)
+def diagonal(a, offset=0, axis1=0, axis2=1):
+    x = _hd(a)
+    i, j = _axis1(axis1, x.ndim), _axis1(axis2, x.ndim)
+    return linear(x, lambda v: np.diagonal(v, offset, i, j), lambda lane: np.diagonal(lane, offset, i + 1, j + 1))
+
+
+@implements(np.trace)
+def trace(a, offset=0, axis1=0, axis2=1, dtype=None):
+    return sum_(diagonal(a, offset, axis1, axis2), axis=-1)
+
+
+@implements(np.diag)
+def diag(v, k=0):
+    x = _hd(v)
+    if x.ndim == 2:
+        return diagonal(x, k)
+    if x.ndim != 1:
+        raise ValueError("Input must be 1- or 2-d.")
+    n = x.shape[0] + abs(k)
+    out = _new(np.zeros((n, n)), None, None, None, None)
+    rows = np.arange(x.shape[0]) + max(-k, 0)
+    cols = np.arange(x.shape[0]) + max(k, 0)
+    return setitem(out, (rows, cols), x)
+
+
+# ---- linear algebra ----------------------------------------------------------------------
+@implements(np.linalg.norm)
+def norm(x, ord=None, axis=None, keepdims=False):
+    x = _hd(x)
+    if axis is None and x.ndim == 2 and ord not in (None, "fro"):
+        axis = (0, 1)
+    if axis is None:
+        if ord not in (None, 2, "fro") or x.ndim > 2:
+            if x.ndim > 2:
+                raise ValueError("Improper number of dimensions to norm.")
+        if ord in (None, "fro") or (ord == 2 and x.ndim == 1):
+            r = np.sqrt(sum_(x * x))
+            return reshape(r, (1,) * x.ndim) if keepdims else r
+        axis = (0,) if x.ndim == 1 else (0, 1)
+    ax = _axes(axis, x.ndim)
+    if len(ax) == 1:
+        return _vector_norm(x, ord, ax, keepdims)
+    if len(ax) == 2:
+        r0, c0 = ax
+        if ord in (None, "fro"):
+            return np.sqrt(sum_(x * x, axis=ax, keepdims=keepdims))
+        if ord in (1, -1):
+            s = sum_(np.abs(x), axis=r0, keepdims=True)
+            r = (np.max if ord == 1 else np.min)(s, axis=c0, keepdims=True)
+        elif ord in (np.inf, -np.inf):
+            s = sum_(np.abs(x), axis=c0, keepdims=True)
+            r = (np.max if ord == np.inf else np.min)(s, axis=r0, keepdims=True)
+        else:
+            raise TypeError(f"hyperdual's numpy.linalg.norm does not support matrix ord={ord!r} "
+                            "(singular-value norms); use 'fro', 1, -1, inf or -inf")
+        return r if keepdims else squeeze(r, axis=ax)
+    raise ValueError("Improper number of dimensions to norm.")
+
+
+def _vector_norm(x, ord, ax, keepdims):
+    if ord is None or ord == 2:
+        return np.sqrt(sum_(x * x, axis=ax, keepdims=keepdims))
+    if ord == np.inf:
+        return np.max(np.abs(x), axis=ax, keepdims=keepdims)
+    if ord == -np.inf:
+        return np.min(np.abs(x), axis=ax, keepdims=keepdims)
+    if ord == 1:
+        return sum_(np.abs(x), axis=ax, keepdims=keepdims)
+    if isinstance(ord, str) or ord == 0:
+        raise TypeError(f"hyperdual's numpy.linalg.norm does not support vector ord={ord!r}")
+    p = float(ord)
+    return sum_(np.abs(x) ** p, axis=ax, keepdims=keepdims) ** (1.0 / p)
+
+
+def _mm(a, b):
+    return np.matmul(a, b)
+
+
+@implements(np.linalg.inv)
+def inv(a):
+    """``d(A⁻¹) = -A⁻¹ dA A⁻¹``; ``d12(A⁻¹) = A⁻¹(A1 A⁻¹ A2 + A2 A⁻¹ A1 - A12)A⁻¹``."""
+    x = _hd(a)
+    ai = np.linalg.inv(x._value)
+    ctx = x._ctx
+    nd = ai.ndim
+
+    def first(lane):
+        return None if lane is None else -_mm(_mm(ai, _align(lane, nd)), ai)
+
+    e1 = first(x._e1)
+    e2 = e1 if x._e2 is x._e1 else first(x._e2)
+    e12 = None
+    if x._e12 is not None:
+        e12 = -_mm(_mm(ai, _align(x._e12, nd)), ai)
+    if x._e1 is not None and x._e2 is not None:
+        a1 = _align(x._e1, nd)[ctx.ip]
+        a2 = _align(x._e2, nd)[ctx.jp]
+        cross = _mm(_mm(_mm(_mm(ai, a1), ai), a2), ai) + _mm(_mm(_mm(_mm(ai, a2), ai), a1), ai)
+        e12 = cross if e12 is None else e12 + cross
+    return _new(ai, e1, e2, e12, ctx)
+
+
+@implements(np.linalg.solve)
+def solve(a, b):
+    """With a constant ``A`` every lane is one solve; otherwise ``inv(A) @ b``."""
+    if type(a) is HyperDual and a._ctx is not None:
+        return matmul(inv(a), b)
+    A = a._value if type(a) is HyperDual else as_float_array(a, "matrix")
+    x = _hd(b)
+    vec = x.ndim == 1
+
+    def fl(lane):
+        if vec:
+            return np.linalg.solve(A, lane.T).T
+        return np.linalg.solve(A, _align(lane, x.ndim))
+    return linear(x, lambda v: np.linalg.solve(A, v), fl)
+
+
+@implements(np.linalg.slogdet)
+def slogdet(a):
+    """``d log|A| = tr(A⁻¹ dA)``; ``d12 = tr(A⁻¹ A12) - tr(A⁻¹ A1 A⁻¹ A2)``."""
+    x = _hd(a)
+    sign, logdet = np.linalg.slogdet(x._value)
+    ctx = x._ctx
+    if ctx is None:
+        return type(np.linalg.slogdet(np.eye(1)))(sign, _new(np.asarray(logdet), None, None, None, None))
+    with np.errstate(all="ignore"):
+        ai = np.linalg.inv(x._value)
+    nd = ai.ndim
+
+    def tr(m):  # trace of A⁻¹ m for a lane stack m (R, ..., n, n)
+        return np.einsum("...ji,r...ij->r...", ai, _align(m, nd))
+
+    e1 = None if x._e1 is None else tr(x._e1)
+    e2 = e1 if x._e2 is x._e1 else (None if x._e2 is None else tr(x._e2))
+    e12 = None if x._e12 is None else tr(x._e12)
+    if x._e1 is not None and x._e2 is not None:
+        m1 = _mm(ai, _align(x._e1, nd)[ctx.ip])
+        m2 = _mm(ai, _align(x._e2, nd)[ctx.jp])
+        cross = -np.einsum("r...ij,r...ji->r...", m1, m2)
+        e12 = cross if e12 is None else e12 + cross
+    result = type(np.linalg.slogdet(np.eye(1)))
+    return result(sign, _new(np.asarray(logdet), e1, e2, e12, ctx))
+
+
+@implements(np.linalg.det)
+def det(a):
+    """``sign · exp(log|det A|)``; derivatives are NaN at singular matrices."""
+    sign, logdet = slogdet(a)
+    return np.exp(logdet) * sign
+
+
+# ---- *_like and value-only functions ----------------------------------------------------------
+def _like(fn):
+    def impl(prototype, *args, dtype=None, **kwargs):
+        value = fn(value_of(prototype), *args, dtype=dtype, **kwargs)
+        if value.dtype != np.float64:
+            return value
+        return _new(value, None, None, None, None)
+    impl.__name__ = fn.__name__
+    return impl
+
+
+for _fn in (np.zeros_like, np.ones_like, np.empty_like, np.full_like):
+    implements(_fn)(_like(_fn))
+
+
+def _values(obj):
+    if type(obj) is HyperDual:
+        return obj._value
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_values(o) for o in obj)
+    return obj
+
+
+def _value_only(fn):
+    def impl(*args, **kwargs):
+        return fn(*_values(args), **{k: _values(v) for k, v in kwargs.items()})
+    impl.__name__ = fn.__name__
+    return impl
+
+
+VALUE_FUNCTIONS = (np.argmax, np.argmin, np.argsort, np.allclose, np.isclose, np.any, np.all,
+                   np.count_nonzero, np.nonzero, np.flatnonzero, np.shape, np.ndim, np.size,
+                   np.array_equal, np.searchsorted, np.argwhere, np.iscomplexobj, np.isrealobj)
+for _fn in VALUE_FUNCTIONS:
+    implements(_fn)(_value_only(_fn))
+
+del _fn
