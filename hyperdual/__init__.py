@@ -2,13 +2,21 @@
 
 Forward-mode hyper-dual numbers (Fike & Alonso) carried through NumPy code by
 its own protocols, with Numba kernels for the lane arithmetic.
+
+>>> import numpy as np, hyperdual
+>>> H = hyperdual.hessian(lambda x: np.sum(np.sin(x) * x), np.array([0.0, 1.0]))
+>>> H[0, 0]
+np.float64(2.0)
 """
 from .array import HyperDual
 from .context import PassMismatchError, SeedContext
 from .rules import BinaryRule, register_ufunc
-from . import chain as _chain  # noqa: F401  (ufunc machinery)
 from .functions import register_function
+from .record import trace_of, variable
+from .seeding import set_memory_budget
+from .hessian import Hessian, Jacobian, Stats, gradient, hessian, hvp, jacobian
 
-__all__ = ["HyperDual", "PassMismatchError", "SeedContext", "BinaryRule", "register_ufunc",
-           "register_function"]
+__all__ = ["HyperDual", "Hessian", "Jacobian", "Stats", "hessian", "jacobian", "hvp", "gradient",
+           "variable", "trace_of", "register_ufunc", "register_function", "BinaryRule",
+           "set_memory_budget", "PassMismatchError", "SeedContext"]
 __version__ = "0.1.0"

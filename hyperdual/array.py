@@ -195,6 +195,17 @@ class HyperDual(NDArrayOperatorsMixin):
         return self._ctx.ip.copy(), self._ctx.jp.copy()
 
     @property
+    def stop_gradient(self) -> bool:
+        """Always False; accepted for code written for ``paddle`` (``x.stop_gradient = False``)."""
+        return False
+
+    @stop_gradient.setter
+    def stop_gradient(self, flag) -> None:
+        if flag:
+            raise ValueError("stop_gradient=True is not supported: leave the input out of xs "
+                             "(or pass its value as a constant) to treat it as a constant")
+
+    @property
     def shape(self) -> tuple[int, ...]:
         return self._value.shape
 

@@ -1,0 +1,670 @@
+"""Lazy Hessian and Jacobian objects: index parsing, cache, symmetry, passes.
+
+``hessian(f_or_ys, xs, batch_axis=None)`` returns :class:`Hessian` objects
+that know their shape and nothing else.  Indexing one
+
+1. applies the index to zero-cost broadcast views of the batch, row and
+   column numbers, so NumPy itself decides which entries are touched, the
+   result's shape, and raises its own errors (memory ∝ the result, not N²);
+2. maps entry ``(i, j)`` to the unordered pair ``(min, max)`` of flat input
+   indices (the Hessian is symmetric, and a tuple of inputs is one flat index
+   space, so ``H[0][1]`` and ``H[1][0]`` share one cache) and drops pairs
+   already cached;
+3. runs the passes planned by :mod:`hyperdual.seeding` for the rest, storing
+   values and the "computed" mask together (a pass that raises stores
+   nothing);
+4. returns a plain ``numpy.ndarray`` cut from the cache.
+"""
+from __future__ import annotations
+
+import numbers
+import operator
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from .array import HyperDual, as_float_array
+from .record import replay, topological
+from .seeding import InputSpace, plan_passes, seed_inputs, settings
+
+__all__ = ["Hessian", "Jacobian", "hessian", "jacobian", "hvp", "gradient", "Stats"]
+
+
+@dataclass
+class Stats:
+    """Work done so far by one Hessian (shared by the blocks of a tuple input)."""
+
+    passes: int = 0            #: evaluations with derivative lanes
+    pairs_evaluated: int = 0   #: unordered index pairs seeded, summed over passes
+    samples_evaluated: int = 0  #: batch samples run, summed over passes (batch_axis=0)
+    function_calls: int = 0    #: calls of the user's function (or replays), value call included
+    entries_cached: int = 0    #: (sample, pair) entries stored
+
+
+# ---- argument checks --------------------------------------------------------------------
+def _check_batch_axis(batch_axis):
+    if batch_axis is None:
+        return None
+    if isinstance(batch_axis, (bool, np.bool_)):
+        raise ValueError(f"batch_axis must be None or 0, got {batch_axis!r} (a bool is not an axis)")
+    if not isinstance(batch_axis, (int, np.integer)):
+        raise ValueError(f"batch_axis must be None or 0, got {batch_axis!r} of type {type(batch_axis).__name__}")
+    if batch_axis != 0:
+        raise ValueError(f"batch_axis must be None or 0 (only the leading axis can be a batch), got {batch_axis}")
+    return 0
+
+
+def _as_tuple(xs):
+    if isinstance(xs, (tuple, list)):
+        if len(xs) == 0:
+            raise ValueError("xs is an empty tuple: give at least one input")
+        return list(xs), True
+    return [xs], False
+
+
+def _check_shapes(points, batch, what="xs"):
+    for k, p in enumerate(points):
+        name = f"{what}[{k}]" if len(points) > 1 else what
+        if batch is None and p.ndim > 1:
+            raise ValueError(f"{name}.ndim should be 0 or 1 when batch_axis is None but got {p.ndim} "
+                             f"(shape {p.shape}); flatten the input or use batch_axis=0 for [B, N] samples")
+        if batch is not None and p.ndim not in (1, 2):
+            raise ValueError(f"{name}.ndim should be 1 or 2 when batch_axis=0 but got {p.ndim} (shape {p.shape})")
+    if batch is not None:
+        sizes = {p.shape[0] for p in points}
+        if len(sizes) > 1:
+            raise ValueError(f"inputs have different batch sizes {[p.shape[0] for p in points]}; "
+                             "with batch_axis=0 every input needs the same leading dimension")
+        return points[0].shape[0]
+    return None
+
+
+def _point(x, k, multi):
+    name = f"xs[{k}]" if multi else "xs"
+    if isinstance(x, HyperDual):
+        raise TypeError(f"{name} is a HyperDual: hessian()/jacobian() inside a function being "
+                        "differentiated (nested differentiation) is not supported; compute the inner "
+                        "derivative analytically or differentiate the outer function directly")
+    return np.array(as_float_array(x, name), dtype=np.float64, copy=True)
+
+
+def _output_value(y, what="the function"):
+    """The value of an output, and whether it carries derivatives."""
+    if isinstance(y, HyperDual):
+        return y.value
+    if isinstance(y, (numbers.Number, np.ndarray, np.generic)) and not isinstance(y, (str, bytes)):
+        return as_float_array(y, "the output")
+    raise TypeError(f"{what} returned {type(y).__name__}; expected a scalar (0-d or one-element "
+                    "HyperDual or number), or a [B] array with batch_axis=0")
+
+
+# ---- the evaluation problem shared by all blocks -------------------------------------------------
+class _Problem:
+    """The function, the point, the cache and the pass machinery of one Hessian."""
+
+    def __init__(self, evaluate, points, batch, out_value, order_kind, memory_budget, replay_all):
+        self.evaluate = evaluate          # inputs -> output (HyperDual or constant)
+        self.space = InputSpace(points, batch)
+        self.batch = batch
+        self.value = out_value
+        self.replay_all = replay_all      # the ys form replays every sample
+        self.memory_budget = memory_budget
+        self.kind = order_kind
+        self.stats = Stats(function_calls=1 if order_kind == "callable" else 0)
+        n = self.space.n
+        shape = (n, n) if batch is None else (batch, n, n)
+        self._hval = np.zeros(shape)
+        self._hknown = np.zeros(shape, dtype=bool)
+        gshape = (n,) if batch is None else (batch, n)
+        self._gval = np.zeros(gshape)
+        self._gknown = np.zeros(gshape, dtype=bool)
+        self.lock = threading.RLock()
+
+    # The dense cache is allocated with np.zeros, which maps untouched pages lazily:
+    # memory grows with the entries actually written, not with N².
+
+    def __getstate__(self):
+        if self.kind != "callable":
+            raise TypeError("a Hessian of the hessian(ys, xs) form holds a record and cannot be pickled; "
+                            "use the hessian(func, xs) form with a module-level function")
+        state = self.__dict__.copy()
+        del state["lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.lock = threading.RLock()
+
+    @property
+    def budget(self):
+        return settings.memory_budget if self.memory_budget is None else self.memory_budget
+
+    def _run(self, U, ip, jp, samples, second):
+        inputs, ctx = seed_inputs(self.space, U, ip, jp, samples, second)
+        y = self.evaluate(inputs, samples)
+        self.stats.function_calls += 1
+        nb = None if self.batch is None else (self.batch if samples is None else len(samples))
+        value = _output_value(y)
+        self._check_output(value, nb, samples)
+        if isinstance(y, HyperDual) and y._ctx is not None and y._ctx is not ctx:
+            from .context import join_contexts
+            join_contexts(y._ctx, ctx)
+        rows = 1 if nb is None else nb
+
+        def lane(arr, count):
+            if not isinstance(y, HyperDual) or arr is None:
+                return np.zeros((count, rows))
+            return np.broadcast_to(arr, (count,) + value.shape).reshape(count, rows)
+        g = lane(y._e1 if isinstance(y, HyperDual) else None, len(U))
+        h = lane(y._e12 if isinstance(y, HyperDual) else None, len(ip)) if second else None
+        return g, h
+
+    def _check_output(self, value, nb, samples):
+        if nb is None:
+            if value.size != 1:
+                raise ValueError(f"Only support ys.numel()({value.size})==1 when batch_axis is None: "
+                                 f"the output has shape {value.shape}; a Hessian needs a scalar output")
+            return
+        if value.ndim == 0:
+            return
+        if value.shape not in ((nb,), (nb, 1)):
+            raise ValueError(f"Only support ys[0].numel()==1 when batch_axis=0: the output has shape "
+                             f"{value.shape}; expected [{nb}] or [{nb}, 1] (one scalar per sample)")
+        if samples is not None and np.ndim(self.value) > 0:
+            full = np.reshape(self.value, -1)[samples]
+            got = value.reshape(-1)
+            if not np.allclose(got, full, rtol=1e-9, atol=1e-12, equal_nan=True):
+                raise ValueError("with batch_axis=0 the samples must be independent, but evaluating a "
+                                 "subset of the samples changed their outputs: the function couples "
+                                 "samples (e.g. sums over the batch axis). Its per-sample Hessian is "
+                                 "not defined; use batch_axis=None on the flattened input instead")
+
+    # -- Hessian entries ---------------------------------------------------------------
+    def hessian_entries(self, b, i, j):
+        """Values at flat entries (``b`` sample numbers or None, ``i``, ``j`` flat indices)."""
+        lo, hi = np.minimum(i, j), np.maximum(i, j)
+        key = (lo, hi) if b is None else (b, lo, hi)
+        with self.lock:
+            known = self._hknown[key]
+            if not known.all():
+                self._compute(b, lo, hi, known)
+            return self._hval[key]
+
+    def _compute(self, b, lo, hi, known):
+        miss = ~known
+        n = self.space.n
+        flat = np.unique(lo[miss] * n + hi[miss])
+        plo, phi = flat // n, flat % n
+        samples = None
+        if b is not None and not self.replay_all:
+            need = np.unique(b[miss])
+            if need.size < self.batch:
+                samples = need
+        nsamp = None if self.batch is None else (self.batch if samples is None else len(samples))
+        for clo, chi in plan_passes(plo, phi, self.space.elements(nsamp), self.budget):
+            U, inv = np.unique(np.concatenate([clo, chi]), return_inverse=True)
+            ip, jp = inv[:len(clo)], inv[len(clo):]
+            g, h = self._run(U, ip, jp, samples, True)
+            self._store(samples, U, g, clo, chi, h)
+
+    def _store(self, samples, U, g, lo, hi, h):
+        # Values first, then the mask: an interruption leaves entries unknown, never wrong.
+        if self.batch is None:
+            self._gval[U] = g[:, 0]
+            self._gknown[U] = True
+            if h is not None:
+                self._hval[lo, hi] = h[:, 0]
+                self._hval[hi, lo] = h[:, 0]
+                self._hknown[lo, hi] = True
+                self._hknown[hi, lo] = True
+                self.stats.entries_cached += len(lo)
+        else:
+            s = slice(None) if samples is None else samples[:, None]
+            self._gval[s, U] = g.T
+            self._gknown[s, U] = True
+            if h is not None:
+                if samples is None:
+                    self._hval[:, lo, hi] = h.T
+                    self._hval[:, hi, lo] = h.T
+                    self._hknown[:, lo, hi] = True
+                    self._hknown[:, hi, lo] = True
+                else:
+                    self._hval[samples[:, None], lo, hi] = h.T
+                    self._hval[samples[:, None], hi, lo] = h.T
+                    self._hknown[samples[:, None], lo, hi] = True
+                    self._hknown[samples[:, None], hi, lo] = True
+                self.stats.entries_cached += len(lo) * (self.batch if samples is None else len(samples))
+        self.stats.passes += 1
+        self.stats.pairs_evaluated += 0 if h is None else len(lo)
+        self.stats.samples_evaluated += 0 if self.batch is None else (
+            self.batch if samples is None else len(samples))
+
+    # -- gradient -------------------------------------------------------------------
+    def gradient_entries(self, b, i):
+        key = i if b is None else (b, i)
+        with self.lock:
+            known = self._gknown[key]
+            if not known.all():
+                miss = ~known
+                U = np.unique(i[miss])
+                samples = None
+                if b is not None and not self.replay_all:
+                    need = np.unique(b[miss])
+                    samples = need if need.size < self.batch else None
+                nsamp = None if self.batch is None else (self.batch if samples is None else len(samples))
+                for cu, _ in plan_passes(U, U, self.space.elements(nsamp), self.budget):
+                    g, _h = self._run(cu, np.zeros(0, np.int64), np.zeros(0, np.int64), samples, False)
+                    if self.batch is None:
+                        self._gval[cu] = g[:, 0]
+                        self._gknown[cu] = True
+                    else:
+                        s = slice(None) if samples is None else samples[:, None]
+                        self._gval[s, cu] = g.T
+                        self._gknown[s, cu] = True
+                    self.stats.passes += 1
+            return self._gval[key]
+
+
+# ---- the public objects ---------------------------------------------------------------------
+def _coordinates(dims: list[tuple[str, int]]):
+    shape = tuple(d for _, d in dims)
+    coords = {}
+    for k, (name, d) in enumerate(dims):
+        ar = np.arange(d, dtype=np.int64).reshape([-1 if t == k else 1 for t in range(len(dims))])
+        coords[name] = np.broadcast_to(ar, shape)
+    zero = np.broadcast_to(np.zeros((), np.int64), shape)
+    return shape, {name: coords.get(name, zero) for name in ("b", "i", "j")}
+
+
+class Hessian:
+    """A lazy Hessian block: computes nothing until indexed, then only what was asked.
+
+    Index it exactly like the full ``numpy.ndarray`` it stands for
+    (``H[:]``, ``H[0:2, 1]``, ``H[..., ::-1]``, integer arrays, masks); the
+    result is a plain ``numpy.ndarray`` (a NumPy scalar for a full integer
+    index).  Entries are cached; ``H[j, i]`` after ``H[i, j]`` runs nothing.
+
+    Attributes
+    ----------
+    shape, ndim, dtype
+        Of the full block.
+    value
+        The function value at the point (``[B]`` with a batch).
+    gradient
+        The gradient with respect to this block's row input (computed, or
+        taken from the passes already run).
+    stats
+        A :class:`Stats` of the work done so far (shared by all blocks).
+
+    Examples
+    --------
+    >>> import numpy as np, hyperdual
+    >>> H = hyperdual.hessian(lambda x: np.sum(x ** 3), np.array([1.0, 2.0, 3.0]))
+    >>> H.shape, H.stats.passes
+    ((3, 3), 0)
+    >>> H[1:, 1:]
+    array([[12.,  0.],
+           [ 0., 18.]])
+    >>> H.stats.pairs_evaluated
+    3
+    """
+
+    def __init__(self, problem: _Problem, a: int, b: int):
+        self._problem = problem
+        self._a, self._b = a, b
+        sp = problem.space
+        dims = []
+        if problem.batch is not None:
+            dims.append(("b", problem.batch))
+        if sp.has_axis[a]:
+            dims.append(("i", sp.sizes[a]))
+        if sp.has_axis[b]:
+            dims.append(("j", sp.sizes[b]))
+        self._shape, self._coords = _coordinates(dims)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float64)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self._shape))
+
+    def __len__(self) -> int:
+        if not self._shape:
+            raise TypeError("len() of unsized object")
+        return self._shape[0]
+
+    @property
+    def stats(self) -> Stats:
+        return self._problem.stats
+
+    @property
+    def value(self) -> np.ndarray:
+        return np.array(self._problem.value)
+
+    @property
+    def gradient(self) -> np.ndarray:
+        p = self._problem
+        off = int(p.space.offsets[self._a])
+        dims = []
+        if p.batch is not None:
+            dims.append(("b", p.batch))
+        if p.space.has_axis[self._a]:
+            dims.append(("i", p.space.sizes[self._a]))
+        _, c = _coordinates(dims)
+        b = None if p.batch is None else np.ascontiguousarray(c["b"])
+        return p.gradient_entries(b, off + np.ascontiguousarray(c["i"]))
+
+    def __getitem__(self, index) -> Any:
+        c = self._coords
+        ri = c["i"][index]
+        rj = c["j"][index]
+        p = self._problem
+        scalar = not isinstance(ri, np.ndarray)
+        i = p.space.offsets[self._a] + np.asarray(ri, dtype=np.int64)
+        j = p.space.offsets[self._b] + np.asarray(rj, dtype=np.int64)
+        b = None if p.batch is None else np.asarray(c["b"][index], dtype=np.int64)
+        out = p.hessian_entries(b, i, j)
+        return out[()] if scalar else out
+
+    def __array__(self, dtype=None, copy=None):
+        full = self[...]
+        return full if dtype is None else full.astype(dtype)
+
+    def __repr__(self) -> str:
+        st = self._problem.stats
+        return f"Hessian(shape={self._shape}, entries_cached={st.entries_cached}, passes={st.passes})"
+
+
+def _callable_problem(func, xs, batch_axis, memory_budget):
+    items, multi = _as_tuple(xs)
+    points = [_point(x, k, multi) for k, x in enumerate(items)]
+    batch = _check_shapes(points, batch_axis)
+
+    def evaluate(inputs, samples):
+        return func(*inputs) if multi else func(inputs[0])
+
+    y = func(*points) if multi else func(points[0])
+    value = _output_value(y)
+    problem = _Problem(evaluate, points, batch, value, "callable", memory_budget, replay_all=False)
+    problem._check_output(value, batch, None)
+    problem.value = value.reshape(()) if batch is None else (value.reshape(batch) if value.ndim else value)
+    return problem, multi
+
+
+def _recorded_problem(ys, xs, batch_axis, memory_budget):
+    items, multi = _as_tuple(xs)
+    leaves = []
+    for k, x in enumerate(items):
+        name = f"xs[{k}]" if multi else "xs"
+        if not isinstance(x, HyperDual) or x._node is None:
+            raise TypeError(f"{name} must be an input made with hyperdual.variable() when ys is an "
+                            "array (the hessian(ys, xs) form); or pass a function: hessian(func, xs)")
+        if x._node.call is not None:
+            raise ValueError(f"{name} was modified in place after hyperdual.variable() created it; "
+                             "the record no longer refers to it as an input. Create a new variable "
+                             "instead of assigning into it")
+        leaves.append(x._node)
+    if not isinstance(ys, HyperDual) or ys._node is None:
+        raise TypeError(f"ys is a {type(ys).__name__}, not an array computed from hyperdual.variable "
+                        "inputs; for a function, call hessian(func, xs)")
+    points = [leaf.value for leaf in leaves]
+    batch = _check_shapes(points, batch_axis)
+    order = topological(ys._node)
+    present = {id(n) for n in order}
+    if not any(id(leaf) in present for leaf in leaves):
+        raise ValueError("ys was not computed from xs: none of the given inputs appears in its record")
+    ids = [id(leaf) for leaf in leaves]
+
+    def evaluate(inputs, samples):
+        return replay(order, dict(zip(ids, inputs)))
+
+    problem = _Problem(evaluate, points, batch, ys.value, "recorded", memory_budget, replay_all=True)
+    problem._check_output(ys.value, batch, None)
+    return problem, multi
+
+
+def _problem(f_or_ys, xs, batch_axis, memory_budget):
+    batch_axis = _check_batch_axis(batch_axis)
+    if memory_budget is not None and int(memory_budget) <= 0:
+        raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget}")
+    if callable(f_or_ys):
+        return _callable_problem(f_or_ys, xs, batch_axis, memory_budget)
+    return _recorded_problem(f_or_ys, xs, batch_axis, memory_budget)
+
+
+def hessian(f_or_ys: Callable | HyperDual, xs, batch_axis: int | None = None, *,
+            memory_budget: int | None = None):
+    """Lazy Hessian of a scalar function (or a recorded output) at a point.
+
+    Parameters
+    ----------
+    f_or_ys : callable or HyperDual
+        A function ``f(x)`` (``f(*xs)`` for a tuple/list ``xs``) written with
+        NumPy, returning a scalar (``[B]`` with ``batch_axis=0``); or ``ys``,
+        an output computed from inputs made with :func:`hyperdual.variable`.
+    xs : array_like or tuple/list of array_like
+        The point: ``[N]`` or 0-d (``[B, N]`` or ``[B]`` with a batch); the
+        Hessian keeps its own float64 copy.  With ``ys``, the variables.
+    batch_axis : None or 0
+        ``0``: the leading axis holds independent samples; ``H`` is ``[B, N, N]``.
+    memory_budget : int, optional
+        Bytes of lanes per pass (default :func:`hyperdual.set_memory_budget`, 512 MiB).
+
+    Returns
+    -------
+    Hessian or tuple of tuples of Hessian
+        ``H[i][j]`` is the block of inputs ``i`` and ``j`` for a tuple ``xs``.
+        Nothing is differentiated until a block is indexed.
+
+    Examples
+    --------
+    >>> import numpy as np, hyperdual
+    >>> def rosen(x):
+    ...     return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+    >>> H = hyperdual.hessian(rosen, np.array([1.0, 1.0, 1.0]))
+    >>> H[:]
+    array([[ 802., -400.,    0.],
+           [-400., 1002., -400.],
+           [   0., -400.,  200.]])
+    """
+    problem, multi = _problem(f_or_ys, xs, batch_axis, memory_budget)
+    m = len(problem.space.points)
+    if not multi:
+        return Hessian(problem, 0, 0)
+    return tuple(tuple(Hessian(problem, a, b) for b in range(m)) for a in range(m))
+
+
+def gradient(func: Callable, x, batch_axis: int | None = None) -> np.ndarray:
+    """The exact gradient of a scalar function (one pass of first-order lanes).
+
+    Examples
+    --------
+    >>> import numpy as np, hyperdual
+    >>> hyperdual.gradient(lambda x: np.sum(x ** 2), np.array([1.0, -2.0]))
+    array([ 2., -4.])
+    """
+    return hessian(func, x, batch_axis).gradient
+
+
+def hvp(func: Callable, x, v) -> np.ndarray:
+    """The Hessian-vector product ``H(x) @ v`` of a scalar function.
+
+    One pass with ``e1`` the unit vectors and ``e2 = v``: row ``i`` of the
+    cross lane is ``e_iᵀ H v``.
+
+    Examples
+    --------
+    >>> import numpy as np, hyperdual
+    >>> hyperdual.hvp(lambda x: np.sum(x ** 3), np.array([1.0, 2.0]), np.array([1.0, 1.0]))
+    array([ 6., 12.])
+    """
+    from .context import SeedContext
+    point = _point(x, 0, False)
+    if point.ndim > 1:
+        raise ValueError(f"x.ndim should be 0 or 1 but got {point.ndim}")
+    vec = as_float_array(v, "v")
+    if vec.shape != point.shape:
+        raise ValueError(f"v has shape {vec.shape}; expected the shape of x, {point.shape}")
+    n = point.size
+    ctx = SeedContext(np.arange(n), np.zeros(n, np.int64), n, 1, token=object())
+    e1 = np.eye(n).reshape((n,) + point.shape)
+    xd = HyperDual._new(point, e1, vec.reshape((1,) + point.shape).copy(), None, ctx)
+    y = func(xd)
+    value = _output_value(y)
+    if value.size != 1:
+        raise ValueError(f"hvp needs a scalar output, got shape {value.shape}")
+    if not isinstance(y, HyperDual) or y._e12 is None:
+        return np.zeros(point.shape)
+    return y._e12.reshape(point.shape).copy()
+
+
+# ---- Jacobian --------------------------------------------------------------------------------
+class Jacobian:
+    """A lazy Jacobian block ``∂ys/∂xs[k]``: columns are computed when indexed.
+
+    ``ys`` ``[M]`` (or 0-d) and ``x`` ``[N]`` (or 0-d) give ``[M, N]``;
+    with ``batch_axis=0``, ``[B, M]`` and ``[B, N]`` give ``[B, M, N]``.
+
+    Examples
+    --------
+    >>> import numpy as np, hyperdual
+    >>> J = hyperdual.jacobian(lambda x: np.array([1.0, 2.0]) * x ** 2, np.array([1.0, 3.0]))
+    >>> J[:]
+    array([[ 2.,  0.],
+           [ 0., 12.]])
+    """
+
+    def __init__(self, problem, k):
+        self._p, self._k = problem, k
+        p = problem
+        dims = []
+        if p.batch is not None:
+            dims.append(("b", p.batch))
+        if p.out_axis:
+            dims.append(("i", p.out_size))
+        if p.space.has_axis[k]:
+            dims.append(("j", p.space.sizes[k]))
+        self._shape, self._coords = _coordinates(dims)
+
+    shape = property(lambda self: self._shape)
+    ndim = property(lambda self: len(self._shape))
+    dtype = property(lambda self: np.dtype(np.float64))
+    stats = property(lambda self: self._p.stats)
+
+    def __len__(self):
+        if not self._shape:
+            raise TypeError("len() of unsized object")
+        return self._shape[0]
+
+    def __getitem__(self, index):
+        c = self._coords
+        ri, rj = c["i"][index], c["j"][index]
+        scalar = not isinstance(ri, np.ndarray)
+        j = self._p.space.offsets[self._k] + np.asarray(rj, dtype=np.int64)
+        b = None if self._p.batch is None else np.asarray(c["b"][index], dtype=np.int64)
+        out = self._p.entries(b, np.asarray(ri, dtype=np.int64), j)
+        return out[()] if scalar else out
+
+    def __array__(self, dtype=None, copy=None):
+        full = self[...]
+        return full if dtype is None else full.astype(dtype)
+
+
+class _JacobianProblem(_Problem):
+    def __init__(self, evaluate, points, batch, out_value, kind, budget, replay_all):
+        super().__init__(evaluate, points, batch, out_value, kind, budget, replay_all)
+        nb = 0 if batch is None else 1
+        if out_value.ndim > nb + 1:
+            raise ValueError(f"ys.ndim should be {nb} or {nb + 1} for a Jacobian "
+                             f"({'with' if batch is not None else 'without'} batch_axis) but got "
+                             f"{out_value.ndim} (shape {out_value.shape})")
+        if batch is not None and (out_value.ndim == 0 or out_value.shape[0] != batch):
+            raise ValueError(f"ys has shape {out_value.shape}; with batch_axis=0 it needs the batch "
+                             f"size {batch} as its leading dimension")
+        self.out_axis = out_value.ndim > nb
+        self.out_size = out_value.shape[nb] if self.out_axis else 1
+        n = self.space.n
+        shape = (self.out_size, n) if batch is None else (batch, self.out_size, n)
+        self._jval = np.zeros(shape)
+        self._jknown = np.zeros(n if batch is None else (batch, n), dtype=bool)
+        self._hval = self._hknown = None
+
+    def _check_output(self, value, nb, samples):
+        return None
+
+    def entries(self, b, i, j):
+        with self.lock:
+            known = self._jknown[j] if b is None else self._jknown[b, j]
+            if not known.all():
+                cols = np.unique(j[~known])
+                nsamp = self.batch
+                for cu, _ in plan_passes(cols, cols, self.space.elements(nsamp), self.budget):
+                    inputs, ctx = seed_inputs(self.space, cu, np.zeros(0, np.int64),
+                                              np.zeros(0, np.int64), None, False)
+                    y = self.evaluate(inputs, None)
+                    self.stats.function_calls += 1
+                    self.stats.passes += 1
+                    value = _output_value(y)
+                    if value.shape != self.value.shape:
+                        raise ValueError(f"the output changed shape between calls: {value.shape} "
+                                         f"vs {self.value.shape}")
+                    lane = y._e1 if isinstance(y, HyperDual) else None
+                    k = len(cu)
+                    if lane is None:
+                        lane = np.zeros((k,) + value.shape)
+                    lane = np.broadcast_to(lane, (k,) + value.shape)
+                    if self.batch is None:
+                        self._jval[:, cu] = lane.reshape(k, self.out_size).T
+                        self._jknown[cu] = True
+                    else:
+                        self._jval[:, :, cu] = np.moveaxis(lane.reshape(k, self.batch, self.out_size), 0, -1)
+                        self._jknown[:, cu] = True
+            return self._jval[(i, j)] if b is None else self._jval[(b, i, j)]
+
+
+def jacobian(f_or_ys: Callable | HyperDual, xs, batch_axis: int | None = None, *,
+             memory_budget: int | None = None):
+    """Lazy Jacobian of a function (or a recorded output) at a point.
+
+    Parameters are as for :func:`hessian`; the output may be ``[M]`` (``[B, M]``
+    with ``batch_axis=0``).  Returns a :class:`Jacobian`, or a tuple of them
+    (one per input) for a tuple ``xs``.
+
+    Examples
+    --------
+    >>> import numpy as np, hyperdual
+    >>> J = hyperdual.jacobian(lambda x: np.sin(x) * x[0], np.array([0.0, 1.0]))
+    >>> np.round(J[:], 6)
+    array([[0.      , 0.      ],
+           [0.841471, 0.      ]])
+    """
+    batch_axis = _check_batch_axis(batch_axis)
+    if callable(f_or_ys):
+        items, multi = _as_tuple(xs)
+        points = [_point(x, k, multi) for k, x in enumerate(items)]
+        batch = _check_shapes(points, batch_axis)
+        func = f_or_ys
+
+        def evaluate(inputs, samples):
+            return func(*inputs) if multi else func(inputs[0])
+        value = _output_value(func(*points) if multi else func(points[0]))
+        problem = _JacobianProblem(evaluate, points, batch, value, "callable", memory_budget, False)
+    else:
+        base, multi = _recorded_problem(f_or_ys, xs, batch_axis, memory_budget)
+        problem = _JacobianProblem(base.evaluate, base.space.points, base.batch, np.asarray(base.value),
+                                   "recorded", memory_budget, True)
+    m = len(problem.space.points)
+    js = tuple(Jacobian(problem, k) for k in range(m))
+    return js if multi else js[0]

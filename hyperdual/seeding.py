@@ -1,0 +1,129 @@
+"""Index pairs -> seeded inputs, grouped into passes within a memory budget.
+
+One pass evaluates the function once on HyperDual inputs whose lanes carry
+``K`` unit seed directions ``U = (u_0, …, u_{K-1})`` (flat input indices)
+and ``P`` pairs ``(ip[p], jp[p])`` into them.  The output's cross lane row
+``p`` is then ``∂²f / ∂x_{U[ip[p]]} ∂x_{U[jp[p]]}`` and its ``e1`` row ``k``
+is ``∂f / ∂x_{U[k]}``.  Both sides use the same directions (``e2 is e1``),
+which halves first-order work: the union of the row and column indices of a
+chunk is never larger than the two sets together.
+
+Passes are sized twice: never above the memory budget (estimated from the
+input size: ``LIVE_FACTOR`` lane-sized intermediates alive at once), and by
+default no larger than ``chunk_elements`` per lane, because cache-sized lanes
+run several times faster than huge ones.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .array import HyperDual
+from .context import SeedContext
+
+__all__ = ["InputSpace", "plan_passes", "seed_inputs", "settings", "set_memory_budget"]
+
+#: Estimated number of lane-sized intermediates alive at once in a pass.
+LIVE_FACTOR = 16
+
+
+@dataclass
+class Settings:
+    """Global defaults; every ``hessian()`` call may override them."""
+
+    memory_budget: int = 512 * 2 ** 20
+    chunk_elements: int = 2 ** 17
+
+
+settings = Settings()
+
+
+def set_memory_budget(nbytes: int) -> None:
+    """Set the default per-pass lane memory budget in bytes (default 512 MiB).
+
+    Examples
+    --------
+    >>> import hyperdual
+    >>> hyperdual.set_memory_budget(256 * 2**20)
+    >>> hyperdual.set_memory_budget(512 * 2**20)
+    """
+    nbytes = int(nbytes)
+    if nbytes <= 0:
+        raise ValueError(f"the memory budget must be positive, got {nbytes}")
+    settings.memory_budget = nbytes
+
+
+@dataclass
+class InputSpace:
+    """The flat index space of one or several inputs.
+
+    ``points[m]`` is member ``m`` (shape ``()``/``(M,)``, or ``(B,)``/``(B, M)``
+    with a batch); its entries are flat indices ``offsets[m] .. offsets[m] + sizes[m]``.
+    """
+
+    points: list
+    batch: int | None
+
+    def __post_init__(self):
+        nb = 0 if self.batch is None else 1
+        self.sizes = [int(p.shape[nb]) if p.ndim > nb else 1 for p in self.points]
+        self.has_axis = [p.ndim > nb for p in self.points]
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
+        self.n = int(self.offsets[-1])
+
+    def elements(self, nsamples: int | None) -> int:
+        """Input elements of one lane row (the size estimate for intermediates)."""
+        return max(1, self.n * (1 if nsamples is None else nsamples))
+
+
+def plan_passes(lo, hi, lane_elements: int, budget: int, chunk_elements: int | None = None):
+    """Split the pairs ``(lo[p], hi[p])`` into passes; yields ``(lo, hi)`` chunks."""
+    chunk = settings.chunk_elements if chunk_elements is None else chunk_elements
+    per_pair = lane_elements * 8 * LIVE_FACTOR
+    if per_pair > budget:
+        raise ValueError(
+            f"the memory budget of {budget} bytes is too small for even one index pair: a pass "
+            f"needs about {per_pair} bytes of lanes for inputs of {lane_elements} elements; "
+            f"raise memory_budget (or hyperdual.set_memory_budget)")
+    pmax = max(1, min(budget // per_pair, max(1, chunk // lane_elements)))
+    npairs = len(lo)
+    if npairs <= pmax:
+        yield lo, hi
+        return
+    width = max(1, int(np.sqrt(pmax)))
+    order = np.lexsort((hi, lo, hi // width, lo // width))
+    lo, hi = lo[order], hi[order]
+    for s in range(0, npairs, pmax):
+        yield lo[s:s + pmax], hi[s:s + pmax]
+
+
+def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=True):
+    """HyperDual inputs seeded along the flat indices ``U``.
+
+    ``e1`` row ``k`` (and ``e2``, the same array, when ``second``) is the unit
+    vector of flat index ``U[k]``; the context pairs rows ``(ip[p], jp[p])``.
+    ``samples`` selects batch samples (None: all).
+    """
+    k = len(U)
+    ctx = SeedContext(ip, jp, k, k if second else 0, token=object())
+    inputs = []
+    for m, point in enumerate(space.points):
+        if samples is not None:
+            point = point[samples]
+        lo, size = space.offsets[m], space.sizes[m]
+        rows = np.nonzero((U >= lo) & (U < lo + size))[0]
+        if rows.size == 0:
+            inputs.append(HyperDual._new(point, None, None, None, ctx))
+            continue
+        lane = np.zeros((k,) + point.shape)
+        if space.has_axis[m]:
+            cols = U[rows] - lo
+            if space.batch is None:
+                lane[rows, cols] = 1.0
+            else:
+                lane[rows, :, cols] = 1.0
+        else:
+            lane[rows] = 1.0
+        inputs.append(HyperDual._new(point, lane, lane if second else None, None, ctx))
+    return inputs, ctx
