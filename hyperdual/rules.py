@@ -173,16 +173,16 @@ def register_ufunc(ufunc: np.ufunc, derivatives: Callable | BinaryRule) -> None:
     >>> bool(np.isclose(H[0, 0], -2 * 0.5 * c * np.exp(-0.25)))
     True
     """
-    if not isinstance(ufunc, np.ufunc):
+    # Numba's @vectorize makes a DUFunc, which wraps a ufunc and dispatches as itself.
+    keys = [ufunc] + ([ufunc.ufunc] if isinstance(getattr(ufunc, "ufunc", None), np.ufunc) else [])
+    if not isinstance(keys[-1], np.ufunc):
         raise TypeError(f"register_ufunc needs a numpy.ufunc, got {type(ufunc).__name__}; "
                         "for other NumPy functions use hyperdual.register_function")
     if ufunc.nout != 1 or ufunc.nin not in (1, 2):
         raise ValueError(f"{ufunc.__name__}: only ufuncs with 1 or 2 inputs and 1 output can be registered")
-    if ufunc.nin == 1:
-        if not callable(derivatives):
-            raise TypeError("a unary rule is a callable (a, y) -> (g', g'')")
-        UNARY[ufunc] = derivatives
-    else:
-        if not isinstance(derivatives, BinaryRule):
-            raise TypeError("a binary rule is a hyperdual.BinaryRule(dx=..., dy=..., dxy=...)")
-        BINARY[ufunc] = derivatives
+    if ufunc.nin == 1 and not callable(derivatives):
+        raise TypeError("a unary rule is a callable (a, y) -> (g', g'')")
+    if ufunc.nin == 2 and not isinstance(derivatives, BinaryRule):
+        raise TypeError("a binary rule is a hyperdual.BinaryRule(dx=..., dy=..., dxy=...)")
+    for key in keys:
+        (UNARY if ufunc.nin == 1 else BINARY)[key] = derivatives
