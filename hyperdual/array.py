@@ -273,8 +273,10 @@ class HyperDual(NDArrayOperatorsMixin):
         from . import chain
 
         for x in inputs:
-            if _foreign(x):
+            if type(x) not in _PLAIN and _foreign(x):
                 return NotImplemented
+        if method == "__call__" and not kwargs:
+            return dispatch(chain.apply_ufunc, (ufunc,) + inputs, {})
         out = kwargs.pop("out", None)
         if kwargs:
             kwargs.pop("casting", None)
@@ -310,6 +312,29 @@ class HyperDual(NDArrayOperatorsMixin):
                 f"hyperdual.register_function({getattr(func, '__name__', 'func')}, impl) "
                 f"(elementwise ufuncs: hyperdual.register_ufunc).")
         return dispatch(impl, args, kwargs)
+
+    # Arithmetic operators go straight to the chain rule (what NDArrayOperatorsMixin
+    # would reach through NumPy's override machinery, a microsecond later).
+    def _binop(ufunc, reflected=False):
+        def op(self, other):
+            if type(other) not in _PLAIN and _foreign(other):
+                return NotImplemented
+            from .chain import apply_ufunc
+            args = (ufunc, other, self) if reflected else (ufunc, self, other)
+            return dispatch(apply_ufunc, args, {})
+        op.__name__ = f"__{'r' if reflected else ''}{ufunc.__name__}__"
+        return op
+
+    __add__, __radd__ = _binop(np.add), _binop(np.add, True)
+    __sub__, __rsub__ = _binop(np.subtract), _binop(np.subtract, True)
+    __mul__, __rmul__ = _binop(np.multiply), _binop(np.multiply, True)
+    __truediv__, __rtruediv__ = _binop(np.true_divide), _binop(np.true_divide, True)
+    __pow__, __rpow__ = _binop(np.power), _binop(np.power, True)
+    del _binop
+
+    def __neg__(self):
+        from .chain import apply_ufunc
+        return dispatch(apply_ufunc, (np.negative, self), {})
 
     # ---- indexing -----------------------------------------------------------
     def __getitem__(self, index):
@@ -405,6 +430,9 @@ class HyperDual(NDArrayOperatorsMixin):
 
 def _restore(value, e1, e2, e12, ctx, shared):
     return HyperDual._new(value, e1, e1 if shared else e2, e12, ctx)
+
+
+_PLAIN = {HyperDual, np.ndarray, float, int, np.float64}
 
 
 def _foreign(x) -> bool:

@@ -55,24 +55,44 @@ def _flat_lane(lane, shape, n):
     """A lane as a C-contiguous ``(K, n)`` array (a zero-row array when absent)."""
     if lane is None:
         return _EMPTY2
-    lane = lane_to(lane, shape)
-    return np.ascontiguousarray(lane).reshape(lane.shape[0], n)
+    if lane.ndim == 2 and lane.shape[1] == n and len(shape) == 1 and lane.flags.c_contiguous:
+        return lane
+    if lane.shape[1:] != shape:
+        lane = lane_to(lane, shape)
+    if not lane.flags.c_contiguous:
+        lane = np.ascontiguousarray(lane)
+    return lane.reshape(lane.shape[0], n)
+
+
+_CONSTANTS: dict[float, np.ndarray] = {}
 
 
 def _flat_factor(g, shape, n):
+    """A derivative factor as a length-n array, length 1 for a constant, 0 for zero."""
     if g is None:
         return _EMPTY1
-    return np.ascontiguousarray(np.broadcast_to(g, shape), dtype=np.float64).reshape(n)
+    if type(g) is np.ndarray:
+        if g.shape == shape:
+            if g.ndim == 1 and g.flags.c_contiguous:
+                return g
+            return g.reshape(n) if g.flags.c_contiguous else np.ascontiguousarray(g).reshape(n)
+        if g.size == 1:
+            return g.reshape(1).astype(np.float64, copy=False)
+        return np.ascontiguousarray(np.broadcast_to(g, shape), dtype=np.float64).reshape(n)
+    c = _CONSTANTS.get(g)
+    if c is None:
+        c = np.full(1, g, dtype=np.float64)
+        if len(_CONSTANTS) < 256:
+            _CONSTANTS[g] = c
+    return c
 
 
-def _nan_guard(y, *gs):
-    """Where the value is NaN (outside a domain), every derivative is NaN too."""
-    if not np.isnan(np.add.reduce(y, axis=None)):
-        return gs
-    bad = np.isnan(y)
-    if not bad.any():
-        return gs
-    return tuple(np.where(bad, np.nan, 0.0 if g is None else g) for g in gs)
+def _out(wanted, rows, shape, n):
+    """An output lane ``(rows, *shape)`` and its flat view; zero rows when not wanted."""
+    if not wanted:
+        return None, _EMPTY2
+    out = np.empty((rows,) + shape)
+    return out, (out if len(shape) == 1 else out.reshape(rows, n))
 
 
 def unsupported_ufunc(ufunc):
@@ -114,30 +134,25 @@ def unary(ufunc, x, rule):
     a = x._value
     y = ufunc(a)
     g1, g2 = rule(a, y)
-    g1, g2 = _nan_guard(y, g1, g2)
     return lift(y, x, g1, g2)
 
 
 def lift(y, x, g1, g2):
     """The chain rule: ``y = g(x)`` with ``g1 = g'(x)`` and ``g2 = g''(x)`` (None: zero)."""
     e1, e2, e12, ctx = x._e1, x._e2, x._e12, x._ctx
-    n1 = None if e1 is None else e1 * g1
-    n2 = n1 if e2 is e1 else (None if e2 is None else e2 * g1)
-    if g2 is not None and e1 is not None and e2 is not None:
-        y = np.asarray(y)
-        shape, n = y.shape, y.size
-        out = np.empty((ctx.npairs,) + shape)
-        o2 = out.reshape(ctx.npairs, n)
-        f1, f2 = _flat_lane(e1, shape, n), _flat_lane(e2, shape, n)
-        if e12 is None:
-            kernels.cross_chain_new(_flat_factor(g2, shape, n), f1, f2, ctx.ip, ctx.jp, o2)
-        else:
-            kernels.cross_chain(_flat_factor(g1, shape, n), _flat_factor(g2, shape, n), f1, f2,
-                                _flat_lane(e12, shape, n), ctx.ip, ctx.jp, o2)
-        n12 = out
-    else:
-        n12 = None if e12 is None else e12 * g1
-    return _new(y, n1, n2, n12, ctx)
+    y = np.asarray(y)
+    if e1 is None and e2 is None and e12 is None:
+        return _new(y, None, None, None, ctx)
+    shape, n = y.shape, y.size
+    shared = e2 is e1
+    cross = g2 is not None and e1 is not None and e2 is not None
+    n1, f1 = _out(e1 is not None, ctx.k1, shape, n)
+    n2, f2 = _out(e2 is not None and not shared, ctx.k2, shape, n)
+    n12, f12 = _out(e12 is not None or cross, ctx.npairs, shape, n)
+    kernels.chain_lanes(y.reshape(n), _flat_factor(g1, shape, n), _flat_factor(g2, shape, n),
+                        _flat_lane(e1, shape, n), _flat_lane(e2, shape, n), _flat_lane(e12, shape, n),
+                        ctx.ip, ctx.jp, f1, f2, f12)
+    return _new(y, n1, n1 if shared else n2, n12, ctx)
 
 
 # ---- linear and selection ----------------------------------------------------------
@@ -198,6 +213,16 @@ def select(ufunc, a, b):
 
 
 # ---- binary ----------------------------------------------------------------------
+def scale(x, c, y):
+    """``x * c`` for a constant ``c``: every lane is scaled (linear, no kernel)."""
+    y = np.asarray(y)
+    nd = y.ndim
+    e1, e2, e12 = x._e1, x._e2, x._e12
+    n1 = None if e1 is None else _align(e1, nd) * c
+    n2 = n1 if e2 is e1 else (None if e2 is None else _align(e2, nd) * c)
+    return _new(y, n1, n2, None if e12 is None else _align(e12, nd) * c, x._ctx)
+
+
 def _scalar_power(x, c):
     """``x ** c`` for a constant real scalar ``c`` (the common case, kept cheap)."""
     a = x._value
@@ -209,10 +234,8 @@ def _scalar_power(x, c):
         return _new(np.ones_like(a), None, None, None, x._ctx)
     y = np.asarray(np.power(a, c))
     with np.errstate(divide="ignore", invalid="ignore"):
-        am1 = np.power(a, c - 1.0)
-        g1 = c * am1
+        g1 = c * np.power(a, c - 1.0)
         g2 = (c * (c - 1.0)) * np.power(a, c - 2.0)
-    g1, g2 = _nan_guard(y, g1, g2)
     return lift(y, x, g1, g2)
 
 
@@ -225,79 +248,52 @@ def binary(ufunc, rule, a, b):
             if c.ndim == 0:
                 return _scalar_power(a, float(c))
         bv = as_float_array(b, "operand")
+        if ufunc is np.multiply:
+            return scale(a, bv, a._value * bv)
+        if ufunc is np.true_divide:
+            return scale(a, 1.0 / bv, a._value / bv)
         av = a._value
         y = np.asarray(ufunc(av, bv))
         g1, g2 = rule.dx(av, bv, y)
-        g1, g2 = _nan_guard(y, g1, g2)
-        return _lift_broadcast(y, a, g1, g2)
+        return lift(y, a, g1, g2)
     if not a_dual:
         av = as_float_array(a, "operand")
+        if ufunc is np.multiply:
+            return scale(b, av, av * b._value)
         bv = b._value
         y = np.asarray(ufunc(av, bv))
         g1, g2 = rule.dy(av, bv, y)
-        g1, g2 = _nan_guard(y, g1, g2)
-        return _lift_broadcast(y, b, g1, g2)
+        return lift(y, b, g1, g2)
     return _binary_both(ufunc, rule, a, b)
 
 
-def _lift_broadcast(y, x, g1, g2):
-    """The unary chain rule when ``x`` broadcasts up to the result's shape."""
-    shape = y.shape
-    if x._value.shape != shape:
-        e1 = lane_to(x._e1, shape)
-        e2 = e1 if x._e2 is x._e1 else lane_to(x._e2, shape)
-        x = _new(x._value, e1, e2, lane_to(x._e12, shape), x._ctx)
-    return lift(y, x, g1, g2)
-
-
 def _binary_both(ufunc, rule, a, b):
-    av, a1, a2, a12, actx = a._value, a._e1, a._e2, a._e12, a._ctx
-    bv, b1, b2, b12, bctx = b._value, b._e1, b._e2, b._e12, b._ctx
-    ctx = join_contexts(actx, bctx)
+    av, a1, a2, a12 = a._value, a._e1, a._e2, a._e12
+    bv, b1, b2, b12 = b._value, b._e1, b._e2, b._e12
+    ctx = join_contexts(a._ctx, b._ctx)
     y = np.asarray(ufunc(av, bv))
+    if ctx is None:
+        return _new(y, None, None, None, None)
     shape, n = y.shape, y.size
-    product = ufunc is np.multiply
-    if product:
+    if ufunc is np.multiply:
         gx, gy, gxx, gyy, gxy = bv, av, None, None, 1.0
     else:
         gx, gxx = rule.dx(av, bv, y)
         gy, gyy = rule.dy(av, bv, y)
         gxy = rule.dxy(av, bv, y)
-        gx, gxx, gy, gyy, gxy = _nan_guard(y, gx, gxx, gy, gyy, gxy)
-    fgx, fgy = _flat_factor(gx, shape, n), _flat_factor(gy, shape, n)
-
-    def first(la, lb):
-        if la is None and lb is None:
-            return None
-        if lb is None:
-            return lane_to(la, shape) * gx
-        if la is None:
-            return lane_to(lb, shape) * gy
-        out = np.empty((la.shape[0],) + shape)
-        kernels.first_order_binary(fgx, _flat_lane(la, shape, n), fgy, _flat_lane(lb, shape, n),
-                                   out.reshape(la.shape[0], n))
-        return out
-
-    e1 = first(a1, b1)
-    e2 = e1 if (a2 is a1 and b2 is b1) else first(a2, b2)
-    if ctx is None:
-        return _new(y, e1, e2, None, None)
-    has_cross = (a12 is not None or b12 is not None
-                 or ((a1 is not None or b1 is not None) and (a2 is not None or b2 is not None)))
-    if not has_cross:
-        return _new(y, e1, e2, None, ctx)
-    out = np.empty((ctx.npairs,) + shape)
-    o2 = out.reshape(ctx.npairs, n)
-    fa1, fa2 = _flat_lane(a1, shape, n), _flat_lane(a2, shape, n)
-    fb1, fb2 = _flat_lane(b1, shape, n), _flat_lane(b2, shape, n)
-    fa12, fb12 = _flat_lane(a12, shape, n), _flat_lane(b12, shape, n)
-    if product:
-        kernels.cross_product(fgy, fgx, fa1, fa2, fa12, fb1, fb2, fb12, ctx.ip, ctx.jp, o2)
-    else:
-        kernels.cross_binary(fgx, fgy, _flat_factor(gxx, shape, n), _flat_factor(gxy, shape, n),
-                             _flat_factor(gyy, shape, n), fa1, fa2, fa12, fb1, fb2, fb12,
-                             ctx.ip, ctx.jp, o2)
-    return _new(y, e1, e2, out, ctx)
+    shared = a2 is a1 and b2 is b1
+    has1 = a1 is not None or b1 is not None
+    has2 = a2 is not None or b2 is not None
+    n1, f1 = _out(has1, ctx.k1, shape, n)
+    n2, f2 = _out(has2 and not shared, ctx.k2, shape, n)
+    n12, f12 = _out(a12 is not None or b12 is not None or (has1 and has2), ctx.npairs, shape, n)
+    kernels.binary_lanes(y.reshape(n), _flat_factor(gx, shape, n), _flat_factor(gy, shape, n),
+                         _flat_factor(gxx, shape, n), _flat_factor(gxy, shape, n),
+                         _flat_factor(gyy, shape, n),
+                         _flat_lane(a1, shape, n), _flat_lane(a2, shape, n), _flat_lane(a12, shape, n),
+                         _flat_lane(b1, shape, n), _flat_lane(b2, shape, n), _flat_lane(b12, shape, n),
+                         ctx.ip, ctx.jp, f1, f2, f12)
+    return _new(y, n1, n1 if shared else n2, n12, ctx)
 
 
 # ---- ufunc methods that are reductions -----------------------------------------------

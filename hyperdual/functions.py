@@ -226,8 +226,9 @@ def sum_(a, axis=None, dtype=None, keepdims=False, initial=None, where=None):
         raise TypeError("hyperdual's numpy.sum does not support initial= or where=")
     x = _hd(a)
     ax = _axes(axis, x.ndim)
-    return linear(x, lambda v: np.sum(v, axis=ax, keepdims=keepdims),
-                  lambda lane: np.sum(lane, axis=_shift(ax), keepdims=keepdims))
+    lax = _shift(ax)
+    return linear(x, lambda v: np.add.reduce(v, axis=ax, keepdims=keepdims),
+                  lambda lane: np.add.reduce(lane, axis=lax, keepdims=keepdims))
 
 
 @implements(np.mean)

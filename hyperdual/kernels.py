@@ -32,7 +32,10 @@ The math (``e1, e2`` first-order lanes, ``e12`` cross lane, ``i = ip[p]``,
       z.e12[p] = y * x.e12[p] + x * y.e12[p] + x.e1[i] * y.e2[j] + y.e1[i] * x.e2[j]
 
 Absent lanes (known zeros) are passed as arrays with zero rows and skipped;
-that keeps ``0 * inf`` out of lanes that are structurally zero.
+that keeps ``0 * inf`` out of lanes that are structurally zero.  Two kernels
+do all elementwise work: ``chain_lanes`` (unary) and ``binary_lanes``; each
+computes every output lane in one call, so a small operation pays one
+dispatch.
 
 Every kernel is its own top-level ``def`` with ``cache=True``: functions made
 by a factory would share one on-disk cache entry.
@@ -40,51 +43,106 @@ by a factory would share one on-disk cache entry.
 from __future__ import annotations
 
 import numba as nb
+import numpy as np
 
-__all__ = ["cross_chain", "cross_chain_new", "first_order_binary", "cross_binary", "cross_product"]
+__all__ = ["chain_lanes", "binary_lanes"]
 
 _jit = nb.njit(cache=True, nogil=True, error_model="numpy")
 
 
 @_jit
-def cross_chain(g1, g2, e1, e2, e12, ip, jp, out):  # pragma: no cover - compiled
-    """out[p] = g1 * e12[p] + g2 * e1[ip[p]] * e2[jp[p]]."""
-    npairs, n = out.shape
-    for p in range(npairs):
-        a = ip[p]
-        b = jp[p]
-        for t in range(n):
-            out[p, t] = g1[t] * e12[p, t] + g2[t] * e1[a, t] * e2[b, t]
+def _stride(g):  # pragma: no cover - compiled
+    """Index stride of a factor: 1 for a length-n array, 0 for a constant (length 1)."""
+    return 1 if g.shape[0] > 1 else 0
 
 
 @_jit
-def cross_chain_new(g2, e1, e2, ip, jp, out):  # pragma: no cover - compiled
-    """out[p] = g2 * e1[ip[p]] * e2[jp[p]] (the input had no cross lane)."""
-    npairs, n = out.shape
-    for p in range(npairs):
-        a = ip[p]
-        b = jp[p]
-        for t in range(n):
-            out[p, t] = g2[t] * e1[a, t] * e2[b, t]
+def _has_nan(y):  # pragma: no cover - compiled
+    for t in range(y.shape[0]):
+        if y[t] != y[t]:
+            return True
+    return False
 
 
 @_jit
-def first_order_binary(gx, xe, gy, ye, out):  # pragma: no cover - compiled
-    """out[k] = gx * xe[k] + gy * ye[k]."""
-    rows, n = out.shape
-    for k in range(rows):
-        for t in range(n):
-            out[k, t] = gx[t] * xe[k, t] + gy[t] * ye[k, t]
+def _poison(y, out):  # pragma: no cover - compiled
+    """Where the value is NaN, every derivative is NaN."""
+    for t in range(y.shape[0]):
+        if y[t] != y[t]:
+            for k in range(out.shape[0]):
+                out[k, t] = np.nan
 
 
 @_jit
-def cross_binary(gx, gy, gxx, gxy, gyy, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, out):  # pragma: no cover
-    """Binary chain rule for the cross lane; zero-row lanes are absent (zero).
+def chain_lanes(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12):  # pragma: no cover - compiled
+    """Unary chain rule on every lane; zero-row arrays are absent lanes/outputs.
 
-    ``gxx``, ``gxy`` or ``gyy`` with zero length mean an identically zero
-    second partial.
+    ``o1 = g1 e1``, ``o2 = g1 e2`` (skipped when ``o2`` has no rows: absent,
+    or shared with ``o1``), ``o12 = g1 e12 + g2 e1[ip] e2[jp]``.  Factors have
+    length n, or 1 for a constant; ``g2`` of length 0 means ``g'' = 0``.
+    Where ``y`` is NaN every derivative is NaN.
     """
-    npairs, n = out.shape
+    n = y.shape[0]
+    s1 = _stride(g1)
+    for k in range(o1.shape[0]):
+        for t in range(n):
+            o1[k, t] = g1[t * s1] * e1[k, t]
+    for k in range(o2.shape[0]):
+        for t in range(n):
+            o2[k, t] = g1[t * s1] * e2[k, t]
+    cross = g2.shape[0] > 0 and e1.shape[0] > 0 and e2.shape[0] > 0
+    s2 = _stride(g2) if g2.shape[0] > 0 else 0
+    has12 = e12.shape[0] > 0
+    for p in range(o12.shape[0]):
+        a = ip[p]
+        b = jp[p]
+        if has12 and cross:
+            for t in range(n):
+                o12[p, t] = g1[t * s1] * e12[p, t] + g2[t * s2] * e1[a, t] * e2[b, t]
+        elif has12:
+            for t in range(n):
+                o12[p, t] = g1[t * s1] * e12[p, t]
+        else:
+            for t in range(n):
+                o12[p, t] = g2[t * s2] * e1[a, t] * e2[b, t]
+    if _has_nan(y):
+        _poison(y, o1)
+        _poison(y, o2)
+        _poison(y, o12)
+
+
+@_jit
+def _first(gx, xe, gy, ye, out):  # pragma: no cover - compiled
+    n = out.shape[1]
+    hx = xe.shape[0] > 0
+    hy = ye.shape[0] > 0
+    sx = _stride(gx)
+    sy = _stride(gy)
+    for k in range(out.shape[0]):
+        if hx and hy:
+            for t in range(n):
+                out[k, t] = gx[t * sx] * xe[k, t] + gy[t * sy] * ye[k, t]
+        elif hx:
+            for t in range(n):
+                out[k, t] = gx[t * sx] * xe[k, t]
+        else:
+            for t in range(n):
+                out[k, t] = gy[t * sy] * ye[k, t]
+
+
+@_jit
+def binary_lanes(y, gx, gy, gxx, gxy, gyy, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp,
+                 o1, o2, o12):  # pragma: no cover - compiled
+    """Binary chain rule on every lane of ``z = g(x, y)``; zero-row arrays are absent.
+
+    Factors have length n, 1 (a constant) or 0 (identically zero); where the
+    value ``y`` is NaN every derivative is NaN.
+    """
+    n = y.shape[0]
+    if o1.shape[0] > 0:
+        _first(gx, xe1, gy, ye1, o1)
+    if o2.shape[0] > 0:
+        _first(gx, xe2, gy, ye2, o2)
     hx1 = xe1.shape[0] > 0
     hx2 = xe2.shape[0] > 0
     hy1 = ye1.shape[0] > 0
@@ -95,45 +153,29 @@ def cross_binary(gx, gy, gxx, gxy, gyy, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, 
     hyy = gyy.shape[0] > 0 and hy1 and hy2
     hxy_a = gxy.shape[0] > 0 and hx1 and hy2
     hxy_b = gxy.shape[0] > 0 and hy1 and hx2
-    for p in range(npairs):
+    sx, sy = _stride(gx), _stride(gy)
+    sxx = _stride(gxx) if gxx.shape[0] > 0 else 0
+    sxy = _stride(gxy) if gxy.shape[0] > 0 else 0
+    syy = _stride(gyy) if gyy.shape[0] > 0 else 0
+    for p in range(o12.shape[0]):
         a = ip[p]
         b = jp[p]
         for t in range(n):
             s = 0.0
             if hx12:
-                s += gx[t] * xe12[p, t]
+                s += gx[t * sx] * xe12[p, t]
             if hy12:
-                s += gy[t] * ye12[p, t]
+                s += gy[t * sy] * ye12[p, t]
             if hxx:
-                s += gxx[t] * xe1[a, t] * xe2[b, t]
+                s += gxx[t * sxx] * xe1[a, t] * xe2[b, t]
             if hyy:
-                s += gyy[t] * ye1[a, t] * ye2[b, t]
+                s += gyy[t * syy] * ye1[a, t] * ye2[b, t]
             if hxy_a:
-                s += gxy[t] * xe1[a, t] * ye2[b, t]
+                s += gxy[t * sxy] * xe1[a, t] * ye2[b, t]
             if hxy_b:
-                s += gxy[t] * ye1[a, t] * xe2[b, t]
-            out[p, t] = s
-
-
-@_jit
-def cross_product(xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, out):  # pragma: no cover
-    """Product rule for the cross lane of ``x * y``; zero-row lanes are absent."""
-    npairs, n = out.shape
-    hx12 = xe12.shape[0] > 0
-    hy12 = ye12.shape[0] > 0
-    ha = xe1.shape[0] > 0 and ye2.shape[0] > 0
-    hb = ye1.shape[0] > 0 and xe2.shape[0] > 0
-    for p in range(npairs):
-        a = ip[p]
-        b = jp[p]
-        for t in range(n):
-            s = 0.0
-            if hx12:
-                s += yv[t] * xe12[p, t]
-            if hy12:
-                s += xv[t] * ye12[p, t]
-            if ha:
-                s += xe1[a, t] * ye2[b, t]
-            if hb:
-                s += ye1[a, t] * xe2[b, t]
-            out[p, t] = s
+                s += gxy[t * sxy] * ye1[a, t] * xe2[b, t]
+            o12[p, t] = s
+    if _has_nan(y):
+        _poison(y, o1)
+        _poison(y, o2)
+        _poison(y, o12)

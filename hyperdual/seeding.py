@@ -125,5 +125,8 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
                 lane[rows, :, cols] = 1.0
         else:
             lane[rows] = 1.0
+        nan = np.isnan(point)
+        if nan.any():  # a NaN input makes every derivative through it NaN, never a finite number
+            lane[:, nan] = np.nan
         inputs.append(HyperDual._new(point, lane, lane if second else None, None, ctx))
     return inputs, ctx
