@@ -14,9 +14,10 @@ from .rules import BinaryRule, register_ufunc
 from .functions import register_function
 from .record import trace_of, variable
 from .seeding import set_memory_budget
+from .kernels import load_kernels
 from .hessian import Hessian, Jacobian, Stats, gradient, hessian, hvp, jacobian
 
 __all__ = ["HyperDual", "Hessian", "Jacobian", "Stats", "hessian", "jacobian", "hvp", "gradient",
            "variable", "trace_of", "register_ufunc", "register_function", "BinaryRule",
-           "set_memory_budget", "PassMismatchError", "SeedContext"]
+           "set_memory_budget", "load_kernels", "PassMismatchError", "SeedContext"]
 __version__ = "0.1.0"

@@ -149,7 +149,8 @@ def lift(y, x, g1, g2):
     n1, f1 = _out(e1 is not None, ctx.k1, shape, n)
     n2, f2 = _out(e2 is not None and not shared, ctx.k2, shape, n)
     n12, f12 = _out(e12 is not None or cross, ctx.npairs, shape, n)
-    kernels.chain_lanes(y.reshape(n), _flat_factor(g1, shape, n), _flat_factor(g2, shape, n),
+    kernels.choose(n * (f1.shape[0] + f2.shape[0] + f12.shape[0]))[0](
+                        y.reshape(n), _flat_factor(g1, shape, n), _flat_factor(g2, shape, n),
                         _flat_lane(e1, shape, n), _flat_lane(e2, shape, n), _flat_lane(e12, shape, n),
                         ctx.ip, ctx.jp, f1, f2, f12)
     return _new(y, n1, n1 if shared else n2, n12, ctx)
@@ -287,7 +288,8 @@ def _binary_both(ufunc, rule, a, b):
     n1, f1 = _out(has1, ctx.k1, shape, n)
     n2, f2 = _out(has2 and not shared, ctx.k2, shape, n)
     n12, f12 = _out(a12 is not None or b12 is not None or (has1 and has2), ctx.npairs, shape, n)
-    kernels.binary_lanes(y.reshape(n), _flat_factor(gx, shape, n), _flat_factor(gy, shape, n),
+    kernels.choose(n * (f1.shape[0] + f2.shape[0] + f12.shape[0]))[1](
+                         y.reshape(n), _flat_factor(gx, shape, n), _flat_factor(gy, shape, n),
                          _flat_factor(gxx, shape, n), _flat_factor(gxy, shape, n),
                          _flat_factor(gyy, shape, n),
                          _flat_lane(a1, shape, n), _flat_lane(a2, shape, n), _flat_lane(a12, shape, n),

@@ -179,3 +179,114 @@ def binary_lanes(y, gx, gy, gxx, gxy, gyy, xe1, xe2, xe12, ye1, ye2, ye12, ip, j
         _poison(y, o1)
         _poison(y, o2)
         _poison(y, o12)
+
+
+# ---- NumPy twins, and the choice between them -------------------------------------------
+# The first call of any Numba kernel in a process costs about half a second (Numba
+# initialises its compiler even to load cached code).  Small problems therefore run
+# the same math in NumPy until the work done makes that cost worth paying, or until
+# ``hyperdual.load_kernels()`` is called.
+
+def _poison_np(y, *outs):
+    bad = np.isnan(y)
+    if bad.any():
+        for o in outs:
+            if o.shape[0]:
+                o[:, bad] = np.nan
+
+
+def chain_lanes_numpy(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12):
+    """NumPy twin of :func:`chain_lanes` (same arguments, same results)."""
+    if o1.shape[0]:
+        np.multiply(e1, g1, out=o1)
+    if o2.shape[0]:
+        np.multiply(e2, g1, out=o2)
+    if o12.shape[0]:
+        cross = g2.shape[0] > 0 and e1.shape[0] > 0 and e2.shape[0] > 0
+        if cross:
+            np.multiply(e1[ip], e2[jp], out=o12)
+            o12 *= g2
+            if e12.shape[0]:
+                o12 += e12 * g1
+        else:
+            np.multiply(e12, g1, out=o12)
+    _poison_np(y, o1, o2, o12)
+
+
+def _first_np(gx, xe, gy, ye, out):
+    if xe.shape[0] and ye.shape[0]:
+        np.multiply(xe, gx, out=out)
+        out += ye * gy
+    elif xe.shape[0]:
+        np.multiply(xe, gx, out=out)
+    else:
+        np.multiply(ye, gy, out=out)
+
+
+def binary_lanes_numpy(y, gx, gy, gxx, gxy, gyy, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12):
+    """NumPy twin of :func:`binary_lanes` (same arguments, same results)."""
+    if o1.shape[0]:
+        _first_np(gx, xe1, gy, ye1, o1)
+    if o2.shape[0]:
+        _first_np(gx, xe2, gy, ye2, o2)
+    if o12.shape[0]:
+        o12[...] = 0.0
+        if xe12.shape[0]:
+            o12 += xe12 * gx
+        if ye12.shape[0]:
+            o12 += ye12 * gy
+        x1, x2, y1, y2 = (lane.shape[0] > 0 for lane in (xe1, xe2, ye1, ye2))
+        if gxx.shape[0] and x1 and x2:
+            o12 += xe1[ip] * xe2[jp] * gxx
+        if gyy.shape[0] and y1 and y2:
+            o12 += ye1[ip] * ye2[jp] * gyy
+        if gxy.shape[0] and x1 and y2:
+            o12 += xe1[ip] * ye2[jp] * gxy
+        if gxy.shape[0] and y1 and x2:
+            o12 += ye1[ip] * xe2[jp] * gxy
+    _poison_np(y, o1, o2, o12)
+
+
+#: Elements of lane work after which the Numba kernels are loaded (one op, or in total).
+LOAD_AFTER_OP = 2 ** 18
+LOAD_AFTER_TOTAL = 2 ** 24
+
+
+class _Choice:
+    ready = False
+    work = 0
+
+
+def choose(work: int):
+    """``(chain, binary)`` kernels for an operation touching ``work`` lane elements."""
+    if _Choice.ready:
+        return chain_lanes, binary_lanes
+    _Choice.work += work
+    if work >= LOAD_AFTER_OP or _Choice.work >= LOAD_AFTER_TOTAL:
+        load_kernels()
+        return chain_lanes, binary_lanes
+    return chain_lanes_numpy, binary_lanes_numpy
+
+
+def load_kernels() -> None:
+    """Load (from the on-disk cache, or compile) the Numba kernels now.
+
+    Small problems start on NumPy implementations of the same kernels and
+    switch when enough work has been done; call this once to switch at once
+    (e.g. before timing many small Hessians).
+
+    Examples
+    --------
+    >>> import hyperdual
+    >>> hyperdual.load_kernels()
+    """
+    if _Choice.ready:
+        return
+    y = np.ones(1)
+    lane = np.ones((1, 1))
+    pair = np.zeros(1, np.int64)
+    none = np.zeros((0, 1))
+    chain_lanes(y, y, y, lane, lane, lane, pair, pair, np.empty((1, 1)), none, np.empty((1, 1)))
+    binary_lanes(y, y, y, y, y, y, lane, lane, lane, lane, lane, lane, pair, pair,
+                 np.empty((1, 1)), none, np.empty((1, 1)))
+    _Choice.ready = True

@@ -1,0 +1,90 @@
+"""The Numba kernels and their NumPy twins give the same lanes, for every branch."""
+import itertools
+
+import numpy as np
+import pytest
+
+from hyperdual import kernels
+
+RNG = np.random.default_rng(7)
+N, K1, K2, P = 7, 3, 2, 5
+IP = RNG.integers(0, K1, P)
+JP = RNG.integers(0, K2, P)
+
+
+def lane(rows, present):
+    return RNG.standard_normal((rows, N)) if present else np.zeros((0, N))
+
+
+def factor(kind):
+    return {"array": RNG.standard_normal(N), "const": np.array([1.7]), "zero": np.zeros(0)}[kind]
+
+
+def run_both(kernel, twin, args, outs):
+    got = [np.full_like(o, -999.0) for o in outs]
+    want = [np.full_like(o, -999.0) for o in outs]
+    kernel(*args, *got)
+    twin(*args, *want)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-14, atol=1e-14)
+    return got
+
+
+@pytest.mark.parametrize("has1,has2,has12,g1kind,g2kind,nan",
+                         list(itertools.product([True, False], [True, False], [True, False],
+                                                ["array", "const"], ["array", "const", "zero"],
+                                                [False, True])))
+def test_chain_lanes_twin(has1, has2, has12, g1kind, g2kind, nan):
+    y = RNG.standard_normal(N)
+    if nan:
+        y[2] = np.nan
+    e1, e2, e12 = lane(K1, has1), lane(K2, has2), lane(P, has12)
+    cross = g2kind != "zero" and has1 and has2
+    outs = [np.empty((K1 if has1 else 0, N)), np.empty((K2 if has2 else 0, N)),
+            np.empty((P if (has12 or cross) else 0, N))]
+    g1, g2 = factor(g1kind), factor(g2kind)
+    got = run_both(kernels.chain_lanes, kernels.chain_lanes_numpy,
+                   (y, g1, g2, e1, e2, e12, IP, JP), outs)
+    # the formula itself, written out
+    if has1:
+        np.testing.assert_allclose(got[0][:, ~np.isnan(y)], (g1 * e1)[:, ~np.isnan(y)], rtol=1e-14)
+    if got[2].shape[0]:
+        want = (g1 * e12 if has12 else 0.0) + (g2 * e1[IP] * e2[JP] if cross else 0.0)
+        np.testing.assert_allclose(got[2][:, ~np.isnan(y)], np.broadcast_to(want, got[2].shape)[:, ~np.isnan(y)],
+                                   rtol=1e-13, atol=1e-14)
+    if nan:
+        for o in got:
+            assert np.isnan(o[:, 2]).all()
+
+
+@pytest.mark.parametrize("x1,x2,x12,y1,y2,y12", [c for c in itertools.product([True, False], repeat=6)
+                                                 if any(c)])
+@pytest.mark.parametrize("second", ["full", "product"])
+def test_binary_lanes_twin(x1, x2, x12, y1, y2, y12, second):
+    y = RNG.standard_normal(N)
+    y[4] = np.nan
+    gx, gy = factor("array"), factor("const")
+    if second == "full":
+        gxx, gxy, gyy = factor("array"), factor("array"), factor("const")
+    else:
+        gxx, gxy, gyy = factor("zero"), np.ones(1), factor("zero")
+    lanes = [lane(K1, x1), lane(K2, x2), lane(P, x12), lane(K1, y1), lane(K2, y2), lane(P, y12)]
+    outs = [np.empty((K1 if (x1 or y1) else 0, N)), np.empty((K2 if (x2 or y2) else 0, N)), np.empty((P, N))]
+    got = run_both(kernels.binary_lanes, kernels.binary_lanes_numpy,
+                   (y, gx, gy, gxx, gxy, gyy, *lanes, IP, JP), outs)
+    ok = ~np.isnan(y)
+    z = np.zeros((1, N))
+    a1, a2, a12, b1, b2, b12 = (lane if lane.shape[0] else z for lane in lanes)
+    want = (gx * a12 + gy * b12 + (gxx if gxx.size else 0) * a1[IP % len(a1)] * a2[JP % len(a2)]
+            + (gyy if gyy.size else 0) * b1[IP % len(b1)] * b2[JP % len(b2)]
+            + gxy * (a1[IP % len(a1)] * b2[JP % len(b2)] + b1[IP % len(b1)] * a2[JP % len(a2)]))
+    np.testing.assert_allclose(got[2][:, ok], np.broadcast_to(want, (P, N))[:, ok], rtol=1e-12, atol=1e-13)
+    assert np.isnan(got[2][:, 4]).all()
+
+
+def test_choice_switches_to_numba_after_enough_work(monkeypatch):
+    monkeypatch.setattr(kernels._Choice, "ready", False)
+    monkeypatch.setattr(kernels._Choice, "work", 0)
+    assert kernels.choose(10)[0] is kernels.chain_lanes_numpy
+    assert kernels.choose(kernels.LOAD_AFTER_OP)[0] is kernels.chain_lanes
+    assert kernels._Choice.ready
