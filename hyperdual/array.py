@@ -278,7 +278,7 @@ class HyperDual(NDArrayOperatorsMixin):
         if method == "__call__" and not kwargs:
             return dispatch(chain.apply_ufunc, (ufunc,) + inputs, {})
         out = kwargs.pop("out", None)
-        if kwargs:
+        if method == "__call__" and kwargs:
             kwargs.pop("casting", None)
             if kwargs.pop("dtype", None) not in (None, float, np.float64) or kwargs:
                 raise TypeError(f"hyperdual does not support the arguments {sorted(kwargs)} "

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numbers
 import operator
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -30,6 +31,11 @@ from .record import replay, topological
 from .seeding import InputSpace, plan_passes, seed_inputs, settings
 
 __all__ = ["Hessian", "Jacobian", "hessian", "jacobian", "hvp", "gradient", "Stats"]
+
+
+_COUPLED = ("with batch_axis=0 the samples must be independent, but the outputs of some samples "
+            "depend on other samples' inputs (e.g. a sum over the batch axis): a per-sample Hessian "
+            "is not defined. Use batch_axis=None on the flattened input instead")
 
 
 @dataclass
@@ -147,7 +153,7 @@ class _Problem:
         self.stats.function_calls += 1
         nb = None if self.batch is None else (self.batch if samples is None else len(samples))
         value = _output_value(y)
-        self._check_output(value, nb, samples)
+        self._check_output(value, nb, samples, constant=not isinstance(y, HyperDual))
         if isinstance(y, HyperDual) and y._ctx is not None and y._ctx is not ctx:
             from .context import join_contexts
             join_contexts(y._ctx, ctx)
@@ -156,19 +162,21 @@ class _Problem:
         def lane(arr, count):
             if not isinstance(y, HyperDual) or arr is None:
                 return np.zeros((count, rows))
-            return np.broadcast_to(arr, (count,) + value.shape).reshape(count, rows)
+            if arr.size != count * rows:
+                arr = np.broadcast_to(arr, (count,) + value.shape)
+            return arr.reshape(count, rows)
         g = lane(y._e1 if isinstance(y, HyperDual) else None, len(U))
         h = lane(y._e12 if isinstance(y, HyperDual) else None, len(ip)) if second else None
         return g, h
 
-    def _check_output(self, value, nb, samples):
+    def _check_output(self, value, nb, samples, constant=False):
         if nb is None:
             if value.size != 1:
                 raise ValueError(f"Only support ys.numel()({value.size})==1 when batch_axis is None: "
                                  f"the output has shape {value.shape}; a Hessian needs a scalar output")
             return
-        if value.ndim == 0:
-            return
+        if value.ndim == 0 and constant:
+            return  # a constant output (a plain number): its Hessian is zero for every sample
         if value.shape not in ((nb,), (nb, 1)):
             raise ValueError(f"Only support ys[0].numel()==1 when batch_axis=0: the output has shape "
                              f"{value.shape}; expected [{nb}] or [{nb}, 1] (one scalar per sample)")
@@ -176,10 +184,7 @@ class _Problem:
             full = np.reshape(self.value, -1)[samples]
             got = value.reshape(-1)
             if not np.allclose(got, full, rtol=1e-9, atol=1e-12, equal_nan=True):
-                raise ValueError("with batch_axis=0 the samples must be independent, but evaluating a "
-                                 "subset of the samples changed their outputs: the function couples "
-                                 "samples (e.g. sums over the batch axis). Its per-sample Hessian is "
-                                 "not defined; use batch_axis=None on the flattened input instead")
+                raise ValueError(_COUPLED)
 
     # -- Hessian entries ---------------------------------------------------------------
     def hessian_entries(self, b, i, j):
@@ -192,6 +197,31 @@ class _Problem:
                 self._compute(b, lo, hi, known)
             return self._hval[key]
 
+    def _check_independent(self):
+        """With a batch, evaluate once more with sample 0 moved: for independent samples
+        the outputs of samples 1..B-1 do not change.  A function that couples samples
+        changes them, and its per-sample Hessian is undefined (ValueError)."""
+        self._independent = True
+        if self.batch is None or self.batch < 2 or self.replay_all or np.ndim(self.value) == 0:
+            return
+        moved = []
+        for p in self.space.points:
+            q = p.copy()
+            q[0] = p[0] + 0.5 + 0.25 * np.abs(p[0])
+            moved.append(q)
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                got = _output_value(self.evaluate(moved)).reshape(-1)
+        except Exception:  # the moved point may leave the function's domain: no verdict
+            return
+        finally:
+            self.stats.function_calls += 1
+        want = np.reshape(self.value, -1)
+        if got.shape != want.shape or not np.allclose(got[1:], want[1:], rtol=1e-9, atol=1e-12,
+                                                      equal_nan=True):
+            raise ValueError(_COUPLED)
+
     def _compute(self, b, lo, hi, known):
         miss = ~known
         n = self.space.n
@@ -202,6 +232,8 @@ class _Problem:
             need = np.unique(b[miss])
             if need.size < self.batch:
                 samples = need
+        if samples is None and not getattr(self, "_independent", False):
+            self._check_independent()
         nsamp = None if self.batch is None else (self.batch if samples is None else len(samples))
         for clo, chi in plan_passes(plo, phi, self.space.elements(nsamp), self.budget):
             U, inv = np.unique(np.concatenate([clo, chi]), return_inverse=True)
@@ -268,14 +300,22 @@ class _Problem:
 
 
 # ---- the public objects ---------------------------------------------------------------------
+def _axis_numbers(base: np.ndarray, shape: tuple, axis: int | None) -> np.ndarray:
+    """A read-only view of ``shape`` whose entries are their index along ``axis``.
+
+    Zero strides everywhere else, so it costs no memory whatever the shape.
+    """
+    strides = tuple(8 if t == axis else 0 for t in range(len(shape)))
+    view = np.ndarray(shape, dtype=np.int64, buffer=base, strides=strides)
+    view.flags.writeable = False
+    return view
+
+
 def _coordinates(dims: list[tuple[str, int]]):
     shape = tuple(d for _, d in dims)
-    coords = {}
-    for k, (name, d) in enumerate(dims):
-        ar = np.arange(d, dtype=np.int64).reshape([-1 if t == k else 1 for t in range(len(dims))])
-        coords[name] = np.broadcast_to(ar, shape)
-    zero = np.broadcast_to(np.zeros((), np.int64), shape)
-    return shape, {name: coords.get(name, zero) for name in ("b", "i", "j")}
+    base = np.arange(max([d for _, d in dims] + [1]), dtype=np.int64)
+    axis = {name: k for k, (name, _) in enumerate(dims)}
+    return shape, {name: _axis_numbers(base, shape, axis.get(name)) for name in ("b", "i", "j")}
 
 
 class Hessian:
@@ -363,8 +403,8 @@ class Hessian:
         if p.space.has_axis[self._a]:
             dims.append(("i", p.space.sizes[self._a]))
         _, c = _coordinates(dims)
-        b = None if p.batch is None else np.ascontiguousarray(c["b"])
-        return p.gradient_entries(b, off + np.ascontiguousarray(c["i"]))
+        b = None if p.batch is None else np.array(c["b"])
+        return np.asarray(p.gradient_entries(b, off + np.array(c["i"])))
 
     def __getitem__(self, index) -> Any:
         c = self._coords
@@ -376,10 +416,10 @@ class Hessian:
         j = p.space.offsets[self._b] + np.asarray(rj, dtype=np.int64)
         b = None if p.batch is None else np.asarray(c["b"][index], dtype=np.int64)
         out = p.hessian_entries(b, i, j)
-        return out[()] if scalar else out
+        return out[()] if scalar else np.asarray(out)
 
     def __array__(self, dtype=None, copy=None):
-        full = self[...]
+        full = np.asarray(self[...])
         return full if dtype is None else full.astype(dtype)
 
     def __repr__(self) -> str:
@@ -387,23 +427,37 @@ class Hessian:
         return f"Hessian(shape={self._shape}, entries_cached={st.entries_cached}, passes={st.passes})"
 
 
-def _callable_problem(func, xs, batch_axis, memory_budget):
+class _CallFunction:
+    """Calls the user's function with one pass's inputs (picklable when ``func`` is)."""
+
+    def __init__(self, func, multi):
+        self.func, self.multi = func, multi
+
+    def __call__(self, inputs, samples=None):
+        return self.func(*inputs) if self.multi else self.func(inputs[0])
+
+
+def _callable_points(xs, batch_axis):
     items, multi = _as_tuple(xs)
     points = [_point(x, k, multi) for k, x in enumerate(items)]
     batch = _check_shapes(points, batch_axis)
+    for p in points:  # the Hessian's own point: nothing may move it
+        p.flags.writeable = False
+    return points, batch, multi
 
-    def evaluate(inputs, samples):
-        return func(*inputs) if multi else func(inputs[0])
 
-    y = func(*points) if multi else func(points[0])
+def _callable_problem(func, xs, batch_axis, memory_budget):
+    points, batch, multi = _callable_points(xs, batch_axis)
+    evaluate = _CallFunction(func, multi)
+    y = evaluate([p.copy() for p in points])
     value = _output_value(y)
     problem = _Problem(evaluate, points, batch, value, "callable", memory_budget, replay_all=False)
-    problem._check_output(value, batch, None)
+    problem._check_output(value, batch, None, constant=not isinstance(y, HyperDual))
     problem.value = value.reshape(()) if batch is None else (value.reshape(batch) if value.ndim else value)
     return problem, multi
 
 
-def _recorded_problem(ys, xs, batch_axis, memory_budget):
+def _recorded_problem(ys, xs, batch_axis, memory_budget, check=True):
     items, multi = _as_tuple(xs)
     leaves = []
     for k, x in enumerate(items):
@@ -415,6 +469,9 @@ def _recorded_problem(ys, xs, batch_axis, memory_budget):
             raise ValueError(f"{name} was modified in place after hyperdual.variable() created it; "
                              "the record no longer refers to it as an input. Create a new variable "
                              "instead of assigning into it")
+        if any(x._node is leaf for leaf in leaves):
+            raise ValueError(f"{name} is the same variable as an earlier member of xs; give each "
+                             "variable once (its blocks are the same)")
         leaves.append(x._node)
     if not isinstance(ys, HyperDual) or ys._node is None:
         raise TypeError(f"ys is a {type(ys).__name__}, not an array computed from hyperdual.variable "
@@ -431,7 +488,8 @@ def _recorded_problem(ys, xs, batch_axis, memory_budget):
         return replay(order, dict(zip(ids, inputs)))
 
     problem = _Problem(evaluate, points, batch, ys.value, "recorded", memory_budget, replay_all=True)
-    problem._check_output(ys.value, batch, None)
+    if check:
+        problem._check_output(ys.value, batch, None)
     return problem, multi
 
 
@@ -575,10 +633,10 @@ class Jacobian:
         j = self._p.space.offsets[self._k] + np.asarray(rj, dtype=np.int64)
         b = None if self._p.batch is None else np.asarray(c["b"][index], dtype=np.int64)
         out = self._p.entries(b, np.asarray(ri, dtype=np.int64), j)
-        return out[()] if scalar else out
+        return out[()] if scalar else np.asarray(out)
 
     def __array__(self, dtype=None, copy=None):
-        full = self[...]
+        full = np.asarray(self[...])
         return full if dtype is None else full.astype(dtype)
 
 
@@ -601,7 +659,7 @@ class _JacobianProblem(_Problem):
         self._jknown = np.zeros(n if batch is None else (batch, n), dtype=bool)
         self._hval = self._hknown = None
 
-    def _check_output(self, value, nb, samples):
+    def _check_output(self, value, nb, samples, constant=False):
         return None
 
     def entries(self, b, i, j):
@@ -652,17 +710,12 @@ def jacobian(f_or_ys: Callable | HyperDual, xs, batch_axis: int | None = None, *
     """
     batch_axis = _check_batch_axis(batch_axis)
     if callable(f_or_ys):
-        items, multi = _as_tuple(xs)
-        points = [_point(x, k, multi) for k, x in enumerate(items)]
-        batch = _check_shapes(points, batch_axis)
-        func = f_or_ys
-
-        def evaluate(inputs, samples):
-            return func(*inputs) if multi else func(inputs[0])
-        value = _output_value(func(*points) if multi else func(points[0]))
+        points, batch, multi = _callable_points(xs, batch_axis)
+        evaluate = _CallFunction(f_or_ys, multi)
+        value = _output_value(evaluate([p.copy() for p in points]))
         problem = _JacobianProblem(evaluate, points, batch, value, "callable", memory_budget, False)
     else:
-        base, multi = _recorded_problem(f_or_ys, xs, batch_axis, memory_budget)
+        base, multi = _recorded_problem(f_or_ys, xs, batch_axis, memory_budget, check=False)
         problem = _JacobianProblem(base.evaluate, base.space.points, base.batch, np.asarray(base.value),
                                    "recorded", memory_budget, True)
     m = len(problem.space.points)

@@ -78,6 +78,7 @@ def variable(x: Any) -> HyperDual:
     if isinstance(x, HyperDual):
         raise TypeError("variable() takes a plain array; it was given a HyperDual")
     value = np.array(as_float_array(x, "variable"), dtype=np.float64, copy=True)
+    value.flags.writeable = False  # the record's input: nothing may move it
     return _new(value, None, None, None, None, Node(None, None, value))
 
 

@@ -113,7 +113,7 @@ BINARY: dict[np.ufunc, BinaryRule] = {
                                dxy=lambda a, b, y: _pow(1.0, a, b - 1.0) * (1.0 + b * _log_factor(a, y))),
     np.arctan2:     BinaryRule(dx=lambda a, b, y: (b / (r := a * a + b * b), -2.0 * a * b / (r * r)),
                                dy=lambda a, b, y: (-a / (r := a * a + b * b), 2.0 * a * b / (r * r)),
-                               dxy=lambda a, b, y: (b * b - a * a) / (a * a + b * b) ** 2),
+                               dxy=lambda a, b, y: (a * a - b * b) / (a * a + b * b) ** 2),
     np.hypot:       BinaryRule(dx=lambda a, b, y: (a / y, b * b / y ** 3),
                                dy=lambda a, b, y: (b / y, a * a / y ** 3),
                                dxy=lambda a, b, y: -a * b / y ** 3),

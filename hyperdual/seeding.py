@@ -69,8 +69,12 @@ class InputSpace:
         nb = 0 if self.batch is None else 1
         self.sizes = [int(p.shape[nb]) if p.ndim > nb else 1 for p in self.points]
         self.has_axis = [p.ndim > nb for p in self.points]
-        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
-        self.n = int(self.offsets[-1])
+        offsets = [0]
+        for size in self.sizes:
+            offsets.append(offsets[-1] + size)
+        self.offsets = offsets
+        self.n = offsets[-1]
+        self.has_nan = [bool(np.isnan(p).any()) for p in self.points]
 
     def elements(self, nsamples: int | None) -> int:
         """Input elements of one lane row (the size estimate for intermediates)."""
@@ -106,14 +110,15 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
     ``samples`` selects batch samples (None: all).
     """
     k = len(U)
-    ctx = SeedContext(ip, jp, k, k if second else 0, token=object())
+    ctx = SeedContext.trusted(ip, jp, k, k if second else 0)
     inputs = []
+    single = len(space.points) == 1
     for m, point in enumerate(space.points):
         if samples is not None:
             point = point[samples]
         lo, size = space.offsets[m], space.sizes[m]
-        rows = np.nonzero((U >= lo) & (U < lo + size))[0]
-        if rows.size == 0:
+        rows = np.arange(k) if single else np.nonzero((U >= lo) & (U < lo + size))[0]
+        if not single and rows.size == 0:
             inputs.append(HyperDual._new(point, None, None, None, ctx))
             continue
         lane = np.zeros((k,) + point.shape)
@@ -125,8 +130,7 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
                 lane[rows, :, cols] = 1.0
         else:
             lane[rows] = 1.0
-        nan = np.isnan(point)
-        if nan.any():  # a NaN input makes every derivative through it NaN, never a finite number
-            lane[:, nan] = np.nan
+        if space.has_nan[m]:  # a NaN input makes every derivative through it NaN, never a finite number
+            lane[:, np.isnan(point)] = np.nan
         inputs.append(HyperDual._new(point, lane, lane if second else None, None, ctx))
     return inputs, ctx
