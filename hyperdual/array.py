@@ -10,6 +10,7 @@ through (plain evaluation, or recording when an operand derives from
 from __future__ import annotations
 
 import numbers
+import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -107,7 +108,7 @@ class HyperDual(NDArrayOperatorsMixin):
     (18.0, 12.0, 9.0, 6.0)
     """
 
-    __slots__ = ("_value", "_e1", "_e2", "_e12", "_ctx", "_node")
+    __slots__ = ("_value", "_e1", "_e2", "_e12", "_ctx", "_node", "_base", "_views", "__weakref__")
     __array_priority__ = 100.0
 
     # ---- construction -----------------------------------------------------
@@ -140,6 +141,7 @@ class HyperDual(NDArrayOperatorsMixin):
             raise ValueError(f"lane e12 has {l12.shape[0]} rows but the pair map has {ctx.npairs} pairs")
         self._value, self._e1, self._e2, self._e12 = v, l1, l2, l12
         self._ctx, self._node = ctx, None
+        self._base = self._views = None
 
     @classmethod
     def _new(cls, value, e1, e2, e12, ctx, node=None) -> "HyperDual":
@@ -149,6 +151,7 @@ class HyperDual(NDArrayOperatorsMixin):
             value = np.asarray(value, dtype=np.float64)
         self._value, self._e1, self._e2, self._e12 = value, e1, e2, e12
         self._ctx, self._node = ctx, node
+        self._base = self._views = None
         return self
 
     def __reduce__(self):
@@ -343,6 +346,12 @@ class HyperDual(NDArrayOperatorsMixin):
 
     def __setitem__(self, index, val):
         from .functions import setitem
+        if self._base is not None or (self._views and any(r() is not None for r in self._views)):
+            raise TypeError(
+                "in-place assignment into a HyperDual that shares memory with a view (a slice, "
+                "reshape, transpose, ... of it, or it is one): NumPy would update both, but "
+                "hyperdual's lanes are not shared memory, so the result would be silently wrong. "
+                "Take a copy (v = y[:2].copy()) or assign before taking views")
         new = dispatch(setitem, (self, index, val), {})
         self._value, self._e1, self._e2, self._e12 = new._value, new._e1, new._e2, new._e12
         self._ctx, self._node = new._ctx, new._node
@@ -426,6 +435,15 @@ class HyperDual(NDArrayOperatorsMixin):
             raise TypeError(f"a HyperDual is always float64; astype({np.dtype(dtype)}) would drop "
                             "derivatives. Use x.value.astype(...) for the value alone")
         return self.copy() if copy else self
+
+
+def link_view(base: HyperDual, view: HyperDual) -> HyperDual:
+    """Remember that ``view`` is a NumPy view of ``base`` (so in-place writes are refused)."""
+    view._base = base
+    if base._views is None:
+        base._views = []
+    base._views.append(weakref.ref(view))
+    return view
 
 
 def _restore(value, e1, e2, e12, ctx, shared):

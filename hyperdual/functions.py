@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from .array import FUNCTIONS, HyperDual, as_float_array, dispatch
+from .array import FUNCTIONS, HyperDual, as_float_array, dispatch, link_view
 from .chain import lane_to, operand, value_of
 from .context import join_contexts
 
@@ -103,13 +103,18 @@ def _shift(axes):
     return tuple(a + 1 for a in axes)
 
 
-def linear(x, fv: Callable, fl: Callable) -> HyperDual:
-    """Apply a linear map: ``fv`` to the value, ``fl`` to every lane ``(K, *S)``."""
+def linear(x, fv: Callable, fl: Callable, view: bool = False) -> HyperDual:
+    """Apply a linear map: ``fv`` to the value, ``fl`` to every lane ``(K, *S)``.
+
+    ``view``: NumPy returns a view for this map, so the result is linked to ``x``
+    and in-place writes to either are refused (hyperdual's lanes cannot alias).
+    """
     x = _hd(x)
     e1, e2, e12 = x._e1, x._e2, x._e12
     n1 = None if e1 is None else fl(e1)
     n2 = n1 if e2 is e1 else (None if e2 is None else fl(e2))
-    return _new(np.asarray(fv(x._value)), n1, n2, None if e12 is None else fl(e12), x._ctx)
+    out = _new(np.asarray(fv(x._value)), n1, n2, None if e12 is None else fl(e12), x._ctx)
+    return link_view(x, out) if view else out
 
 
 def _rows(ctx, kind):
@@ -172,7 +177,7 @@ def getitem(x, index):
     value = x._value[index]
     if _is_basic(items):
         lane_index = (slice(None),) + items
-        return linear(x, lambda v: value, lambda lane: lane[lane_index])
+        return linear(x, lambda v: value, lambda lane: lane[lane_index], view=True)
     # Advanced indexing: index the positions once, then gather every lane by them.
     pos = np.arange(x._value.size).reshape(x._value.shape)[index]
     n = x._value.size
@@ -388,7 +393,7 @@ def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
     if order != "C":
         raise TypeError(f"hyperdual's numpy.reshape supports order='C' and 'F', not {order!r}")
     value = x._value.reshape(shape)
-    return linear(x, lambda v: value, lambda lane: lane.reshape(lane.shape[:1] + value.shape))
+    return linear(x, lambda v: value, lambda lane: lane.reshape(lane.shape[:1] + value.shape), view=True)
 
 
 @implements(np.ravel)
@@ -400,14 +405,15 @@ def ravel(a, order="C"):
 def transpose(a, axes=None):
     x = _hd(a)
     axes = tuple(range(x.ndim))[::-1] if axes is None else tuple(_axis1(i, x.ndim) for i in axes)
-    return linear(x, lambda v: np.transpose(v, axes), lambda lane: np.transpose(lane, (0,) + _shift(axes)))
+    return linear(x, lambda v: np.transpose(v, axes), lambda lane: np.transpose(lane, (0,) + _shift(axes)),
+                  view=True)
 
 
 @implements(np.swapaxes)
 def swapaxes(a, axis1, axis2):
     x = _hd(a)
     i, j = _axis1(axis1, x.ndim), _axis1(axis2, x.ndim)
-    return linear(x, lambda v: np.swapaxes(v, i, j), lambda lane: np.swapaxes(lane, i + 1, j + 1))
+    return linear(x, lambda v: np.swapaxes(v, i, j), lambda lane: np.swapaxes(lane, i + 1, j + 1), view=True)
 
 
 @implements(np.moveaxis)
@@ -415,7 +421,7 @@ def moveaxis(a, source, destination):
     x = _hd(a)
     src, dst = _axes(source, x.ndim), _axes(destination, x.ndim)
     return linear(x, lambda v: np.moveaxis(v, src, dst),
-                  lambda lane: np.moveaxis(lane, _shift(src), _shift(dst)))
+                  lambda lane: np.moveaxis(lane, _shift(src), _shift(dst)), view=True)
 
 
 @implements(np.expand_dims)
@@ -423,7 +429,7 @@ def expand_dims(a, axis):
     x = _hd(a)
     value = np.expand_dims(x._value, axis)
     ax = _axes(axis, value.ndim)
-    return linear(x, lambda v: value, lambda lane: np.expand_dims(lane, _shift(ax)))
+    return linear(x, lambda v: value, lambda lane: np.expand_dims(lane, _shift(ax)), view=True)
 
 
 @implements(np.squeeze)
@@ -431,14 +437,14 @@ def squeeze(a, axis=None):
     x = _hd(a)
     value = np.squeeze(x._value, axis)
     ax = tuple(i for i in range(x.ndim) if x.shape[i] == 1) if axis is None else _axes(axis, x.ndim)
-    return linear(x, lambda v: value, lambda lane: np.squeeze(lane, _shift(ax)))
+    return linear(x, lambda v: value, lambda lane: np.squeeze(lane, _shift(ax)), view=True)
 
 
 @implements(np.broadcast_to)
 def broadcast_to(array, shape, subok=False):
     x = _hd(array)
     value = np.broadcast_to(x._value, shape)
-    return linear(x, lambda v: value, lambda lane: lane_to(lane, value.shape))
+    return linear(x, lambda v: value, lambda lane: lane_to(lane, value.shape), view=True)
 
 
 def _atleast(fn):
@@ -498,7 +504,7 @@ def column_stack(tup):
 def flip(m, axis=None):
     x = _hd(m)
     ax = _axes(axis, x.ndim)
-    return linear(x, lambda v: np.flip(v, ax), lambda lane: np.flip(lane, _shift(ax)))
+    return linear(x, lambda v: np.flip(v, ax), lambda lane: np.flip(lane, _shift(ax)), view=True)
 
 
 @implements(np.roll)
@@ -756,7 +762,8 @@ def tensordot(a, b, axes=2):
 def diagonal(a, offset=0, axis1=0, axis2=1):
     x = _hd(a)
     i, j = _axis1(axis1, x.ndim), _axis1(axis2, x.ndim)
-    return linear(x, lambda v: np.diagonal(v, offset, i, j), lambda lane: np.diagonal(lane, offset, i + 1, j + 1))
+    return linear(x, lambda v: np.diagonal(v, offset, i, j),
+                  lambda lane: np.diagonal(lane, offset, i + 1, j + 1), view=True)
 
 
 @implements(np.trace)

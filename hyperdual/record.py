@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .array import HyperDual, as_float_array
+from .array import HyperDual, as_float_array, link_view
 
 __all__ = ["variable", "record_call", "replay", "Node", "trace_of", "RecordedNode"]
 
@@ -122,6 +122,8 @@ def record_call(impl, args, kwargs):
     call = Call(impl, targs, tkwargs)
     if type(result) is HyperDual:
         result._node = Node(call, None, result._value)
+        if result._base is not None and args and type(args[0]) is HyperDual:
+            link_view(args[0], result)  # a view of the recorded array itself, not of its stand-in
         return result
     if isinstance(result, tuple):
         items = list(result)
