@@ -20,6 +20,12 @@ from .context import SeedContext
 
 __all__ = ["HyperDual", "as_float_array", "FUNCTIONS", "dispatch", "lane_like"]
 
+class _IMPL:
+    """Implementations that live in modules importing this one (set when they load)."""
+
+    apply_ufunc = getitem = setitem = None
+
+
 #: ``numpy function -> implementation`` for ``__array_function__``; filled by
 #: :mod:`hyperdual.functions` and :func:`hyperdual.register_function`.
 FUNCTIONS: dict[Callable, Callable] = {}
@@ -273,13 +279,13 @@ class HyperDual(NDArrayOperatorsMixin):
 
     # ---- NumPy protocols --------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        from . import chain
-
         for x in inputs:
             if type(x) not in _PLAIN and _foreign(x):
                 return NotImplemented
         if method == "__call__" and not kwargs:
-            return dispatch(chain.apply_ufunc, (ufunc,) + inputs, {})
+            return dispatch(_IMPL.apply_ufunc, (ufunc,) + inputs, {})
+        from . import chain
+
         out = kwargs.pop("out", None)
         if method == "__call__" and kwargs:
             kwargs.pop("casting", None)
@@ -322,9 +328,8 @@ class HyperDual(NDArrayOperatorsMixin):
         def op(self, other):
             if type(other) not in _PLAIN and _foreign(other):
                 return NotImplemented
-            from .chain import apply_ufunc
             args = (ufunc, other, self) if reflected else (ufunc, self, other)
-            return dispatch(apply_ufunc, args, {})
+            return dispatch(_IMPL.apply_ufunc, args, {})
         op.__name__ = f"__{'r' if reflected else ''}{ufunc.__name__}__"
         return op
 
@@ -336,23 +341,20 @@ class HyperDual(NDArrayOperatorsMixin):
     del _binop
 
     def __neg__(self):
-        from .chain import apply_ufunc
-        return dispatch(apply_ufunc, (np.negative, self), {})
+        return dispatch(_IMPL.apply_ufunc, (np.negative, self), {})
 
     # ---- indexing -----------------------------------------------------------
     def __getitem__(self, index):
-        from .functions import getitem
-        return dispatch(getitem, (self, index), {})
+        return dispatch(_IMPL.getitem, (self, index), {})
 
     def __setitem__(self, index, val):
-        from .functions import setitem
         if self._base is not None or (self._views and any(r() is not None for r in self._views)):
             raise TypeError(
                 "in-place assignment into a HyperDual that shares memory with a view (a slice, "
                 "reshape, transpose, ... of it, or it is one): NumPy would update both, but "
                 "hyperdual's lanes are not shared memory, so the result would be silently wrong. "
                 "Take a copy (v = y[:2].copy()) or assign before taking views")
-        new = dispatch(setitem, (self, index, val), {})
+        new = dispatch(_IMPL.setitem, (self, index, val), {})
         self._value, self._e1, self._e2, self._e12 = new._value, new._e1, new._e2, new._e12
         self._ctx, self._node = new._ctx, new._node
 
@@ -483,3 +485,7 @@ def dispatch(impl: Callable, args: tuple, kwargs: dict):
         from .record import record_call
         return record_call(impl, args, kwargs)
     return impl(*args, **kwargs)
+
+
+# The implementations register themselves in _IMPL when imported.
+from . import chain as _chain, functions as _functions  # noqa: E402,F401

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernels
-from .array import HyperDual, as_float_array
+from .array import _IMPL, HyperDual, as_float_array
 from .context import join_contexts
 from .rules import BINARY, SELECT, UNARY, VALUE_ONLY, ZERO_DERIVATIVE
 
@@ -307,6 +307,8 @@ def _reduce(name):
     run.__name__ = name
     return run
 
+
+_IMPL.apply_ufunc = apply_ufunc
 
 UFUNC_METHODS = {
     (np.add, "reduce"): _reduce("sum"),

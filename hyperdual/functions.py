@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from .array import FUNCTIONS, HyperDual, as_float_array, dispatch, link_view
+from .array import _IMPL, FUNCTIONS, HyperDual, as_float_array, dispatch, link_view
 from .chain import lane_to, operand, value_of
 from .context import join_contexts
 
@@ -215,6 +215,9 @@ def setitem(x, index, val):
     shared = x._e2 is x._e1 and (v2 is v1)
     e2 = e1 if shared else put(x._e2, v2, ctx.k2)
     return _new(value, e1, e2, put(x._e12, v12, ctx.npairs), ctx)
+
+
+_IMPL.getitem, _IMPL.setitem = getitem, setitem
 
 
 def _align(lane, nd):
