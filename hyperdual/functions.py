@@ -204,7 +204,7 @@ def setitem(x, index, val):
         if xl is None and vl is None:
             return None
         base = np.zeros((rows,) + shape) if xl is None else np.array(lane_to(xl, shape))
-        src = 0.0 if vl is None else _align(vl, sub_nd)
+        src = 0.0 if vl is None else _fit(vl, sub_nd)
         if basic:
             base[(slice(None),) + items] = src
         else:
@@ -218,6 +218,15 @@ def setitem(x, index, val):
 
 
 _IMPL.getitem, _IMPL.setitem = getitem, setitem
+
+
+def _fit(lane, nd):
+    """A lane ``(K, *s)`` shaped to broadcast into ``nd`` value axes, as NumPy assigns:
+    missing leading axes are added, extra leading axes (of length 1) dropped."""
+    s = lane.shape[1:]
+    if len(s) > nd:
+        return lane.reshape(lane.shape[:1] + s[len(s) - nd:])
+    return _align(lane, nd)
 
 
 def _align(lane, nd):
