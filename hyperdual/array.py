@@ -18,7 +18,7 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from .context import SeedContext
 
-__all__ = ["HyperDual", "as_float_array", "FUNCTIONS", "dispatch", "lane_like"]
+__all__ = ["HyperDual", "as_float_array", "FUNCTIONS", "dispatch", "link_view"]
 
 class _IMPL:
     """Implementations that live in modules importing this one (set when they load)."""
@@ -460,11 +460,6 @@ def _foreign(x) -> bool:
     if isinstance(x, (HyperDual, np.ndarray, numbers.Number, np.generic, list, tuple)) or x is None:
         return False
     return hasattr(x, "__array_ufunc__") or hasattr(x, "__array_function__")
-
-
-def lane_like(x: HyperDual):
-    """``(value, e1, e2, e12, ctx)`` of a HyperDual; ``None`` lanes for constants."""
-    return x._value, x._e1, x._e2, x._e12, x._ctx
 
 
 def _traced(args) -> bool:
