@@ -14,7 +14,7 @@ from .rules import BinaryRule, register_ufunc
 from .functions import register_function
 from .record import trace_of, variable
 from .seeding import set_memory_budget
-from .kernels import load_kernels
+from .lanes import load_kernels
 from .hessian import Hessian, Jacobian, Stats, gradient, hessian, hvp, jacobian
 
 __all__ = ["HyperDual", "Hessian", "Jacobian", "Stats", "hessian", "jacobian", "hvp", "gradient",

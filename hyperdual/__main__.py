@@ -31,7 +31,11 @@ def rosenbrock_hessian(x):
 
 
 def main() -> None:
-    np.set_printoptions(precision=4, suppress=True, linewidth=100)
+    with np.printoptions(precision=4, suppress=True, linewidth=100):
+        _demo()
+
+
+def _demo() -> None:
     rng = np.random.default_rng(0)
 
     print("1. The reference example: y = x1.sum() + x2.sum(), x1 [3], x2 [4]")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernels
+from . import lanes
 from .array import _IMPL, HyperDual, as_float_array
 from .context import join_contexts
 from .rules import BINARY, SELECT, UNARY, VALUE_ONLY, ZERO_DERIVATIVE
@@ -149,7 +149,7 @@ def lift(y, x, g1, g2):
     n1, f1 = _out(e1 is not None, ctx.k1, shape, n)
     n2, f2 = _out(e2 is not None and not shared, ctx.k2, shape, n)
     n12, f12 = _out(e12 is not None or cross, ctx.npairs, shape, n)
-    kernels.choose(n * (f1.shape[0] + f2.shape[0] + f12.shape[0]))[0](
+    lanes.choose(n * (f1.shape[0] + f2.shape[0] + f12.shape[0]))[0](
                         y.reshape(n), _flat_factor(g1, shape, n), _flat_factor(g2, shape, n),
                         _flat_lane(e1, shape, n), _flat_lane(e2, shape, n), _flat_lane(e12, shape, n),
                         ctx.ip, ctx.jp, f1, f2, f12)
@@ -288,7 +288,7 @@ def _binary_both(ufunc, rule, a, b):
     n1, f1 = _out(has1, ctx.k1, shape, n)
     n2, f2 = _out(has2 and not shared, ctx.k2, shape, n)
     n12, f12 = _out(a12 is not None or b12 is not None or (has1 and has2), ctx.npairs, shape, n)
-    kernels.choose(n * (f1.shape[0] + f2.shape[0] + f12.shape[0]))[1](
+    lanes.choose(n * (f1.shape[0] + f2.shape[0] + f12.shape[0]))[1](
                          y.reshape(n), _flat_factor(gx, shape, n), _flat_factor(gy, shape, n),
                          _flat_factor(gxx, shape, n), _flat_factor(gxy, shape, n),
                          _flat_factor(gyy, shape, n),

@@ -249,7 +249,7 @@ def sum_(a, axis=None, dtype=None, keepdims=False, initial=None, where=None):
 
 
 @implements(np.mean)
-def mean(a, axis=None, dtype=None, keepdims=False, where=None):
+def mean_(a, axis=None, dtype=None, keepdims=False, where=None):
     if where is not None:
         raise TypeError("hyperdual's numpy.mean does not support where=")
     x = _hd(a)
@@ -267,7 +267,7 @@ def var(a, axis=None, dtype=None, ddof=0, keepdims=False, where=None, mean=None,
     x = _hd(a)
     ax = _axes(axis, x.ndim)
     count = int(np.prod([x.shape[i] for i in ax])) if ax else 1
-    centred = x - globals()["mean"](x, axis=ax, keepdims=True)
+    centred = x - mean_(x, axis=ax, keepdims=True)
     return sum_(centred * centred, axis=ax, keepdims=keepdims) * (1.0 / (count - ddof))
 
 
@@ -280,8 +280,9 @@ def std(a, axis=None, dtype=None, ddof=0, keepdims=False, where=None, mean=None,
 @implements(np.average)
 def average(a, axis=None, weights=None, returned=False, keepdims=False):
     if weights is None:
-        avg = mean(a, axis=axis, keepdims=keepdims)
-        wsum = np.asarray(_hd(a).size if axis is None else np.prod([_hd(a).shape[i] for i in _axes(axis, _hd(a).ndim)]), float)
+        x = _hd(a)
+        avg = mean_(x, axis=axis, keepdims=keepdims)
+        wsum = np.full(avg.shape, x.size / max(avg.size, 1))
     else:
         x, w = _hd(a), weights
         wv = value_of(w)

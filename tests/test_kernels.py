@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from hyperdual import kernels
+from hyperdual import kernels, lanes
 
 RNG = np.random.default_rng(7)
 N, K1, K2, P = 7, 3, 2, 5
@@ -43,7 +43,7 @@ def test_chain_lanes_twin(has1, has2, has12, g1kind, g2kind, nan):
     outs = [np.empty((K1 if has1 else 0, N)), np.empty((K2 if has2 else 0, N)),
             np.empty((P if (has12 or cross) else 0, N))]
     g1, g2 = factor(g1kind), factor(g2kind)
-    got = run_both(kernels.chain_lanes, kernels.chain_lanes_numpy,
+    got = run_both(kernels.chain_lanes, lanes.chain_lanes_numpy,
                    (y, g1, g2, e1, e2, e12, IP, JP), outs)
     # the formula itself, written out
     if has1:
@@ -68,13 +68,13 @@ def test_binary_lanes_twin(x1, x2, x12, y1, y2, y12, second):
         gxx, gxy, gyy = factor("array"), factor("array"), factor("const")
     else:
         gxx, gxy, gyy = factor("zero"), np.ones(1), factor("zero")
-    lanes = [lane(K1, x1), lane(K2, x2), lane(P, x12), lane(K1, y1), lane(K2, y2), lane(P, y12)]
+    lane_list = [lane(K1, x1), lane(K2, x2), lane(P, x12), lane(K1, y1), lane(K2, y2), lane(P, y12)]
     outs = [np.empty((K1 if (x1 or y1) else 0, N)), np.empty((K2 if (x2 or y2) else 0, N)), np.empty((P, N))]
-    got = run_both(kernels.binary_lanes, kernels.binary_lanes_numpy,
-                   (y, gx, gy, gxx, gxy, gyy, *lanes, IP, JP), outs)
+    got = run_both(kernels.binary_lanes, lanes.binary_lanes_numpy,
+                   (y, gx, gy, gxx, gxy, gyy, *lane_list, IP, JP), outs)
     ok = ~np.isnan(y)
     z = np.zeros((1, N))
-    a1, a2, a12, b1, b2, b12 = (lane if lane.shape[0] else z for lane in lanes)
+    a1, a2, a12, b1, b2, b12 = (lane if lane.shape[0] else z for lane in lane_list)
     want = (gx * a12 + gy * b12 + (gxx if gxx.size else 0) * a1[IP % len(a1)] * a2[JP % len(a2)]
             + (gyy if gyy.size else 0) * b1[IP % len(b1)] * b2[JP % len(b2)]
             + gxy * (a1[IP % len(a1)] * b2[JP % len(b2)] + b1[IP % len(b1)] * a2[JP % len(a2)]))
@@ -83,8 +83,17 @@ def test_binary_lanes_twin(x1, x2, x12, y1, y2, y12, second):
 
 
 def test_choice_switches_to_numba_after_enough_work(monkeypatch):
-    monkeypatch.setattr(kernels._Choice, "ready", False)
-    monkeypatch.setattr(kernels._Choice, "work", 0)
-    assert kernels.choose(10)[0] is kernels.chain_lanes_numpy
-    assert kernels.choose(kernels.LOAD_AFTER_OP)[0] is kernels.chain_lanes
-    assert kernels._Choice.ready
+    monkeypatch.setattr(lanes._Choice, "ready", False)
+    monkeypatch.setattr(lanes._Choice, "work", 0)
+    monkeypatch.setattr(lanes._Choice, "kernels", (lanes.chain_lanes_numpy, lanes.binary_lanes_numpy))
+    assert lanes.choose(10)[0] is lanes.chain_lanes_numpy
+    assert lanes.choose(lanes.LOAD_AFTER_OP)[0] is kernels.chain_lanes
+    assert lanes._Choice.ready
+
+
+def test_import_does_not_import_numba():
+    import subprocess
+    import sys
+    code = "import sys, hyperdual; print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr

@@ -1,0 +1,120 @@
+"""Lane kernels in NumPy, and the choice between them and the Numba kernels.
+
+:mod:`hyperdual.kernels` holds the Numba kernels ``chain_lanes`` and
+``binary_lanes``.  Importing Numba and loading even cached kernels costs about
+half a second in a fresh process, so small problems run NumPy twins of the
+same kernels (same arguments, same results: checked by the tests) until the
+work done makes that cost worth paying, or until :func:`load_kernels` is
+called.  ``import hyperdual`` itself does not import Numba.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["choose", "load_kernels", "chain_lanes_numpy", "binary_lanes_numpy"]
+
+def _poison_np(y, *outs):
+    bad = np.isnan(y)
+    if bad.any():
+        for o in outs:
+            if o.shape[0]:
+                o[:, bad] = np.nan
+
+
+def chain_lanes_numpy(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12):
+    """NumPy twin of :func:`hyperdual.kernels.chain_lanes` (same arguments, same results)."""
+    if o1.shape[0]:
+        np.multiply(e1, g1, out=o1)
+    if o2.shape[0]:
+        np.multiply(e2, g1, out=o2)
+    if o12.shape[0]:
+        cross = g2.shape[0] > 0 and e1.shape[0] > 0 and e2.shape[0] > 0
+        if cross:
+            np.multiply(e1[ip], e2[jp], out=o12)
+            o12 *= g2
+            if e12.shape[0]:
+                o12 += e12 * g1
+        else:
+            np.multiply(e12, g1, out=o12)
+    _poison_np(y, o1, o2, o12)
+
+
+def _first_np(gx, xe, gy, ye, out):
+    if xe.shape[0] and ye.shape[0]:
+        np.multiply(xe, gx, out=out)
+        out += ye * gy
+    elif xe.shape[0]:
+        np.multiply(xe, gx, out=out)
+    else:
+        np.multiply(ye, gy, out=out)
+
+
+def binary_lanes_numpy(y, gx, gy, gxx, gxy, gyy, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12):
+    """NumPy twin of :func:`hyperdual.kernels.binary_lanes` (same arguments, same results)."""
+    if o1.shape[0]:
+        _first_np(gx, xe1, gy, ye1, o1)
+    if o2.shape[0]:
+        _first_np(gx, xe2, gy, ye2, o2)
+    if o12.shape[0]:
+        o12[...] = 0.0
+        if xe12.shape[0]:
+            o12 += xe12 * gx
+        if ye12.shape[0]:
+            o12 += ye12 * gy
+        x1, x2, y1, y2 = (lane.shape[0] > 0 for lane in (xe1, xe2, ye1, ye2))
+        if gxx.shape[0] and x1 and x2:
+            o12 += xe1[ip] * xe2[jp] * gxx
+        if gyy.shape[0] and y1 and y2:
+            o12 += ye1[ip] * ye2[jp] * gyy
+        if gxy.shape[0] and x1 and y2:
+            o12 += xe1[ip] * ye2[jp] * gxy
+        if gxy.shape[0] and y1 and x2:
+            o12 += ye1[ip] * xe2[jp] * gxy
+    _poison_np(y, o1, o2, o12)
+
+
+#: Elements of lane work after which the Numba kernels are loaded (one op, or in total).
+LOAD_AFTER_OP = 2 ** 18
+LOAD_AFTER_TOTAL = 2 ** 24
+
+
+class _Choice:
+    ready = False
+    work = 0
+    kernels = (chain_lanes_numpy, binary_lanes_numpy)
+
+
+def choose(work: int):
+    """``(chain, binary)`` kernels for an operation touching ``work`` lane elements."""
+    if not _Choice.ready:
+        _Choice.work += work
+        if work >= LOAD_AFTER_OP or _Choice.work >= LOAD_AFTER_TOTAL:
+            load_kernels()
+    return _Choice.kernels
+
+
+def load_kernels() -> None:
+    """Load (from the on-disk cache, or compile) the Numba kernels now.
+
+    Small problems start on NumPy implementations of the same kernels and
+    switch when enough work has been done; call this once to switch at once
+    (e.g. before timing many small Hessians).
+
+    Examples
+    --------
+    >>> import hyperdual
+    >>> hyperdual.load_kernels()
+    """
+    if _Choice.ready:
+        return
+    from .kernels import binary_lanes, chain_lanes
+
+    y = np.ones(1)
+    lane = np.ones((1, 1))
+    pair = np.zeros(1, np.int64)
+    none = np.zeros((0, 1))
+    chain_lanes(y, y, y, lane, lane, lane, pair, pair, np.empty((1, 1)), none, np.empty((1, 1)))
+    binary_lanes(y, y, y, y, y, y, lane, lane, lane, lane, lane, lane, pair, pair,
+                 np.empty((1, 1)), none, np.empty((1, 1)))
+    _Choice.kernels = (chain_lanes, binary_lanes)
+    _Choice.ready = True
