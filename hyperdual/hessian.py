@@ -167,6 +167,10 @@ class _Problem:
             return arr.reshape(count, rows)
         g = lane(y._e1 if isinstance(y, HyperDual) else None, len(U))
         h = lane(y._e12 if isinstance(y, HyperDual) else None, len(ip)) if second else None
+        bad = np.isnan(value).reshape(rows)
+        if bad.any():  # a NaN output has no derivatives, even where its lanes are zero
+            g = np.where(bad, np.nan, g)
+            h = None if h is None else np.where(bad, np.nan, h)
         return g, h
 
     def _check_output(self, value, nb, samples, constant=False):

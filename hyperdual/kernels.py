@@ -31,8 +31,11 @@ The math (``e1, e2`` first-order lanes, ``e12`` cross lane, ``i = ip[p]``,
 
       z.e12[p] = y * x.e12[p] + x * y.e12[p] + x.e1[i] * y.e2[j] + y.e1[i] * x.e2[j]
 
-Absent lanes (known zeros) are passed as arrays with zero rows and skipped;
-that keeps ``0 * inf`` out of lanes that are structurally zero.  Two kernels
+Absent lanes (known zeros) are passed as arrays with zero rows and skipped,
+and a lane entry that is exactly zero stays zero whatever factor multiplies it
+(``inf * 0 -> 0``, as ForwardDiff's NaN-safe mode): an infinite derivative at
+one element (``sqrt`` at 0) does not turn the structurally zero directions of
+other elements into NaN.  Where the value is NaN, every derivative is NaN.  Two kernels
 do all elementwise work: ``chain_lanes`` (unary) and ``binary_lanes``; each
 computes every output lane in one call, so a small operation pays one
 dispatch.
@@ -54,6 +57,12 @@ _jit = nb.njit(cache=True, nogil=True, error_model="numpy")
 def _stride(g):  # pragma: no cover - compiled
     """Index stride of a factor: 1 for a length-n array, 0 for a constant (length 1)."""
     return 1 if g.shape[0] > 1 else 0
+
+
+@_jit
+def _mul(g, v):  # pragma: no cover - compiled
+    """``g * v`` where a lane entry ``v == 0`` is a structural zero: ``inf * 0`` stays 0."""
+    return g * v if v != 0.0 else 0.0
 
 
 @_jit
@@ -86,10 +95,10 @@ def chain_lanes(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12):  # pragma: no cove
     s1 = _stride(g1)
     for k in range(o1.shape[0]):
         for t in range(n):
-            o1[k, t] = g1[t * s1] * e1[k, t]
+            o1[k, t] = _mul(g1[t * s1], e1[k, t])
     for k in range(o2.shape[0]):
         for t in range(n):
-            o2[k, t] = g1[t * s1] * e2[k, t]
+            o2[k, t] = _mul(g1[t * s1], e2[k, t])
     cross = g2.shape[0] > 0 and e1.shape[0] > 0 and e2.shape[0] > 0
     s2 = _stride(g2) if g2.shape[0] > 0 else 0
     has12 = e12.shape[0] > 0
@@ -98,13 +107,13 @@ def chain_lanes(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12):  # pragma: no cove
         b = jp[p]
         if has12 and cross:
             for t in range(n):
-                o12[p, t] = g1[t * s1] * e12[p, t] + g2[t * s2] * e1[a, t] * e2[b, t]
+                o12[p, t] = _mul(g1[t * s1], e12[p, t]) + _mul(g2[t * s2], e1[a, t] * e2[b, t])
         elif has12:
             for t in range(n):
-                o12[p, t] = g1[t * s1] * e12[p, t]
+                o12[p, t] = _mul(g1[t * s1], e12[p, t])
         else:
             for t in range(n):
-                o12[p, t] = g2[t * s2] * e1[a, t] * e2[b, t]
+                o12[p, t] = _mul(g2[t * s2], e1[a, t] * e2[b, t])
     if _has_nan(y):
         _poison(y, o1)
         _poison(y, o2)
@@ -121,13 +130,13 @@ def _first(gx, xe, gy, ye, out):  # pragma: no cover - compiled
     for k in range(out.shape[0]):
         if hx and hy:
             for t in range(n):
-                out[k, t] = gx[t * sx] * xe[k, t] + gy[t * sy] * ye[k, t]
+                out[k, t] = _mul(gx[t * sx], xe[k, t]) + _mul(gy[t * sy], ye[k, t])
         elif hx:
             for t in range(n):
-                out[k, t] = gx[t * sx] * xe[k, t]
+                out[k, t] = _mul(gx[t * sx], xe[k, t])
         else:
             for t in range(n):
-                out[k, t] = gy[t * sy] * ye[k, t]
+                out[k, t] = _mul(gy[t * sy], ye[k, t])
 
 
 @_jit
@@ -163,17 +172,17 @@ def binary_lanes(y, gx, gy, gxx, gxy, gyy, xe1, xe2, xe12, ye1, ye2, ye12, ip, j
         for t in range(n):
             s = 0.0
             if hx12:
-                s += gx[t * sx] * xe12[p, t]
+                s += _mul(gx[t * sx], xe12[p, t])
             if hy12:
-                s += gy[t * sy] * ye12[p, t]
+                s += _mul(gy[t * sy], ye12[p, t])
             if hxx:
-                s += gxx[t * sxx] * xe1[a, t] * xe2[b, t]
+                s += _mul(gxx[t * sxx], xe1[a, t] * xe2[b, t])
             if hyy:
-                s += gyy[t * syy] * ye1[a, t] * ye2[b, t]
+                s += _mul(gyy[t * syy], ye1[a, t] * ye2[b, t])
             if hxy_a:
-                s += gxy[t * sxy] * xe1[a, t] * ye2[b, t]
+                s += _mul(gxy[t * sxy], xe1[a, t] * ye2[b, t])
             if hxy_b:
-                s += gxy[t * sxy] * ye1[a, t] * xe2[b, t]
+                s += _mul(gxy[t * sxy], ye1[a, t] * xe2[b, t])
             o12[p, t] = s
     if _has_nan(y):
         _poison(y, o1)

@@ -13,6 +13,14 @@ import numpy as np
 
 __all__ = ["choose", "load_kernels", "chain_lanes_numpy", "binary_lanes_numpy"]
 
+def _mul_np(lane, g, out=None):
+    """``lane * g`` where exact zeros of the lane stay zero (``inf * 0 -> 0``)."""
+    with np.errstate(invalid="ignore"):
+        out = np.multiply(lane, g, out=out)
+    np.copyto(out, 0.0, where=(lane == 0.0))
+    return out
+
+
 def _poison_np(y, *outs):
     bad = np.isnan(y)
     if bad.any():
@@ -24,29 +32,28 @@ def _poison_np(y, *outs):
 def chain_lanes_numpy(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12):
     """NumPy twin of :func:`hyperdual.kernels.chain_lanes` (same arguments, same results)."""
     if o1.shape[0]:
-        np.multiply(e1, g1, out=o1)
+        _mul_np(e1, g1, o1)
     if o2.shape[0]:
-        np.multiply(e2, g1, out=o2)
+        _mul_np(e2, g1, o2)
     if o12.shape[0]:
         cross = g2.shape[0] > 0 and e1.shape[0] > 0 and e2.shape[0] > 0
         if cross:
-            np.multiply(e1[ip], e2[jp], out=o12)
-            o12 *= g2
+            _mul_np(e1[ip] * e2[jp], g2, o12)
             if e12.shape[0]:
-                o12 += e12 * g1
+                o12 += _mul_np(e12, g1)
         else:
-            np.multiply(e12, g1, out=o12)
+            _mul_np(e12, g1, o12)
     _poison_np(y, o1, o2, o12)
 
 
 def _first_np(gx, xe, gy, ye, out):
     if xe.shape[0] and ye.shape[0]:
-        np.multiply(xe, gx, out=out)
-        out += ye * gy
+        _mul_np(xe, gx, out)
+        out += _mul_np(ye, gy)
     elif xe.shape[0]:
-        np.multiply(xe, gx, out=out)
+        _mul_np(xe, gx, out)
     else:
-        np.multiply(ye, gy, out=out)
+        _mul_np(ye, gy, out)
 
 
 def binary_lanes_numpy(y, gx, gy, gxx, gxy, gyy, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12):
@@ -58,18 +65,18 @@ def binary_lanes_numpy(y, gx, gy, gxx, gxy, gyy, xe1, xe2, xe12, ye1, ye2, ye12,
     if o12.shape[0]:
         o12[...] = 0.0
         if xe12.shape[0]:
-            o12 += xe12 * gx
+            o12 += _mul_np(xe12, gx)
         if ye12.shape[0]:
-            o12 += ye12 * gy
+            o12 += _mul_np(ye12, gy)
         x1, x2, y1, y2 = (lane.shape[0] > 0 for lane in (xe1, xe2, ye1, ye2))
         if gxx.shape[0] and x1 and x2:
-            o12 += xe1[ip] * xe2[jp] * gxx
+            o12 += _mul_np(xe1[ip] * xe2[jp], gxx)
         if gyy.shape[0] and y1 and y2:
-            o12 += ye1[ip] * ye2[jp] * gyy
+            o12 += _mul_np(ye1[ip] * ye2[jp], gyy)
         if gxy.shape[0] and x1 and y2:
-            o12 += xe1[ip] * ye2[jp] * gxy
+            o12 += _mul_np(xe1[ip] * ye2[jp], gxy)
         if gxy.shape[0] and y1 and x2:
-            o12 += ye1[ip] * xe2[jp] * gxy
+            o12 += _mul_np(ye1[ip] * xe2[jp], gxy)
     _poison_np(y, o1, o2, o12)
 
 
