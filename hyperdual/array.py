@@ -289,7 +289,11 @@ class HyperDual(NDArrayOperatorsMixin):
         out = kwargs.pop("out", None)
         if method == "__call__" and kwargs:
             kwargs.pop("casting", None)
-            if kwargs.pop("dtype", None) not in (None, float, np.float64) or kwargs:
+            dtype = kwargs.pop("dtype", None)
+            if dtype not in (None, float, np.float64):
+                raise TypeError(f"numpy.{ufunc.__name__}(..., dtype={dtype!r}): a HyperDual is always "
+                                "float64; leave dtype out")
+            if kwargs:
                 raise TypeError(f"hyperdual does not support the arguments {sorted(kwargs)} "
                                 f"of numpy.{ufunc.__name__}")
         if method == "__call__":

@@ -84,9 +84,13 @@ def _hd(x) -> HyperDual:
     return _new(as_float_array(x, "operand"), None, None, None, None)
 
 
-def _axes(axis, ndim) -> tuple[int, ...]:
+def _axes(axis, ndim, zero_d_axis=False) -> tuple[int, ...]:
+    """Normalized axes; ``zero_d_axis``: accept axis 0 / -1 of a 0-d array as no axis
+    (as numpy.sum does, though numpy.mean does not)."""
     if axis is None:
         return tuple(range(ndim))
+    if ndim == 0 and zero_d_axis and all(operator.index(a) in (0, -1) for a in np.atleast_1d(axis)):
+        return ()
     if isinstance(axis, (tuple, list)):
         return tuple(_axis1(a, ndim) for a in axis)
     return (_axis1(axis, ndim),)
@@ -94,9 +98,9 @@ def _axes(axis, ndim) -> tuple[int, ...]:
 
 def _axis1(axis, ndim) -> int:
     a = operator.index(axis)
-    if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+    if not -ndim <= a < ndim:
         raise np.exceptions.AxisError(a, ndim)
-    return a % ndim if ndim else 0
+    return a % ndim
 
 
 def _shift(axes):
@@ -203,7 +207,7 @@ def setitem(x, index, val):
     def put(xl, vl, rows):
         if xl is None and vl is None:
             return None
-        base = np.zeros((rows,) + shape) if xl is None else np.array(lane_to(xl, shape))
+        base = np.zeros((rows,) + shape) if xl is None else np.array(lane_to(xl, shape), order="C")
         src = 0.0 if vl is None else _fit(vl, sub_nd)
         if basic:
             base[(slice(None),) + items] = src
@@ -242,7 +246,7 @@ def sum_(a, axis=None, dtype=None, keepdims=False, initial=None, where=None):
     if initial is not None or where is not None:
         raise TypeError("hyperdual's numpy.sum does not support initial= or where=")
     x = _hd(a)
-    ax = _axes(axis, x.ndim)
+    ax = _axes(axis, x.ndim, zero_d_axis=True)
     lax = _shift(ax)
     return linear(x, lambda v: np.add.reduce(v, axis=ax, keepdims=keepdims),
                   lambda lane: np.add.reduce(lane, axis=lax, keepdims=keepdims))
@@ -296,6 +300,8 @@ def average(a, axis=None, weights=None, returned=False, keepdims=False):
             w = np.reshape(w, shape)
         wsum = np.sum(w, axis=axis, keepdims=keepdims)
         avg = np.sum(x * w, axis=axis, keepdims=keepdims) / wsum
+        if type(wsum) is not HyperDual:  # NumPy returns the weight sums in the average's shape
+            wsum = np.broadcast_to(wsum, avg.shape).copy()
     return (avg, wsum) if returned else avg
 
 
@@ -672,10 +678,8 @@ def _matmul_op(args, batched):
 
 
 @implements(np.matmul)
-def matmul(x1, x2, dtype=None, casting=None, order=None, subok=None, axes=None, axis=None):
+def matmul(x1, x2):
     """``x1 @ x2``; a constant operand costs one (batched) BLAS call per lane."""
-    if axes is not None or axis is not None:
-        raise TypeError("hyperdual's numpy.matmul does not support axes= or axis=")
     return multilinear(_matmul_op, (x1, x2))
 
 
@@ -706,17 +710,13 @@ def _einsum_op(spec: str):
 
 
 @implements(np.einsum)
-def einsum(subscripts, *operands, out=None, optimize=False, **kwargs):
+def einsum(subscripts, *operands, optimize=False, **kwargs):
     if not isinstance(subscripts, str):
         raise TypeError("hyperdual's numpy.einsum takes the subscripts-string form only")
     if kwargs:
         raise TypeError(f"hyperdual's numpy.einsum does not support {sorted(kwargs)}")
     spec = _explicit(subscripts, [np.ndim(value_of(o)) for o in operands])
-    result = multilinear(_einsum_op(spec), operands)
-    if out is not None:
-        out[...] = result
-        return out
-    return result
+    return multilinear(_einsum_op(spec), operands)
 
 
 @implements(np.dot)
@@ -802,15 +802,12 @@ def diag(v, k=0):
 @implements(np.linalg.norm)
 def norm(x, ord=None, axis=None, keepdims=False):
     x = _hd(x)
-    if axis is None and x.ndim == 2 and ord not in (None, "fro"):
-        axis = (0, 1)
     if axis is None:
-        if ord not in (None, 2, "fro") or x.ndim > 2:
-            if x.ndim > 2:
-                raise ValueError("Improper number of dimensions to norm.")
-        if ord in (None, "fro") or (ord == 2 and x.ndim == 1):
-            r = np.sqrt(sum_(x * x))
+        if ord is None or (ord == "fro" and x.ndim == 2) or (ord == 2 and x.ndim == 1):
+            r = np.sqrt(sum_(x * x))  # NumPy: the 2-norm of the flattened array
             return reshape(r, (1,) * x.ndim) if keepdims else r
+        if x.ndim > 2:
+            raise ValueError("Improper number of dimensions to norm.")
         axis = (0,) if x.ndim == 1 else (0, 1)
     ax = _axes(axis, x.ndim)
     if len(ax) == 1:
@@ -833,6 +830,8 @@ def norm(x, ord=None, axis=None, keepdims=False):
 
 
 def _vector_norm(x, ord, ax, keepdims):
+    if isinstance(ord, str):
+        raise ValueError(f"Invalid norm order '{ord}' for vectors")
     if ord is None or ord == 2:
         return np.sqrt(sum_(x * x, axis=ax, keepdims=keepdims))
     if ord == np.inf:
@@ -841,7 +840,7 @@ def _vector_norm(x, ord, ax, keepdims):
         return np.min(np.abs(x), axis=ax, keepdims=keepdims)
     if ord == 1:
         return sum_(np.abs(x), axis=ax, keepdims=keepdims)
-    if isinstance(ord, str) or ord == 0:
+    if ord == 0:
         raise TypeError(f"hyperdual's numpy.linalg.norm does not support vector ord={ord!r}")
     p = float(ord)
     return sum_(np.abs(x) ** p, axis=ax, keepdims=keepdims) ** (1.0 / p)

@@ -87,7 +87,7 @@ def _template(obj):
     if t is HyperDual:
         if obj._node is not None:
             return _Ref(obj._node)
-        if obj._ctx is not None:
+        if obj._e1 is not None or obj._e2 is not None or obj._e12 is not None:
             raise ValueError("a recorded array (from hyperdual.variable) met a HyperDual with derivative "
                              "lanes; recording and seeded evaluation cannot be mixed")
         return _new(obj._value.copy(), None, None, None, None)
