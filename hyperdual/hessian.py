@@ -49,6 +49,21 @@ class Stats:
     entries_cached: int = 0    #: (sample, pair) entries stored
 
 
+def _distinct(values: np.ndarray, bound: int) -> np.ndarray:
+    """The sorted distinct values of a non-negative int array, all below ``bound``.
+
+    A mark-and-scan over ``bound`` slots when that is cheaper than sorting
+    (and without the lazy import of numpy.ma that ``np.unique`` pays once).
+    """
+    values = values.reshape(-1)
+    if bound <= 8 * values.size + 1024:
+        seen = np.zeros(bound, dtype=bool)
+        seen[values] = True
+        return np.flatnonzero(seen)
+    v = np.sort(values)
+    return v[np.concatenate(([True], v[1:] != v[:-1]))] if v.size else v
+
+
 # ---- argument checks --------------------------------------------------------------------
 def _check_batch_axis(batch_axis):
     if batch_axis is None:
@@ -231,19 +246,19 @@ class _Problem:
     def _compute(self, b, lo, hi, known):
         miss = ~known
         n = self.space.n
-        flat = np.unique(lo[miss] * n + hi[miss])
+        flat = _distinct(lo[miss] * n + hi[miss], n * n)
         plo, phi = flat // n, flat % n
         samples = None
         if b is not None and not self.replay_all:
-            need = np.unique(b[miss])
+            need = _distinct(b[miss], self.batch)
             if need.size < self.batch:
                 samples = need
         if samples is None and not getattr(self, "_independent", False):
             self._check_independent()
         nsamp = None if self.batch is None else (self.batch if samples is None else len(samples))
         for clo, chi in plan_passes(plo, phi, self.space.elements(nsamp), self.budget):
-            U, inv = np.unique(np.concatenate([clo, chi]), return_inverse=True)
-            ip, jp = inv[:len(clo)], inv[len(clo):]
+            U = _distinct(np.concatenate([clo, chi]), n)
+            ip, jp = np.searchsorted(U, clo), np.searchsorted(U, chi)
             g, h = self._run(U, ip, jp, samples, True)
             self._store(samples, U, g, clo, chi, h)
 
@@ -286,10 +301,10 @@ class _Problem:
             known = self._gknown[key]
             if not known.all():
                 miss = ~known
-                U = np.unique(i[miss])
+                U = _distinct(i[miss], self.space.n)
                 samples = None
                 if b is not None and not self.replay_all:
-                    need = np.unique(b[miss])
+                    need = _distinct(b[miss], self.batch)
                     samples = need if need.size < self.batch else None
                 nsamp = None if self.batch is None else (self.batch if samples is None else len(samples))
                 for cu, _ in plan_passes(U, U, self.space.elements(nsamp), self.budget):
@@ -669,7 +684,7 @@ class _JacobianProblem(_Problem):
         with self.lock:
             known = self._jknown[j] if b is None else self._jknown[b, j]
             if not known.all():
-                cols = np.unique(j[~known])
+                cols = _distinct(j[~known], self.space.n)
                 nsamp = self.batch
                 for cu, _ in plan_passes(cols, cols, self.space.elements(nsamp), self.budget):
                     inputs, ctx = seed_inputs(self.space, cu, np.zeros(0, np.int64),

@@ -26,6 +26,9 @@ __all__ = ["InputSpace", "plan_passes", "seed_inputs", "settings", "set_memory_b
 
 #: Estimated number of lane-sized intermediates alive at once in a pass.
 LIVE_FACTOR = 16
+#: Pairs a pass may take even when its lanes exceed ``chunk_elements`` (large batches):
+#: below this, per-pass overhead costs more than the cache misses of large lanes.
+MIN_PAIRS = 64
 
 
 @dataclass
@@ -90,7 +93,7 @@ def plan_passes(lo, hi, lane_elements: int, budget: int, chunk_elements: int | N
             f"the memory budget of {budget} bytes is too small for even one index pair: a pass "
             f"needs about {per_pair} bytes of lanes for inputs of {lane_elements} elements; "
             f"raise memory_budget (or hyperdual.set_memory_budget)")
-    pmax = max(1, min(budget // per_pair, max(1, chunk // lane_elements)))
+    pmax = max(1, min(budget // per_pair, max(MIN_PAIRS, chunk // lane_elements)))
     npairs = len(lo)
     if npairs <= pmax:
         yield lo, hi
