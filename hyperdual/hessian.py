@@ -28,6 +28,7 @@ import numpy as np
 
 from .array import HyperDual, as_float_array
 from .record import replay, topological
+from .cache import PairCache
 from .seeding import InputSpace, plan_passes, seed_inputs, settings
 
 __all__ = ["Hessian", "Jacobian", "hessian", "jacobian", "hvp", "gradient", "Stats"]
@@ -135,9 +136,7 @@ class _Problem:
         self.kind = order_kind
         self.stats = Stats(function_calls=1 if order_kind == "callable" else 0)
         n = self.space.n
-        shape = (n, n) if batch is None else (batch, n, n)
-        self._hval = np.zeros(shape)
-        self._hknown = np.zeros(shape, dtype=bool)
+        self.cache = PairCache(n, batch)
         gshape = (n,) if batch is None else (batch, n)
         self._gval = np.zeros(gshape)
         self._gknown = np.zeros(gshape, dtype=bool)
@@ -209,12 +208,12 @@ class _Problem:
     def hessian_entries(self, b, i, j):
         """Values at flat entries (``b`` sample numbers or None, ``i``, ``j`` flat indices)."""
         lo, hi = np.minimum(i, j), np.maximum(i, j)
-        key = (lo, hi) if b is None else (b, lo, hi)
         with self.lock:
-            known = self._hknown[key]
+            values, known = self.cache.lookup(b, lo, hi)
             if not known.all():
                 self._compute(b, lo, hi, known)
-            return self._hval[key]
+                values, known = self.cache.lookup(b, lo, hi)
+            return values
 
     def _check_independent(self):
         """With a batch, evaluate once more with the even-numbered samples moved: for
@@ -267,28 +266,14 @@ class _Problem:
         if self.batch is None:
             self._gval[U] = g[:, 0]
             self._gknown[U] = True
-            if h is not None:
-                self._hval[lo, hi] = h[:, 0]
-                self._hval[hi, lo] = h[:, 0]
-                self._hknown[lo, hi] = True
-                self._hknown[hi, lo] = True
-                self.stats.entries_cached += len(lo)
         else:
             s = slice(None) if samples is None else samples[:, None]
             self._gval[s, U] = g.T
             self._gknown[s, U] = True
-            if h is not None:
-                if samples is None:
-                    self._hval[:, lo, hi] = h.T
-                    self._hval[:, hi, lo] = h.T
-                    self._hknown[:, lo, hi] = True
-                    self._hknown[:, hi, lo] = True
-                else:
-                    self._hval[samples[:, None], lo, hi] = h.T
-                    self._hval[samples[:, None], hi, lo] = h.T
-                    self._hknown[samples[:, None], lo, hi] = True
-                    self._hknown[samples[:, None], hi, lo] = True
-                self.stats.entries_cached += len(lo) * (self.batch if samples is None else len(samples))
+        if h is not None:
+            self.cache.store(samples, lo, hi, h)
+            self.stats.entries_cached += len(lo) * (
+                1 if self.batch is None else self.batch if samples is None else len(samples))
         self.stats.passes += 1
         self.stats.pairs_evaluated += 0 if h is None else len(lo)
         self.stats.samples_evaluated += 0 if self.batch is None else (
@@ -678,7 +663,7 @@ class _JacobianProblem(_Problem):
         shape = (self.out_size, n) if batch is None else (batch, self.out_size, n)
         self._jval = np.zeros(shape)
         self._jknown = np.zeros(n if batch is None else (batch, n), dtype=bool)
-        self._hval = self._hknown = None
+        self.cache = None
 
     def entries(self, b, i, j):
         with self.lock:

@@ -1,0 +1,84 @@
+"""The Hessian cache: values and a "computed" mask of unordered index pairs.
+
+The flat Hessian of all inputs is symmetric, so entry ``(i, j)`` is stored once
+under ``(min, max)``.  Storage is a dict of square tiles allocated on first
+use, so a block of a 10 000-input Hessian costs one small tile, not N² memory,
+while a full Hessian fills a handful of dense tiles.  With a batch every tile
+carries the batch axis first.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["PairCache"]
+
+#: Side of a tile; inputs up to ``2 * TILE`` use one dense tile.
+TILE = 128
+
+
+class PairCache:
+    """Values of ``H[b, lo, hi]`` (``lo <= hi``) and whether they are computed."""
+
+    def __init__(self, n: int, batch: int | None):
+        self.n, self.batch = n, batch
+        self.tile = n if n <= 2 * TILE else TILE
+        self.ntiles = -(-n // self.tile) if n else 1
+        self.tiles: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def _groups(self, lo, hi):
+        """``((ti, tj), index)`` for the entries of each tile touched."""
+        if self.ntiles == 1:
+            yield (0, 0), slice(None)
+            return
+        T, nt = self.tile, self.ntiles
+        key = (lo // T) * nt + hi // T
+        order = np.argsort(key, kind="stable")
+        cuts = np.flatnonzero(np.diff(key[order])) + 1
+        for seg in np.split(order, cuts):
+            k = int(key[seg[0]])
+            yield (k // nt, k % nt), seg
+
+    def _make(self, ti, tj):
+        T, n = self.tile, self.n
+        shape = (min(T, n - ti * T), min(T, n - tj * T))
+        if self.batch is not None:
+            shape = (self.batch,) + shape
+        tile = (np.zeros(shape), np.zeros(shape, dtype=bool))
+        self.tiles[ti, tj] = tile
+        return tile
+
+    def lookup(self, b, lo, hi):
+        """``(values, known)`` shaped like ``lo`` (``b``: sample numbers, or None)."""
+        shape = lo.shape
+        lo, hi = lo.reshape(-1), hi.reshape(-1)
+        b = None if b is None else b.reshape(-1)
+        values = np.zeros(lo.size)
+        known = np.zeros(lo.size, dtype=bool)
+        T = self.tile
+        for (ti, tj), idx in self._groups(lo, hi):
+            tile = self.tiles.get((ti, tj))
+            if tile is None:
+                continue
+            r, c = lo[idx] - ti * T, hi[idx] - tj * T
+            key = (r, c) if b is None else (b[idx], r, c)
+            values[idx] = tile[0][key]
+            known[idx] = tile[1][key]
+        return values.reshape(shape), known.reshape(shape)
+
+    def store(self, samples, lo, hi, h):
+        """Store pass results ``h`` (``(P, rows)``) for pairs ``(lo[p], hi[p])``.
+
+        Values are written before the mask, tile by tile: an interruption leaves
+        entries unknown, never wrong.
+        """
+        T = self.tile
+        for (ti, tj), idx in self._groups(lo, hi):
+            tile = self.tiles.get((ti, tj)) or self._make(ti, tj)
+            r, c = lo[idx] - ti * T, hi[idx] - tj * T
+            if self.batch is None:
+                tile[0][r, c] = h[idx, 0]
+                tile[1][r, c] = True
+            else:
+                s = slice(None) if samples is None else samples[:, None]
+                tile[0][s, r, c] = h[idx].T
+                tile[1][s, r, c] = True

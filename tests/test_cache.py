@@ -1,0 +1,66 @@
+"""The tiled pair cache: entries across tiles, batches, symmetry, partial fills."""
+import numpy as np
+import pytest
+
+import hyperdual
+from hyperdual.cache import TILE, PairCache
+
+
+def cubic_chain(x):
+    return np.sum(x ** 3) + np.sum(x[:-1] * x[1:]) + x[0] * x[-1]
+
+
+def cubic_chain_hessian(x):
+    n = x.size
+    H = np.diag(6.0 * x)
+    i = np.arange(n - 1)
+    H[i, i + 1] += 1.0
+    H[i + 1, i] += 1.0
+    H[0, -1] += 1.0
+    H[-1, 0] += 1.0
+    return H
+
+
+@pytest.mark.parametrize("n", [2 * TILE + 1, 3 * TILE + 7])
+def test_full_hessian_across_tiles(n):
+    x = np.linspace(-1.0, 1.0, n)
+    H = hyperdual.hessian(cubic_chain, x)
+    np.testing.assert_array_equal(H[:], cubic_chain_hessian(x))
+    assert len(H._problem.cache.tiles) == (-(-n // TILE)) * (-(-n // TILE) + 1) // 2
+
+
+def test_corner_entries_touch_only_their_tiles():
+    n = 4 * TILE
+    x = np.linspace(-1.0, 1.0, n)
+    H = hyperdual.hessian(cubic_chain, x)
+    assert H[0, n - 1] == 1.0 and H[n - 1, 0] == 1.0
+    assert set(H._problem.cache.tiles) == {(0, 3)}
+    assert H.stats.pairs_evaluated == 1
+    got = H[[5, n - 2, 7], [n - 3, 5, 7]]
+    np.testing.assert_array_equal(got, cubic_chain_hessian(x)[[5, n - 2, 7], [n - 3, 5, 7]])
+
+
+def test_batched_across_tiles_and_sample_subsets():
+    B, n = 3, 2 * TILE + 5
+    X = np.random.default_rng(1).uniform(-1, 1, (B, n))
+
+    def f(X):
+        return np.sum(X ** 3, axis=1) + np.sum(X[:, :-1] * X[:, 1:], axis=1) + X[:, 0] * X[:, -1]
+
+    H = hyperdual.hessian(f, X, batch_axis=0)
+    np.testing.assert_array_equal(H[1, 0:3, n - 3:], cubic_chain_hessian(X[1])[0:3, n - 3:])
+    assert H.stats.samples_evaluated == 1
+    full = H[:]
+    for b in range(B):
+        np.testing.assert_array_equal(full[b], cubic_chain_hessian(X[b]))
+
+
+def test_lookup_of_unknown_entries_reports_them_unknown():
+    c = PairCache(10, None)
+    lo, hi = np.array([0, 1]), np.array([3, 4])
+    values, known = c.lookup(None, lo, hi)
+    assert not known.any() and (values == 0).all()
+    c.store(None, lo[:1], hi[:1], np.array([[2.5]]))
+    values, known = c.lookup(None, lo, hi)
+    np.testing.assert_array_equal(known, [True, False])
+    assert values[0] == 2.5
