@@ -41,7 +41,10 @@ def as_float_array(v: Any, what: str = "input") -> np.ndarray:
     Complex, object, string and other dtypes raise ``TypeError``: a Hessian of
     them is undefined here, and a silent cast would be a wrong number.
     """
-    if isinstance(v, HyperDual):
+    t = type(v)
+    if t is float or t is int:
+        return np.float64(v)
+    if t is HyperDual:
         raise TypeError(_ESCAPE)
     a = np.asarray(v)
     kind = a.dtype.kind

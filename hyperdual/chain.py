@@ -244,11 +244,9 @@ def binary(ufunc, rule, a, b):
     a_dual = type(a) is HyperDual
     b_dual = type(b) is HyperDual
     if not b_dual:
-        if ufunc is np.power or ufunc is np.float_power:
-            c = as_float_array(b, "exponent")
-            if c.ndim == 0:
-                return _scalar_power(a, float(c))
         bv = as_float_array(b, "operand")
+        if (ufunc is np.power or ufunc is np.float_power) and bv.ndim == 0:
+            return _scalar_power(a, float(bv))
         if ufunc is np.multiply:
             return scale(a, bv, a._value * bv)
         if ufunc is np.true_divide:
