@@ -3,10 +3,11 @@
 Each large-array class times a ``hyperdual`` operation beside a *floor*: a
 plain NumPy pass that moves the same number of lane bytes (into preallocated,
 already-touched buffers), so ``time_hyperdual_* / time_floor_*`` says how far
-the operation is from memory bandwidth.  Compare them with e.g.::
+the operation is from memory bandwidth.  Run them with e.g.::
 
-    asv run --python=same -b bench_engine
-    asv show --python=same ... / asv publish
+    asv run --python=same --quick -b bench_engine        # smoke test
+    asv run --python=same --set-commit-hash $(git rev-parse HEAD) -b bench_engine
+    asv show $(git rev-parse HEAD)                        # the saved medians
 
 Sizes: ``n`` is the number of elements of the value; an operand with ``K1``
 ``e1`` rows, ``K2`` ``e2`` rows and ``P`` cross rows has ``L = 1 + K1 + K2 + P``
@@ -19,9 +20,11 @@ covers it instead.
 import subprocess
 import sys
 import time
+import tracemalloc
 
 import numpy as np
 
+import hyperdual
 from hyperdual import HyperDual
 
 #: (K1, K2, P) lane layouts: the textbook scalar hyper-dual, and 4 x 4 seeds
@@ -62,6 +65,20 @@ def make_operand(rng, n, layout, low=-2.0, high=2.0):
     return HyperDual(value, e1, e2, e12, pairs=(ip, jp))
 
 
+def _load_kernels():
+    """Switch to the Numba kernels now, where the library has that switch.
+
+    Newer versions run small problems on NumPy twins of the kernels until
+    enough work has been done (``hyperdual.load_kernels()`` switches at
+    once); older ones always use Numba.  Either way this leaves the process
+    on the Numba kernels, loaded or compiled, so that no timing depends on
+    how much work happened to run before it.
+    """
+    load = getattr(hyperdual, "load_kernels", None)
+    if load is not None:
+        load()
+
+
 def _filled(shape, rng):
     """A float64 buffer whose pages are all touched (not lazily-mapped zeros)."""
     return rng.uniform(0.5, 1.5, shape)
@@ -70,10 +87,11 @@ def _filled(shape, rng):
 class _Large:
     """Timing settings shared by the large-array classes (numpy-style attributes).
 
-    One call is 1 ms .. 1 s; every sample is one call, and 3 to 10 samples
-    are taken per process within ~10 s.  The Numba kernels are compiled (or
-    loaded from the on-disk cache) in ``setup`` by a tiny call, so no
-    compilation is ever timed.
+    One call is 0.1 ms .. 1 s; every sample is one call, and 3 to 10
+    samples are taken per process within ~10 s.  ``setup`` runs the timed
+    operation once at full size, so the exact code path that is timed has
+    been compiled (or loaded from Numba's on-disk cache) and its output
+    sizes seen once before any timing.
     """
 
     params = [SIZES, LAYOUTS]
@@ -112,9 +130,8 @@ class Multiply(_Large):
         lanes = _nlanes(layout)
         self.src = _filled((2, lanes * n), rng)
         self.dst = _filled((lanes * n,), rng)
-        # Compile / load the kernels for this lane layout outside the timing.
-        small = make_operand(rng, 8, layout)
-        small * small
+        _load_kernels()
+        self.x * self.y
 
     def time_hyperdual_multiply(self, n, layout):
         self.x * self.y
@@ -147,7 +164,8 @@ class Sin(_Large):
         self.c = _filled((n,), rng)
         self.src = _filled((lanes * n,), rng)
         self.dst = _filled((lanes * n,), rng)
-        np.sin(make_operand(rng, 8, layout))
+        _load_kernels()
+        np.sin(self.x)
 
     def time_hyperdual_sin(self, n, layout):
         np.sin(self.x)
@@ -159,12 +177,19 @@ class Sin(_Large):
 
 
 class PeakMem:
-    """Peak resident memory of one operation, beside the operands alone.
+    """Memory of one operation: whole-process peak RSS, and traced NumPy bytes.
 
-    asv's ``peakmem`` is the whole process's peak RSS, setup included, so
-    ``peakmem_operands`` (which does nothing) is the baseline: the extra
-    memory of an operation is its value minus that baseline.  The ideal extra
-    is one output (``L * n * 8`` bytes); anything above is temporaries.
+    ``peakmem_*``: asv's whole-process peak RSS, setup included.
+    ``peakmem_operands`` (which does nothing) is the baseline, but the
+    constructor's copies of the lanes make a transient of about one operand
+    during ``setup``, so ``peakmem_multiply - peakmem_operands`` can hide up
+    to one operand's worth of temporaries; use it for regressions only.
+
+    ``track_*_extra_bytes``: the exact figure.  The operation runs once
+    (warm), then once more under :mod:`tracemalloc` (NumPy reports its array
+    buffers to it); the value is the traced peak above what was allocated
+    before the call.  The ideal is one result, ``track_output_bytes``
+    (``L * n * 8``); anything above is temporaries.
     """
 
     params = [[1_000_000], LAYOUTS]
@@ -174,6 +199,7 @@ class PeakMem:
         rng = np.random.default_rng(0)
         self.x = make_operand(rng, n, layout)
         self.y = make_operand(rng, n, layout)
+        _load_kernels()
         small = make_operand(rng, 8, layout)
         small * small
         np.sin(small)
@@ -187,20 +213,49 @@ class PeakMem:
     def peakmem_sin(self, n, layout):
         np.sin(self.x)
 
+    def _extra_bytes(self, op):
+        op()  # warm: kernels loaded, one-time caches filled
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            result = op()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        del result
+        return peak - before
+
+    def track_multiply_extra_bytes(self, n, layout):
+        return self._extra_bytes(lambda: self.x * self.y)
+
+    track_multiply_extra_bytes.unit = "bytes"
+
+    def track_sin_extra_bytes(self, n, layout):
+        return self._extra_bytes(lambda: np.sin(self.x))
+
+    track_sin_extra_bytes.unit = "bytes"
+
     def track_output_bytes(self, n, layout):
-        """The size of one result (all L lanes): the ideal extra peak memory."""
+        """The size of one result (all L lanes): the ideal extra memory."""
         return _nlanes(layout) * n * 8
 
     track_output_bytes.unit = "bytes"
 
 
 class SmallOverhead:
-    """Per-call overhead on tiny arrays (n = 10, K1 = K2 = P = 1): dispatch, not data."""
+    """Per-call overhead on tiny arrays (n = 10, K1 = K2 = P = 1): dispatch, not data.
+
+    Timed on the Numba kernels (``_load_kernels`` in ``setup``), the path
+    every long-running process ends up on; a fresh process starts tiny
+    problems on NumPy twins instead, which would switch to Numba partway
+    through a benchmark once enough work has accumulated.
+    """
 
     def setup(self):
         rng = np.random.default_rng(0)
         self.x = make_operand(rng, 10, (1, 1, 1))
         self.y = make_operand(rng, 10, (1, 1, 1))
+        _load_kernels()
         # Compile / load every kernel these paths use.
         self.x * self.y
         np.sin(self.x)
@@ -237,7 +292,14 @@ def _median_import_seconds(statement, runs=3):
 
 
 class Import:
-    """Cold-process import time (interpreter start-up included), in seconds."""
+    """Cold-process import time (interpreter start-up included), in seconds.
+
+    ``track_import_overhead_seconds`` is ``import hyperdual`` minus
+    ``import numpy, numba``.  Versions that load Numba lazily (only when a
+    kernel is first needed) make it negative; ``track_import_numpy_seconds``
+    is the baseline for those, and ``track_import_overhead_over_numpy_seconds``
+    the cost of hyperdual's own modules.
+    """
 
     timeout = 300
 
@@ -251,9 +313,21 @@ class Import:
 
     track_import_numpy_numba_seconds.unit = "seconds"
 
+    def track_import_numpy_seconds(self):
+        return _median_import_seconds("import numpy")
+
+    track_import_numpy_seconds.unit = "seconds"
+
     def track_import_overhead_seconds(self):
         """``import hyperdual`` minus ``import numpy, numba``, both measured here."""
         return (_median_import_seconds("import hyperdual")
                 - _median_import_seconds("import numpy, numba"))
 
     track_import_overhead_seconds.unit = "seconds"
+
+    def track_import_overhead_over_numpy_seconds(self):
+        """``import hyperdual`` minus ``import numpy``, both measured here."""
+        return (_median_import_seconds("import hyperdual")
+                - _median_import_seconds("import numpy"))
+
+    track_import_overhead_over_numpy_seconds.unit = "seconds"

@@ -274,9 +274,8 @@ def _binary_both(ufunc, rule, a, b):
     if ctx is None:
         return _new(y, None, None, None, None)
     shape, n = y.shape, y.size
-    if ufunc is np.multiply:
-        gx, gy, gxx, gyy, gxy = bv, av, None, None, 1.0
-    else:
+    product = ufunc is np.multiply
+    if not product:
         gx, gxx = rule.dx(av, bv, y)
         gy, gyy = rule.dy(av, bv, y)
         gxy = rule.dxy(av, bv, y)
@@ -286,13 +285,16 @@ def _binary_both(ufunc, rule, a, b):
     n1, f1 = _out(has1, ctx.k1, shape, n)
     n2, f2 = _out(has2 and not shared, ctx.k2, shape, n)
     n12, f12 = _out(a12 is not None or b12 is not None or (has1 and has2), ctx.npairs, shape, n)
-    lanes.choose(n * (f1.shape[0] + f2.shape[0] + f12.shape[0]))[1](
-                         y.reshape(n), _flat_factor(gx, shape, n), _flat_factor(gy, shape, n),
-                         _flat_factor(gxx, shape, n), _flat_factor(gxy, shape, n),
-                         _flat_factor(gyy, shape, n),
-                         _flat_lane(a1, shape, n), _flat_lane(a2, shape, n), _flat_lane(a12, shape, n),
-                         _flat_lane(b1, shape, n), _flat_lane(b2, shape, n), _flat_lane(b12, shape, n),
-                         ctx.ip, ctx.jp, f1, f2, f12)
+    work = n * (f1.shape[0] + f2.shape[0] + f12.shape[0])
+    lanes_in = (_flat_lane(a1, shape, n), _flat_lane(a2, shape, n), _flat_lane(a12, shape, n),
+                _flat_lane(b1, shape, n), _flat_lane(b2, shape, n), _flat_lane(b12, shape, n))
+    if product:
+        lanes.choose(work)[2](y.reshape(n), _flat_factor(av, shape, n), _flat_factor(bv, shape, n),
+                              *lanes_in, ctx.ip, ctx.jp, f1, f2, f12)
+    else:
+        lanes.choose(work)[1](y.reshape(n), _flat_factor(gx, shape, n), _flat_factor(gy, shape, n),
+                              _flat_factor(gxx, shape, n), _flat_factor(gxy, shape, n),
+                              _flat_factor(gyy, shape, n), *lanes_in, ctx.ip, ctx.jp, f1, f2, f12)
     return _new(y, n1, n1 if shared else n2, n12, ctx)
 
 

@@ -188,3 +188,33 @@ def binary_lanes(y, gx, gy, gxx, gxy, gyy, xe1, xe2, xe12, ye1, ye2, ye12, ip, j
         _poison(y, o1)
         _poison(y, o2)
         _poison(y, o12)
+
+
+@_jit
+def product_lanes(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12):  # pragma: no cover
+    """Product rule on every lane of ``z = x * y`` (``binary_lanes`` with ``gx = y``,
+    ``gy = x``, ``gxy = 1``), with a branch-free loop when every lane is present."""
+    n = y.shape[0]
+    full = (xe1.shape[0] > 0 and xe2.shape[0] > 0 and xe12.shape[0] > 0
+            and ye1.shape[0] > 0 and ye2.shape[0] > 0 and ye12.shape[0] > 0)
+    if not full:
+        one = np.ones(1)
+        none = np.zeros(0)
+        binary_lanes(y, yv, xv, none, one, none, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12)
+        return
+    for k in range(o1.shape[0]):
+        for t in range(n):
+            o1[k, t] = _mul(yv[t], xe1[k, t]) + _mul(xv[t], ye1[k, t])
+    for k in range(o2.shape[0]):
+        for t in range(n):
+            o2[k, t] = _mul(yv[t], xe2[k, t]) + _mul(xv[t], ye2[k, t])
+    for p in range(o12.shape[0]):
+        a = ip[p]
+        b = jp[p]
+        for t in range(n):
+            o12[p, t] = (_mul(yv[t], xe12[p, t]) + _mul(xv[t], ye12[p, t])
+                         + xe1[a, t] * ye2[b, t] + ye1[a, t] * xe2[b, t])
+    if _has_nan(y):
+        _poison(y, o1)
+        _poison(y, o2)
+        _poison(y, o12)

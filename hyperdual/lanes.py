@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["choose", "load_kernels", "chain_lanes_numpy", "binary_lanes_numpy"]
+__all__ = ["choose", "load_kernels", "chain_lanes_numpy", "binary_lanes_numpy", "product_lanes_numpy"]
 
 def _mul_np(lane, g, out=None):
     """``lane * g`` where exact zeros of the lane stay zero (``inf * 0 -> 0``)."""
@@ -80,6 +80,15 @@ def binary_lanes_numpy(y, gx, gy, gxx, gxy, gyy, xe1, xe2, xe12, ye1, ye2, ye12,
     _poison_np(y, o1, o2, o12)
 
 
+_ONE = np.ones(1)
+_NONE = np.zeros(0)
+
+
+def product_lanes_numpy(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12):
+    """NumPy twin of :func:`hyperdual.kernels.product_lanes`."""
+    binary_lanes_numpy(y, yv, xv, _NONE, _ONE, _NONE, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12)
+
+
 #: Elements of lane work after which the Numba kernels are loaded (one op, or in total).
 LOAD_AFTER_OP = 2 ** 18
 LOAD_AFTER_TOTAL = 2 ** 24
@@ -88,11 +97,11 @@ LOAD_AFTER_TOTAL = 2 ** 24
 class _Choice:
     ready = False
     work = 0
-    kernels = (chain_lanes_numpy, binary_lanes_numpy)
+    kernels = (chain_lanes_numpy, binary_lanes_numpy, product_lanes_numpy)
 
 
 def choose(work: int):
-    """``(chain, binary)`` kernels for an operation touching ``work`` lane elements."""
+    """``(chain, binary, product)`` kernels for an operation touching ``work`` lane elements."""
     if not _Choice.ready:
         _Choice.work += work
         if work >= LOAD_AFTER_OP or _Choice.work >= LOAD_AFTER_TOTAL:
@@ -114,7 +123,7 @@ def load_kernels() -> None:
     """
     if _Choice.ready:
         return
-    from .kernels import binary_lanes, chain_lanes
+    from .kernels import binary_lanes, chain_lanes, product_lanes
 
     y = np.ones(1)
     lane = np.ones((1, 1))
@@ -123,5 +132,7 @@ def load_kernels() -> None:
     chain_lanes(y, y, y, lane, lane, lane, pair, pair, np.empty((1, 1)), none, np.empty((1, 1)))
     binary_lanes(y, y, y, y, y, y, lane, lane, lane, lane, lane, lane, pair, pair,
                  np.empty((1, 1)), none, np.empty((1, 1)))
-    _Choice.kernels = (chain_lanes, binary_lanes)
+    product_lanes(y, y, y, lane, lane, lane, lane, lane, lane, pair, pair,
+                  np.empty((1, 1)), none, np.empty((1, 1)))
+    _Choice.kernels = (chain_lanes, binary_lanes, product_lanes)
     _Choice.ready = True

@@ -82,10 +82,28 @@ def test_binary_lanes_twin(x1, x2, x12, y1, y2, y12, second):
     assert np.isnan(got[2][:, 4]).all()
 
 
+@pytest.mark.parametrize("present", [c for c in itertools.product([True, False], repeat=6) if any(c)])
+def test_product_lanes_twin_and_formula(present):
+    xv, yv = RNG.standard_normal(N), RNG.standard_normal(N)
+    xv[1] = 0.0
+    y = xv * yv
+    y[5] = np.nan
+    x1, x2, x12, y1, y2, y12 = present
+    lane_list = [lane(K1, x1), lane(K2, x2), lane(P, x12), lane(K1, y1), lane(K2, y2), lane(P, y12)]
+    outs = [np.empty((K1 if (x1 or y1) else 0, N)), np.empty((K2 if (x2 or y2) else 0, N)), np.empty((P, N))]
+    got = run_both(kernels.product_lanes, lanes.product_lanes_numpy, (y, xv, yv, *lane_list, IP, JP), outs)
+    ref = [np.empty_like(o) for o in outs]
+    kernels.binary_lanes(y, yv, xv, np.zeros(0), np.ones(1), np.zeros(0), *lane_list, IP, JP, *ref)
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g, r, rtol=1e-14, atol=1e-14)
+    assert np.isnan(got[2][:, 5]).all()
+
+
 def test_choice_switches_to_numba_after_enough_work(monkeypatch):
     monkeypatch.setattr(lanes._Choice, "ready", False)
     monkeypatch.setattr(lanes._Choice, "work", 0)
-    monkeypatch.setattr(lanes._Choice, "kernels", (lanes.chain_lanes_numpy, lanes.binary_lanes_numpy))
+    monkeypatch.setattr(lanes._Choice, "kernels", (lanes.chain_lanes_numpy, lanes.binary_lanes_numpy,
+                                                   lanes.product_lanes_numpy))
     assert lanes.choose(10)[0] is lanes.chain_lanes_numpy
     assert lanes.choose(lanes.LOAD_AFTER_OP)[0] is kernels.chain_lanes
     assert lanes._Choice.ready
