@@ -247,11 +247,7 @@ class _Problem:
         n = self.space.n
         flat = _distinct(lo[miss] * n + hi[miss], n * n)
         plo, phi = flat // n, flat % n
-        samples = None
-        if b is not None and not self.replay_all:
-            need = _distinct(b[miss], self.batch)
-            if need.size < self.batch:
-                samples = need
+        samples = self._samples_needed(b, miss)
         if samples is None and not getattr(self, "_independent", False):
             self._check_independent()
         nsamp = None if self.batch is None else (self.batch if samples is None else len(samples))
@@ -275,7 +271,7 @@ class _Problem:
             self.stats.entries_cached += len(lo) * (
                 1 if self.batch is None else self.batch if samples is None else len(samples))
         self.stats.passes += 1
-        self.stats.pairs_evaluated += 0 if h is None else len(lo)
+        self.stats.pairs_evaluated += len(lo)
         self.stats.samples_evaluated += 0 if self.batch is None else (
             self.batch if samples is None else len(samples))
 
@@ -287,22 +283,20 @@ class _Problem:
             if not known.all():
                 miss = ~known
                 U = _distinct(i[miss], self.space.n)
-                samples = None
-                if b is not None and not self.replay_all:
-                    need = _distinct(b[miss], self.batch)
-                    samples = need if need.size < self.batch else None
+                samples = self._samples_needed(b, miss)
                 nsamp = None if self.batch is None else (self.batch if samples is None else len(samples))
+                no_pairs = np.zeros(0, np.int64)
                 for cu, _ in plan_passes(U, U, self.space.elements(nsamp), self.budget):
-                    g, _h = self._run(cu, np.zeros(0, np.int64), np.zeros(0, np.int64), samples, False)
-                    if self.batch is None:
-                        self._gval[cu] = g[:, 0]
-                        self._gknown[cu] = True
-                    else:
-                        s = slice(None) if samples is None else samples[:, None]
-                        self._gval[s, cu] = g.T
-                        self._gknown[s, cu] = True
-                    self.stats.passes += 1
+                    g, _ = self._run(cu, no_pairs, no_pairs, samples, False)
+                    self._store(samples, cu, g, no_pairs, no_pairs, None)
             return self._gval[key]
+
+    def _samples_needed(self, b, miss):
+        """The batch samples a request misses (None: all, or no batch)."""
+        if b is None or self.replay_all:
+            return None
+        need = _distinct(b[miss], self.batch)
+        return need if need.size < self.batch else None
 
 
 # ---- the public objects ---------------------------------------------------------------------

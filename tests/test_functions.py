@@ -28,6 +28,7 @@ import hyperdual
 import hyperdual.array
 import hyperdual.rules
 from hyperdual import HyperDual, PassMismatchError
+from seeds import derivs, seeded
 
 RTOL = 1e-12
 ATOL = 1e-14
@@ -41,25 +42,6 @@ def assert_close(actual, expected, rtol=RTOL, atol=ATOL):
     expected = np.asarray(expected, dtype=float)
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
-
-
-def seeded(x0, shared=False):
-    """Identity seeds on every element of ``x0``: K1 = K2 = N, P = N*N (all pairs)."""
-    x0 = np.asarray(x0, dtype=float)
-    n = x0.size
-    eye = np.eye(n).reshape((n,) + x0.shape)
-    return HyperDual(x0, e1=eye, e2=eye if shared else eye.copy())
-
-
-def derivs(y, n):
-    """``(value, gradient (n, *S), Hessian (n, n, *S))`` read from identity-seeded lanes."""
-    assert isinstance(y, HyperDual), type(y)
-    g = np.asarray(y.e1)
-    assert g.shape == (n,) + y.shape
-    np.testing.assert_allclose(y.e2, g, rtol=1e-14, atol=1e-300)
-    h = np.asarray(y.e12)
-    assert h.shape == (n * n,) + y.shape
-    return np.asarray(y.value), g, h.reshape((n, n) + y.shape)
 
 
 def random_hd(shape, rng, k1=2, k2=3):

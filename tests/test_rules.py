@@ -32,6 +32,7 @@ from hypothesis import given, settings, strategies as st
 
 import hyperdual
 from hyperdual import HyperDual
+from seeds import derivs, seeded
 
 RTOL = 1e-12
 ATOL = 1e-14
@@ -50,28 +51,6 @@ def assert_close(actual, expected, rtol=RTOL, atol=ATOL):
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
     assert actual.dtype == np.float64
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
-
-
-def seeded(x0, shared=False):
-    """Identity seeds on every element of ``x0``: K1 = K2 = N, P = N*N."""
-    x0 = np.asarray(x0, dtype=float)
-    n = x0.size
-    eye = np.eye(n).reshape((n,) + x0.shape)
-    return HyperDual(x0, e1=eye, e2=eye if shared else eye.copy())
-
-
-def derivs(y, n):
-    """``(value, gradient (n, *S), Hessian (n, n, *S))`` from identity-seeded lanes."""
-    assert isinstance(y, HyperDual)
-    g = np.asarray(y.e1)
-    assert g.shape == (n,) + y.shape
-    np.testing.assert_allclose(y.e2, g, rtol=1e-15, atol=0)  # e2 seeds equal e1 seeds
-    ip, jp = y.pairs
-    np.testing.assert_array_equal(ip, np.repeat(np.arange(n), n))
-    np.testing.assert_array_equal(jp, np.tile(np.arange(n), n))
-    h = np.asarray(y.e12)
-    assert h.shape == (n * n,) + y.shape
-    return np.asarray(y.value), g, h.reshape((n, n) + y.shape)
 
 
 def diag_grad(d1):
