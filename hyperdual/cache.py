@@ -32,11 +32,18 @@ class PairCache:
             return
         T, nt = self.tile, self.ntiles
         key = (lo // T) * nt + hi // T
+        if key.size == 0:
+            return
+        first, last = int(key.min()), int(key.max())
+        if first == last:  # one tile (a block request): no sorting
+            yield (first // nt, first % nt), slice(None)
+            return
         order = np.argsort(key, kind="stable")
-        cuts = np.flatnonzero(np.diff(key[order])) + 1
-        for seg in np.split(order, cuts):
-            k = int(key[seg[0]])
-            yield (k // nt, k % nt), seg
+        ordered = key[order]
+        cuts = np.concatenate(([0], np.flatnonzero(ordered[1:] != ordered[:-1]) + 1, [key.size]))
+        for s, e in zip(cuts[:-1], cuts[1:]):
+            k = int(ordered[s])
+            yield (k // nt, k % nt), order[s:e]
 
     def _make(self, ti, tj):
         T, n = self.tile, self.n
