@@ -484,7 +484,7 @@ def _recorded_problem(ys, xs, batch_axis, memory_budget, check=True):
         raise ValueError("ys was not computed from xs: none of the given inputs appears in its record")
     ids = [id(leaf) for leaf in leaves]
 
-    def evaluate(inputs, samples):
+    def evaluate(inputs, samples=None):
         return replay(order, dict(zip(ids, inputs)))
 
     problem = _Problem(evaluate, points, batch, ys.value, "recorded", memory_budget, replay_all=True)

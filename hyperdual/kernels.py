@@ -193,10 +193,12 @@ def binary_lanes(y, gx, gy, gxx, gxy, gyy, xe1, xe2, xe12, ye1, ye2, ye12, ip, j
 @_jit
 def product_lanes(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12):  # pragma: no cover
     """Product rule on every lane of ``z = x * y`` (``binary_lanes`` with ``gx = y``,
-    ``gy = x``, ``gxy = 1``), with a branch-free loop when every lane is present."""
+    ``gy = x``, ``gxy = 1``), with a branch-free loop when every lane is present and
+    both values have length n."""
     n = y.shape[0]
     full = (xe1.shape[0] > 0 and xe2.shape[0] > 0 and xe12.shape[0] > 0
-            and ye1.shape[0] > 0 and ye2.shape[0] > 0 and ye12.shape[0] > 0)
+            and ye1.shape[0] > 0 and ye2.shape[0] > 0 and ye12.shape[0] > 0
+            and xv.shape[0] == n and yv.shape[0] == n)  # a broadcast (length-1) factor: general path
     if not full:
         one = np.ones(1)
         none = np.zeros(0)

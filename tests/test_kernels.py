@@ -99,6 +99,18 @@ def test_product_lanes_twin_and_formula(present):
     assert np.isnan(got[2][:, 5]).all()
 
 
+def test_product_lanes_with_a_broadcast_factor():
+    # one value of length 1 (an element broadcast against a vector): the general path
+    xv, yv = np.array([0.7]), RNG.standard_normal(N)
+    y = xv * yv
+    lane_list = [lane(K1, True), lane(K2, True), lane(P, True), lane(K1, True), lane(K2, True), lane(P, True)]
+    outs = [np.empty((K1, N)), np.empty((K2, N)), np.empty((P, N))]
+    got = run_both(kernels.product_lanes, lanes.product_lanes_numpy, (y, xv, yv, *lane_list, IP, JP), outs)
+    a1, a2, a12, b1, b2, b12 = lane_list
+    want = yv * a12 + xv * b12 + a1[IP] * b2[JP] + b1[IP] * a2[JP]
+    np.testing.assert_allclose(got[2], want, rtol=1e-13)
+
+
 def test_choice_switches_to_numba_after_enough_work(monkeypatch):
     monkeypatch.setattr(lanes._Choice, "ready", False)
     monkeypatch.setattr(lanes._Choice, "work", 0)
