@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from .array import _IMPL, FUNCTIONS, HyperDual, as_float_array, dispatch, link_view
+from .array import _IMPL, FUNCTIONS, HyperDual, as_float_array, link_view
 from .chain import lane_to, operand, value_of
 from .context import join_contexts
 

@@ -18,7 +18,6 @@ that know their shape and nothing else.  Indexing one
 from __future__ import annotations
 
 import numbers
-import operator
 import threading
 import warnings
 from dataclasses import dataclass

@@ -30,7 +30,6 @@ import pytest
 import sympy as sp
 from hypothesis import given, settings, strategies as st
 
-import hyperdual
 from hyperdual import HyperDual
 from seeds import derivs, seeded
 
