@@ -333,9 +333,13 @@ class HyperDual(NDArrayOperatorsMixin):
     # would reach through NumPy's override machinery, a microsecond later).
     def _binop(ufunc, reflected=False):
         def op(self, other):
-            if type(other) not in _PLAIN and _foreign(other):
+            t = type(other)
+            if t not in _PLAIN and _foreign(other):
                 return NotImplemented
             args = (ufunc, other, self) if reflected else (ufunc, self, other)
+            if self._node is None and (t is not HyperDual or other._node is None) \
+                    and t is not list and t is not tuple:
+                return _IMPL.apply_ufunc(*args)  # nothing recorded: skip the dispatch
             return dispatch(_IMPL.apply_ufunc, args, {})
         op.__name__ = f"__{'r' if reflected else ''}{ufunc.__name__}__"
         return op
