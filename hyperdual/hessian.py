@@ -28,6 +28,7 @@ import numpy as np
 from .array import HyperDual, as_float_array
 from .record import replay, topological
 from .cache import PairCache
+from .context import join_contexts
 from .seeding import InputSpace, plan_passes, seed_inputs, settings
 
 __all__ = ["Hessian", "Jacobian", "hessian", "jacobian", "hvp", "gradient", "Stats"]
@@ -168,8 +169,7 @@ class _Problem:
         value = _output_value(y)
         self._check_output(value, nb, samples, constant=not isinstance(y, HyperDual))
         if isinstance(y, HyperDual) and y._ctx is not None and y._ctx is not ctx:
-            from .context import join_contexts
-            join_contexts(y._ctx, ctx)
+            join_contexts(y._ctx, ctx)  # lanes of another pass: PassMismatchError
         rows = 1 if nb is None else nb
 
         def lane(arr, count):
