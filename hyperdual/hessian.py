@@ -28,7 +28,7 @@ import numpy as np
 from .array import HyperDual, as_float_array
 from .record import replay, topological
 from .cache import PairCache
-from .context import join_contexts
+from .context import SeedContext, join_contexts
 from .seeding import InputSpace, plan_passes, seed_inputs, settings
 
 __all__ = ["Hessian", "Jacobian", "hessian", "jacobian", "hvp", "gradient", "Stats"]
@@ -570,7 +570,6 @@ def hvp(func: Callable, x, v) -> np.ndarray:
     >>> hyperdual.hvp(lambda x: np.sum(x ** 3), np.array([1.0, 2.0]), np.array([1.0, 1.0]))
     array([ 6., 12.])
     """
-    from .context import SeedContext
     point = _point(x, 0, False)
     if point.ndim > 1:
         raise ValueError(f"x.ndim should be 0 or 1 but got {point.ndim}")
