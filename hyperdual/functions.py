@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from .array import _IMPL, FUNCTIONS, HyperDual, as_float_array, link_view
-from .chain import lane_to, operand, value_of
+from .chain import _align, lane_to, operand, value_of
 from .context import join_contexts
 
 __all__ = ["implements", "register_function", "linear", "multilinear", "getitem", "setitem"]
@@ -231,13 +231,6 @@ def _fit(lane, nd):
     if len(s) > nd:
         return lane.reshape(lane.shape[:1] + s[len(s) - nd:])
     return _align(lane, nd)
-
-
-def _align(lane, nd):
-    s = lane.shape[1:]
-    if len(s) < nd:
-        return lane.reshape(lane.shape[:1] + (1,) * (nd - len(s)) + s)
-    return lane
 
 
 # ---- reductions -----------------------------------------------------------------------

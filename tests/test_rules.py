@@ -975,13 +975,17 @@ def test_unary_large(name):
     assert_close(y.e12, g1 * D + g2 * V[ip] * W[jp], atol=1e-12)
 
 
+def _large_operands(name, rng):
+    """N_LARGE-element operands near the ordinary points of ``name``, slightly jittered."""
+    A0, B0 = (np.array(v) for v in ORDINARY_AB[name])
+    return tuple(np.resize(v, N_LARGE) * (1.0 + 0.01 * rng.random(N_LARGE)) for v in (A0, B0))
+
+
 @pytest.mark.parametrize("name", binary_names(both_seeded=True))
 def test_binary_large_both_seeded(name):
     """Both operands carry dense lanes: the full binary chain rule with every term present."""
     rng = np.random.default_rng(RNG_SEED + 4)
-    A0, B0 = (np.array(v) for v in ORDINARY_AB[name])
-    A = np.resize(A0, N_LARGE) * (1.0 + 0.01 * rng.random(N_LARGE))
-    B = np.resize(B0, N_LARGE) * (1.0 + 0.01 * rng.random(N_LARGE))
+    A, B = _large_operands(name, rng)
     Va, Wa, Da, ip, jp = _large_seeds(rng, A.shape)
     Vb, Wb, Db, _, _ = _large_seeds(rng, B.shape)
     y = BINARY_REF[name][0](HyperDual(A, Va, Wa, Da), HyperDual(B, Vb, Wb, Db))
@@ -997,9 +1001,7 @@ def test_binary_large_both_seeded(name):
 @pytest.mark.parametrize("name", binary_names(both_seeded=False))
 def test_binary_large_one_side_seeded(name):
     rng = np.random.default_rng(RNG_SEED + 5)
-    A0, B0 = (np.array(v) for v in ORDINARY_AB[name])
-    A = np.resize(A0, N_LARGE) * (1.0 + 0.01 * rng.random(N_LARGE))
-    B = np.resize(B0, N_LARGE) * (1.0 + 0.01 * rng.random(N_LARGE))
+    A, B = _large_operands(name, rng)
     V, W, D, ip, jp = _large_seeds(rng, A.shape)
     uf = BINARY_REF[name][0]
     f, fa, fb, faa, fab, fbb = binary_partials(name, A, B)
