@@ -23,7 +23,7 @@ __all__ = ["HyperDual", "as_float_array", "FUNCTIONS", "dispatch", "link_view"]
 class _IMPL:
     """Implementations that live in modules importing this one (set when they load)."""
 
-    apply_ufunc = getitem = setitem = None
+    apply_ufunc = getitem = setitem = windowed = densify = None
 
 
 #: ``numpy function -> implementation`` for ``__array_function__``; filled by
@@ -117,7 +117,7 @@ class HyperDual(NDArrayOperatorsMixin):
     (18.0, 12.0, 9.0, 6.0)
     """
 
-    __slots__ = ("_value", "_e1", "_e2", "_e12", "_ctx", "_node", "_base", "_views", "__weakref__")
+    __slots__ = ("_value", "_e1", "_e2", "_e12", "_ctx", "_node", "_base", "_views", "_win", "__weakref__")
     __array_priority__ = 100.0
 
     # ---- construction -----------------------------------------------------
@@ -150,7 +150,7 @@ class HyperDual(NDArrayOperatorsMixin):
             raise ValueError(f"lane e12 has {l12.shape[0]} rows but the pair map has {ctx.npairs} pairs")
         self._value, self._e1, self._e2, self._e12 = v, l1, l2, l12
         self._ctx, self._node = ctx, None
-        self._base = self._views = None
+        self._base = self._views = self._win = None
 
     @classmethod
     def _new(cls, value, e1, e2, e12, ctx, node=None) -> "HyperDual":
@@ -160,10 +160,11 @@ class HyperDual(NDArrayOperatorsMixin):
             value = np.asarray(value, dtype=np.float64)
         self._value, self._e1, self._e2, self._e12 = value, e1, e2, e12
         self._ctx, self._node = ctx, node
-        self._base = self._views = None
+        self._base = self._views = self._win = None
         return self
 
     def __reduce__(self):
+        _dense(self)
         if self._node is not None:
             raise TypeError("an array recorded from hyperdual.variable inputs cannot be pickled; "
                             "pickle the Hessian of a module-level function instead")
@@ -176,7 +177,9 @@ class HyperDual(NDArrayOperatorsMixin):
         """The primal value (a plain ndarray, no derivatives)."""
         return self._value
 
-    def _lane(self, lane, rows):
+    def _lane(self, name, rows):
+        _dense(self)
+        lane = getattr(self, name)
         if lane is None:
             out = np.broadcast_to(np.zeros((), np.float64), (rows,) + self._value.shape)
         else:
@@ -187,17 +190,17 @@ class HyperDual(NDArrayOperatorsMixin):
     @property
     def e1(self) -> np.ndarray:
         """First-order lane, ``(K1, *shape)``: derivative along each ``e1`` seed (read-only)."""
-        return self._lane(self._e1, self._ctx.k1 if self._ctx else 0)
+        return self._lane("_e1", self._ctx.k1 if self._ctx else 0)
 
     @property
     def e2(self) -> np.ndarray:
         """First-order lane, ``(K2, *shape)``: derivative along each ``e2`` seed (read-only)."""
-        return self._lane(self._e2, self._ctx.k2 if self._ctx else 0)
+        return self._lane("_e2", self._ctx.k2 if self._ctx else 0)
 
     @property
     def e12(self) -> np.ndarray:
         """Cross lane, ``(P, *shape)``: second derivative along each seed pair (read-only)."""
-        return self._lane(self._e12, self._ctx.npairs if self._ctx else 0)
+        return self._lane("_e12", self._ctx.npairs if self._ctx else 0)
 
     @property
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -337,9 +340,9 @@ class HyperDual(NDArrayOperatorsMixin):
             if t not in _PLAIN and _foreign(other):
                 return NotImplemented
             args = (ufunc, other, self) if reflected else (ufunc, self, other)
-            if self._node is None and (t is not HyperDual or other._node is None) \
-                    and t is not list and t is not tuple:
-                return _IMPL.apply_ufunc(*args)  # nothing recorded: skip the dispatch
+            if self._node is None and self._win is None and t is not list and t is not tuple \
+                    and (t is not HyperDual or (other._node is None and other._win is None)):
+                return _IMPL.apply_ufunc(*args)  # nothing recorded or windowed: skip the dispatch
             return dispatch(_IMPL.apply_ufunc, args, {})
         op.__name__ = f"__{'r' if reflected else ''}{ufunc.__name__}__"
         return op
@@ -473,25 +476,49 @@ def _foreign(x) -> bool:
     return hasattr(x, "__array_ufunc__") or hasattr(x, "__array_function__")
 
 
-def _traced(args) -> bool:
+_TRACED, _WINDOWED = 1, 2
+
+
+def _flags(args) -> int:
+    """``_TRACED`` if an operand is recorded, ``| _WINDOWED`` if one has windowed lanes."""
+    flags = 0
     for a in args:
         t = type(a)
         if t is HyperDual:
             if a._node is not None:
-                return True
+                flags |= _TRACED
+            if a._win is not None:
+                flags |= _WINDOWED
         elif t is list or t is tuple:
-            if _traced(a):
-                return True
-    return False
+            flags |= _flags(a)
+    return flags
+
+
+def _dense(x: HyperDual) -> None:
+    """Expand windowed lanes to full size, in place (the same numbers, stored densely)."""
+    if x._win is not None:
+        _IMPL.densify(x)
 
 
 def dispatch(impl: Callable, args: tuple, kwargs: dict):
-    """Run ``impl(*args, **kwargs)``, recording it if an operand is recorded."""
-    if _traced(args) or (kwargs and _traced(tuple(kwargs.values()))):
-        from .record import record_call
-        return record_call(impl, args, kwargs)
+    """Run ``impl(*args, **kwargs)``, recording it if an operand is recorded.
+
+    Operands with windowed lanes (:mod:`hyperdual.window`) go to the window-aware
+    implementation when there is one, and are expanded to full lanes otherwise.
+    """
+    flags = _flags(args)
+    if kwargs:
+        flags |= _flags(tuple(kwargs.values()))
+    if flags:
+        if flags & _WINDOWED:
+            result = _IMPL.windowed(impl, args, kwargs)
+            if result is not NotImplemented:
+                return result
+        if flags & _TRACED:
+            from .record import record_call
+            return record_call(impl, args, kwargs)
     return impl(*args, **kwargs)
 
 
 # The implementations register themselves in _IMPL when imported.
-from . import chain as _chain, functions as _functions  # noqa: E402,F401
+from . import chain as _chain, functions as _functions, window as _window  # noqa: E402,F401

@@ -13,7 +13,7 @@ import numpy as np
 __all__ = ["PairCache"]
 
 #: Side of a tile; inputs up to ``2 * TILE`` use one dense tile.
-TILE = 128
+TILE = 64
 
 
 class PairCache:
@@ -50,12 +50,18 @@ class PairCache:
         shape = (min(T, n - ti * T), min(T, n - tj * T))
         if self.batch is not None:
             shape = (self.batch,) + shape
-        tile = (np.zeros(shape), np.zeros(shape, dtype=bool))
+        tile = (np.empty(shape), np.zeros(shape, dtype=bool))  # a value counts once its mask is set
         self.tiles[ti, tj] = tile
         return tile
 
     def lookup(self, b, lo, hi):
         """``(values, known)`` shaped like ``lo`` (``b``: sample numbers, or None)."""
+        if not self.tiles:
+            return np.zeros(lo.shape), np.zeros(lo.shape, dtype=bool)
+        if self.ntiles == 1:  # one dense tile: plain fancy indexing
+            tile = self.tiles[0, 0]
+            key = (lo, hi) if b is None else (b, lo, hi)
+            return tile[0][key], tile[1][key]
         shape = lo.shape
         lo, hi = lo.reshape(-1), hi.reshape(-1)
         b = None if b is None else b.reshape(-1)

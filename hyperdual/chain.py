@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import lanes
+from . import lanes, window
 from .array import _IMPL, HyperDual, as_float_array
 from .context import join_contexts
 from .rules import BINARY, SELECT, UNARY, VALUE_ONLY, ZERO_DERIVATIVE
@@ -139,8 +139,12 @@ def unary(ufunc, x, rule):
 
 def lift(y, x, g1, g2):
     """The chain rule: ``y = g(x)`` with ``g1 = g'(x)`` and ``g2 = g''(x)`` (None: zero)."""
-    e1, e2, e12, ctx = x._e1, x._e2, x._e12, x._ctx
     y = np.asarray(y)
+    if x._win is not None:
+        out = _lift_window(y, x, g1, g2)
+        if out is not None:
+            return out
+    e1, e2, e12, ctx = x._e1, x._e2, x._e12, x._ctx
     if e1 is None and e2 is None and e12 is None:
         return _new(y, None, None, None, ctx)
     shape, n = y.shape, y.size
@@ -154,6 +158,30 @@ def lift(y, x, g1, g2):
                         _flat_lane(e1, shape, n), _flat_lane(e2, shape, n), _flat_lane(e12, shape, n),
                         ctx.ip, ctx.jp, f1, f2, f12)
     return _new(y, n1, n1 if shared else n2, n12, ctx)
+
+
+def _lift_window(y, x, g1, g2):
+    """:func:`lift` on the window of ``x`` (None, with ``x`` expanded, when ``y`` is
+    not elementwise in ``x``)."""
+    n = x._value.shape[0]
+    lo, hi = x._win
+    c1, c2 = window.cut(g1, lo, hi, n), window.cut(g2, lo, hi, n)
+    if y.shape != (n,) or c1 is NotImplemented or c2 is NotImplemented:
+        window.densify(x)
+        return None
+    e1, e2, e12, ctx = x._e1, x._e2, x._e12, x._ctx
+    w = hi - lo
+    shape = (w,)
+    shared = e2 is e1
+    cross = c2 is not None and e1 is not None and e2 is not None
+    n1, f1 = _out(e1 is not None, ctx.k1, shape, w)
+    n2, f2 = _out(e2 is not None and not shared, ctx.k2, shape, w)
+    n12, f12 = _out(e12 is not None or cross, ctx.npairs, shape, w)
+    lanes.choose(w * (f1.shape[0] + f2.shape[0] + f12.shape[0]))[0](
+        np.ascontiguousarray(y[lo:hi]), _flat_factor(c1, shape, w), _flat_factor(c2, shape, w),
+        _flat_lane(e1, shape, w), _flat_lane(e2, shape, w), _flat_lane(e12, shape, w),
+        ctx.ip, ctx.jp, f1, f2, f12)
+    return window.result(y, n1, n1 if shared else n2, n12, ctx, x._win)
 
 
 # ---- linear and selection ----------------------------------------------------------
@@ -177,6 +205,10 @@ def _align(lane, nd):
 
 
 def add(a, b, negate_b=False):
+    if (type(a) is HyperDual and a._win is not None) or (type(b) is HyperDual and b._win is not None):
+        out = _add_window(a, b, negate_b)
+        if out is not None:
+            return out
     av, a1, a2, a12, actx = operand(a)
     bv, b1, b2, b12, bctx = operand(b)
     ctx = join_contexts(actx, bctx)
@@ -189,6 +221,64 @@ def add(a, b, negate_b=False):
         e2 = _combine(a2, b2, shape, negate_b)
     e12 = _combine(a12, b12, shape, negate_b)
     return _new(y, e1, e2, e12, ctx)
+
+
+def _windowed_operands(a, b, y):
+    """The windows of two operands (None: no lanes) when the result ``y`` can keep a
+    window; otherwise None, after expanding both to full lanes."""
+    wins = []
+    for v in (a, b):
+        if type(v) is not HyperDual or (v._e1 is None and v._e2 is None and v._e12 is None):
+            wins.append(None)
+        elif v._win is not None and v._value.shape == y.shape:
+            wins.append(v._win)
+        else:
+            wins = None
+            break
+    if wins is None or y.ndim != 1:
+        for v in (a, b):
+            if type(v) is HyperDual and v._win is not None:
+                window.densify(v)
+        return None
+    return wins
+
+
+def _add_window(a, b, negate_b):
+    """``a ± b`` with windowed operands: lanes added on the covering window."""
+    av, bv = value_of(a), value_of(b)
+    y = np.asarray(av - bv if negate_b else av + bv)
+    wins = _windowed_operands(a, b, y)
+    if wins is None:
+        return None
+    ctx = join_contexts(a._ctx if type(a) is HyperDual else None, b._ctx if type(b) is HyperDual else None)
+    wa, wb = wins
+    win = window.union(wa, wb)
+
+    def combine(la, lb):
+        if la is None and lb is None:
+            return None
+        if lb is None:
+            return pad_lane(la, wa)
+        if negate_b:
+            lb = -lb
+        if la is None:
+            return pad_lane(lb, wb)
+        if wa == wb:
+            return la + lb
+        out = np.zeros((la.shape[0], win[1] - win[0]))  # a new array: lanes are never written in place
+        out[:, wa[0] - win[0]:wa[1] - win[0]] = la
+        out[:, wb[0] - win[0]:wb[1] - win[0]] += lb
+        return out
+
+    def pad_lane(lane, w):
+        return window.pad(lane, w, win)
+
+    a1, a2, a12 = (a._e1, a._e2, a._e12) if wa is not None else (None, None, None)
+    b1, b2, b12 = (b._e1, b._e2, b._e12) if wb is not None else (None, None, None)
+    e1 = combine(a1, b1)
+    shared = (wa is None or a2 is a1) and (wb is None or b2 is b1)
+    e2 = e1 if shared else combine(a2, b2)
+    return window.result(y, e1, e2, combine(a12, b12), ctx, win)
 
 
 def select(ufunc, a, b):
@@ -217,6 +307,15 @@ def select(ufunc, a, b):
 def scale(x, c, y):
     """``x * c`` for a constant ``c``: every lane is scaled (linear, no kernel)."""
     y = np.asarray(y)
+    if x._win is not None:
+        n = x._value.shape[0]
+        cw = window.cut(c, *x._win, n) if type(c) is np.ndarray and c.ndim else c
+        if y.shape == (n,) and cw is not NotImplemented:
+            e1, e2, e12 = x._e1, x._e2, x._e12
+            n1 = None if e1 is None else e1 * cw
+            n2 = n1 if e2 is e1 else (None if e2 is None else e2 * cw)
+            return window.result(y, n1, n2, None if e12 is None else e12 * cw, x._ctx, x._win)
+        window.densify(x)
     nd = y.ndim
     e1, e2, e12 = x._e1, x._e2, x._e12
     n1 = None if e1 is None else _align(e1, nd) * c
@@ -267,18 +366,39 @@ def binary(ufunc, rule, a, b):
 
 
 def _binary_both(ufunc, rule, a, b):
-    av, a1, a2, a12 = a._value, a._e1, a._e2, a._e12
-    bv, b1, b2, b12 = b._value, b._e1, b._e2, b._e12
+    av, bv = a._value, b._value
     ctx = join_contexts(a._ctx, b._ctx)
     y = np.asarray(ufunc(av, bv))
     if ctx is None:
         return _new(y, None, None, None, None)
-    shape, n = y.shape, y.size
+    win = None
+    if a._win is not None or b._win is not None:
+        wins = _windowed_operands(a, b, y)
+        if wins is not None:
+            win = window.union(*wins)
+            a_lanes = [window.pad(v, wins[0], win) for v in (a._e1, a._e2, a._e12)]
+            b_lanes = [window.pad(v, wins[1], win) for v in (b._e1, b._e2, b._e12)]
+            if a._e2 is a._e1:
+                a_lanes[1] = a_lanes[0]
+            if b._e2 is b._e1:
+                b_lanes[1] = b_lanes[0]
+            a1, a2, a12 = a_lanes if wins[0] is not None else (None, None, None)
+            b1, b2, b12 = b_lanes if wins[1] is not None else (None, None, None)
+    if win is None:
+        a1, a2, a12 = a._e1, a._e2, a._e12
+        b1, b2, b12 = b._e1, b._e2, b._e12
+        shape, n, yw = y.shape, y.size, y
+    else:
+        lo, hi = win
+        full = y.shape[0]
+        shape, n, yw = (hi - lo,), hi - lo, np.ascontiguousarray(y[lo:hi])
+        av = av[lo:hi] if av.shape == (full,) else av
+        bv = bv[lo:hi] if bv.shape == (full,) else bv
     product = ufunc is np.multiply
     if not product:
-        gx, gxx = rule.dx(av, bv, y)
-        gy, gyy = rule.dy(av, bv, y)
-        gxy = rule.dxy(av, bv, y)
+        gx, gxx = rule.dx(av, bv, yw)
+        gy, gyy = rule.dy(av, bv, yw)
+        gxy = rule.dxy(av, bv, yw)
     shared = a2 is a1 and b2 is b1
     has1 = a1 is not None or b1 is not None
     has2 = a2 is not None or b2 is not None
@@ -289,13 +409,13 @@ def _binary_both(ufunc, rule, a, b):
     lanes_in = (_flat_lane(a1, shape, n), _flat_lane(a2, shape, n), _flat_lane(a12, shape, n),
                 _flat_lane(b1, shape, n), _flat_lane(b2, shape, n), _flat_lane(b12, shape, n))
     if product:
-        lanes.choose(work)[2](y.reshape(n), _flat_factor(av, shape, n), _flat_factor(bv, shape, n),
+        lanes.choose(work)[2](yw.reshape(n), _flat_factor(av, shape, n), _flat_factor(bv, shape, n),
                               *lanes_in, ctx.ip, ctx.jp, f1, f2, f12)
     else:
-        lanes.choose(work)[1](y.reshape(n), _flat_factor(gx, shape, n), _flat_factor(gy, shape, n),
+        lanes.choose(work)[1](yw.reshape(n), _flat_factor(gx, shape, n), _flat_factor(gy, shape, n),
                               _flat_factor(gxx, shape, n), _flat_factor(gxy, shape, n),
                               _flat_factor(gyy, shape, n), *lanes_in, ctx.ip, ctx.jp, f1, f2, f12)
-    return _new(y, n1, n1 if shared else n2, n12, ctx)
+    return window.result(y, n1, n1 if shared else n2, n12, ctx, win)
 
 
 # ---- ufunc methods that are reductions -----------------------------------------------

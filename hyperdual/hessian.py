@@ -30,6 +30,7 @@ from .record import replay, topological
 from .cache import PairCache
 from .context import SeedContext, join_contexts
 from .seeding import InputSpace, plan_passes, seed_inputs, settings
+from .window import densify
 
 __all__ = ["Hessian", "Jacobian", "hessian", "jacobian", "hvp", "gradient", "Stats"]
 
@@ -122,6 +123,15 @@ def _output_value(y, what="the function"):
                     "HyperDual or number), or a [B] array with batch_axis=0")
 
 
+def _lane_rows(lane, count, rows, shape):
+    """An output lane as a ``(count, rows)`` array (zeros when absent)."""
+    if lane is None:
+        return np.zeros((count, rows))
+    if lane.size != count * rows:
+        lane = np.broadcast_to(lane, (count,) + shape)
+    return lane.reshape(count, rows)
+
+
 # ---- the evaluation problem shared by all blocks -------------------------------------------------
 class _Problem:
     """The function, the point, the cache and the pass machinery of one Hessian."""
@@ -162,26 +172,23 @@ class _Problem:
         return settings.memory_budget if self.memory_budget is None else self.memory_budget
 
     def _run(self, U, ip, jp, samples, second):
-        inputs, ctx = seed_inputs(self.space, U, ip, jp, samples, second)
+        inputs, ctx = seed_inputs(self.space, U, ip, jp, samples, second, window=True)
         y = self.evaluate(inputs, samples)
         self.stats.function_calls += 1
+        dual = type(y) is HyperDual
+        if dual and y._win is not None:
+            densify(y)
         nb = None if self.batch is None else (self.batch if samples is None else len(samples))
         value = _output_value(y)
-        self._check_output(value, nb, samples, constant=not isinstance(y, HyperDual))
-        if isinstance(y, HyperDual) and y._ctx is not None and y._ctx is not ctx:
+        self._check_output(value, nb, samples, constant=not dual)
+        if dual and y._ctx is not None and y._ctx is not ctx:
             join_contexts(y._ctx, ctx)  # lanes of another pass: PassMismatchError
         rows = 1 if nb is None else nb
-
-        def lane(arr, count):
-            if not isinstance(y, HyperDual) or arr is None:
-                return np.zeros((count, rows))
-            if arr.size != count * rows:
-                arr = np.broadcast_to(arr, (count,) + value.shape)
-            return arr.reshape(count, rows)
-        g = lane(y._e1 if isinstance(y, HyperDual) else None, len(U))
-        h = lane(y._e12 if isinstance(y, HyperDual) else None, len(ip)) if second else None
-        bad = np.broadcast_to(np.isnan(value).reshape(-1), (rows,))
+        g = _lane_rows(y._e1 if dual else None, len(U), rows, value.shape)
+        h = _lane_rows(y._e12 if dual else None, len(ip), rows, value.shape) if second else None
+        bad = np.isnan(value).reshape(-1)
         if bad.any():  # a NaN output has no derivatives, even where its lanes are zero
+            bad = np.broadcast_to(bad, (rows,))
             g = np.where(bad, np.nan, g)
             h = None if h is None else np.where(bad, np.nan, h)
         return g, h
@@ -247,8 +254,11 @@ class _Problem:
     def _compute(self, b, lo, hi, known):
         miss = ~known
         n = self.space.n
-        flat = _distinct(lo[miss] * n + hi[miss], n * n)
-        plo, phi = flat // n, flat % n
+        if known.any():
+            flat = _distinct(lo[miss] * n + hi[miss], n * n)
+        else:
+            flat = _distinct(lo * n + hi, n * n)
+        plo, phi = np.divmod(flat, n)
         samples = self._samples_needed(b, miss)
         if samples is None and not getattr(self, "_independent", False):
             self._check_independent()
@@ -313,7 +323,23 @@ def _axis_numbers(base: np.ndarray, shape: tuple, axis: int | None) -> np.ndarra
     return view
 
 
+_COORDINATES: dict = {}
+
+
 def _coordinates(dims: list[tuple[str, int]]):
+    """``(shape, {"b", "i", "j": read-only coordinate views})`` of a block; shared by
+    every block of the same dimensions (the views are read-only and cost no memory)."""
+    key = tuple(dims)
+    found = _COORDINATES.get(key)
+    if found is None:
+        found = _make_coordinates(dims)
+        if len(_COORDINATES) >= 256:
+            _COORDINATES.clear()
+        _COORDINATES[key] = found
+    return found
+
+
+def _make_coordinates(dims):
     shape = tuple(d for _, d in dims)
     base = np.arange(max([d for _, d in dims] + [1]), dtype=np.int64)
     axis = {name: k for k, (name, _) in enumerate(dims)}
@@ -414,8 +440,12 @@ class Hessian:
         rj = c["j"][index]
         p = self._problem
         scalar = not isinstance(ri, np.ndarray)
-        i = p.space.offsets[self._a] + np.asarray(ri, dtype=np.int64)
-        j = p.space.offsets[self._b] + np.asarray(rj, dtype=np.int64)
+        i, j = np.asarray(ri, dtype=np.int64), np.asarray(rj, dtype=np.int64)
+        off_a, off_b = p.space.offsets[self._a], p.space.offsets[self._b]
+        if off_a:
+            i = i + off_a
+        if off_b:
+            j = j + off_b
         b = None if p.batch is None else np.asarray(c["b"][index], dtype=np.int64)
         out = p.hessian_entries(b, i, j)
         return out[()] if scalar else np.asarray(out)

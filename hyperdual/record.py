@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .array import HyperDual, as_float_array, link_view
+from .array import HyperDual, as_float_array, dispatch, link_view
 
 __all__ = ["variable", "record_call", "replay", "Node", "trace_of", "RecordedNode"]
 
@@ -185,7 +185,7 @@ def replay(order: list[Node], inputs: dict[int, HyperDual]) -> HyperDual:
         key = id(n.call)
         if key not in calls:
             c = n.call
-            calls[key] = c.impl(*_fill(c.args, lookup), **_fill(c.kwargs, lookup))
+            calls[key] = dispatch(c.impl, _fill(c.args, lookup), _fill(c.kwargs, lookup))
         r = calls[key]
         env[id(n)] = r if n.index is None else r[n.index]
     return env[id(order[-1])]

@@ -37,6 +37,10 @@ class Settings:
 
     memory_budget: int = 512 * 2 ** 20
     chunk_elements: int = 2 ** 17
+    #: Windowed lanes (:mod:`hyperdual.window`) for 1-D inputs of at least this many
+    #: elements, when the seeded columns span at most this fraction of them.
+    window_min_size: int = 256
+    window_max_fraction: float = 0.5
 
 
 settings = Settings()
@@ -105,12 +109,24 @@ def plan_passes(lo, hi, lane_elements: int, budget: int, chunk_elements: int | N
         yield lo[s:s + pmax], hi[s:s + pmax]
 
 
-def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=True):
+def _window(space: InputSpace, m: int, cols: np.ndarray):
+    """The window ``(lo, hi)`` of the seeded columns of input ``m``, when windowed
+    lanes pay (see :mod:`hyperdual.window`); None for full lanes."""
+    size = space.sizes[m]
+    if space.batch is not None or not space.has_axis[m] or size < settings.window_min_size:
+        return None
+    lo, hi = int(cols.min()), int(cols.max()) + 1
+    return (lo, hi) if hi - lo <= settings.window_max_fraction * size else None
+
+
+def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=True, window=False):
     """HyperDual inputs seeded along the flat indices ``U``.
 
     ``e1`` row ``k`` (and ``e2``, the same array, when ``second``) is the unit
     vector of flat index ``U[k]``; the context pairs rows ``(ip[p], jp[p])``.
-    ``samples`` selects batch samples (None: all).
+    ``samples`` selects batch samples (None: all).  ``window``: a long 1-D
+    input seeded in a narrow range of columns gets windowed lanes
+    (:mod:`hyperdual.window`).
     """
     k = len(U)
     ctx = SeedContext.trusted(ip, jp, k, k if second else 0)
@@ -123,6 +139,16 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
         rows = np.arange(k) if single else np.nonzero((U >= lo) & (U < lo + size))[0]
         if not single and rows.size == 0:
             inputs.append(HyperDual._new(point, None, None, None, ctx))
+            continue
+        win = _window(space, m, U[rows] - lo) if window else None
+        if win is not None:
+            lane = np.zeros((k, win[1] - win[0]))
+            lane[rows, U[rows] - lo - win[0]] = 1.0
+            if space.has_nan[m]:
+                lane[:, np.isnan(point[win[0]:win[1]])] = np.nan
+            x = HyperDual._new(point, lane, lane if second else None, None, ctx)
+            x._win = win
+            inputs.append(x)
             continue
         lane = np.zeros((k,) + point.shape)
         if space.has_axis[m]:

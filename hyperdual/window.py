@@ -1,0 +1,210 @@
+"""Windowed lanes: a block of a large Hessian costs the block, not the whole input.
+
+A pass that seeds only inputs ``x[lo:hi]`` of a long 1-D input has lanes
+that are exactly zero outside ``[lo, hi)``.  :func:`hyperdual.seeding.seed_inputs`
+then stores them *windowed*: a 1-D HyperDual of length ``n`` with
+``_win = (lo, hi)`` keeps lanes of shape ``(K, hi - lo)``, the columns
+``lo .. hi - 1`` of its full lanes; every other column is zero.
+
+Which operations keep a window, and why the numbers are the same as with
+full lanes:
+
+* **elementwise** ``y = g(x)`` (and ``g(x, c)`` with a constant ``c``):
+  ``y.e1 = g'(x) · x.e1`` and ``y.e12 = g'(x) · x.e12 + g''(x) · x.e1 x.e2``
+  vanish wherever the lanes of ``x`` do (a zero lane entry stays zero
+  through any factor, ``inf · 0 -> 0``), so ``y`` has the window of ``x``;
+  :mod:`hyperdual.chain` runs the kernels on the window's columns only.
+* **two windowed operands** (``x ± y``, ``x * y``, ``g(x, y)``): the result's
+  window is the smallest one covering both (operand lanes are zero-padded to it).
+* **a constant factor** (``x * c``): lanes times ``c`` on the window.
+* **a slice** ``x[a:b:s]`` (``s > 0``) or an integer index: the window moves
+  (or ends, for a 0-d result).
+* **a full sum** ``np.sum(x)``: the lanes' sum over the window (the zeros
+  outside add nothing); the result is 0-d and has full lanes.
+
+Everything else (reshapes, matmul, selections, ...) first expands the lanes
+to full size in place (:func:`densify`: the same numbers, stored densely)
+and runs unchanged, so no result depends on windows.  A NaN value outside
+the window has zero lanes here, where full lanes would carry NaN; it still
+makes every derivative NaN once it reaches the output, which is where a NaN
+value and NaN lanes meet in both layouts (selections move values and lanes
+together).
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .array import _IMPL, FUNCTIONS, HyperDual, link_view
+from .rules import SELECT
+
+__all__ = ["densify", "windowed", "cut", "union", "pad", "result"]
+
+_new = HyperDual._new
+
+
+def densify(x: HyperDual) -> None:
+    """Expand the windowed lanes of ``x`` to full ``(K, n)`` lanes, in place."""
+    lo, hi = x._win
+    n = x._value.shape[0]
+
+    def grow(lane):
+        if lane is None:
+            return None
+        out = np.zeros((lane.shape[0], n))
+        out[:, lo:hi] = lane
+        return out
+
+    e1 = grow(x._e1)
+    e2 = e1 if x._e2 is x._e1 else grow(x._e2)
+    x._e1, x._e2, x._e12, x._win = e1, e2, grow(x._e12), None
+
+
+def _densify_all(obj) -> None:
+    t = type(obj)
+    if t is HyperDual:
+        if obj._win is not None:
+            densify(obj)
+    elif t is list or t is tuple:
+        for o in obj:
+            _densify_all(o)
+
+
+# ---- helpers for the chain rule on windows --------------------------------------------
+def cut(g, lo: int, hi: int, n: int):
+    """A derivative factor restricted to the window: ``g[lo:hi]`` for a length-n array,
+    ``g`` itself for a constant (or None).  ``NotImplemented`` for any other shape."""
+    if g is None or isinstance(g, numbers.Number):
+        return g
+    if type(g) is np.ndarray:
+        if g.shape == (n,):
+            return g[lo:hi]
+        if g.size == 1:
+            return g
+    return NotImplemented
+
+
+def union(*wins):
+    """The smallest window covering every given window (None entries are ignored)."""
+    ws = [w for w in wins if w is not None]
+    return min(w[0] for w in ws), max(w[1] for w in ws)
+
+
+def pad(lane, win, to):
+    """A windowed lane ``(K, hi - lo)`` of window ``win`` as a lane of the window ``to``."""
+    if lane is None or win == to:
+        return lane
+    out = np.zeros((lane.shape[0], to[1] - to[0]))
+    out[:, win[0] - to[0]:win[1] - to[0]] = lane
+    return out
+
+
+def result(value, e1, e2, e12, ctx, win):
+    out = _new(value, e1, e2, e12, ctx)
+    out._win = win
+    return out
+
+
+# ---- linear operations that keep (or end) a window ------------------------------------
+def _index_1d(index):
+    if type(index) is tuple:
+        if len(index) != 1:
+            return NotImplemented
+        index = index[0]
+    if type(index) is slice:
+        return index
+    if isinstance(index, (int, np.integer)) and not isinstance(index, (bool, np.bool_)):
+        return int(index)
+    return NotImplemented
+
+
+def _getitem(x, index):
+    """``x[a:b:s]`` (``s > 0``) or ``x[i]`` of a windowed 1-D array."""
+    idx = _index_1d(index)
+    if idx is NotImplemented:
+        return NotImplemented
+    value = x._value[index]  # NumPy's own IndexError for a bad index
+    lo, hi = x._win
+    n = x._value.shape[0]
+    e1, e2, e12 = x._e1, x._e2, x._e12
+    if type(idx) is int:
+        i = idx + n if idx < 0 else idx
+        inside = lo <= i < hi
+
+        def pick(lane):
+            return lane[:, i - lo] if lane is not None and inside else None
+        n1 = pick(e1)
+        out = _new(value, n1, n1 if e2 is e1 else pick(e2), pick(e12), x._ctx)
+        return link_view(x, out)
+    start, stop, step = idx.indices(n)
+    if step < 0:
+        return NotImplemented
+    length = value.shape[0]
+    k_lo = max(0, -(-(lo - start) // step))
+    k_hi = min(length, -(-(hi - start) // step))
+    if k_hi <= k_lo:
+        k_lo = k_hi = 0
+        cols = slice(0, 0)
+    else:
+        first = start + k_lo * step - lo
+        cols = slice(first, first + (k_hi - k_lo - 1) * step + 1, step)
+
+    def take(lane):
+        return None if lane is None else lane[:, cols]
+    n1 = take(e1)
+    out = result(value, n1, n1 if e2 is e1 else take(e2), take(e12), x._ctx, (k_lo, k_hi))
+    return link_view(x, out)
+
+
+def _sum(a, axis=None, dtype=None, keepdims=False, out=None):
+    """``np.sum`` of a windowed 1-D array over its one axis."""
+    if dtype not in (None, float, np.float64) or out is not None:
+        return NotImplemented
+    if axis is not None and (type(axis) is not tuple and not isinstance(axis, (int, np.integer))
+                             or axis not in (0, -1, (0,), (-1,))):
+        return NotImplemented
+    value = np.sum(a._value, keepdims=bool(keepdims))
+
+    def total(lane):
+        if lane is None:
+            return None
+        s = lane.sum(axis=1)
+        return s[:, None] if keepdims else s
+    e1 = total(a._e1)
+    return _new(value, e1, e1 if a._e2 is a._e1 else total(a._e2), total(a._e12), a._ctx)
+
+
+# ---- the entry point from dispatch -------------------------------------------------------
+def windowed(impl, args: tuple, kwargs: dict):
+    """Run ``impl`` on operands of which some are windowed, or expand them.
+
+    Returns ``NotImplemented`` (after expanding every windowed operand in
+    place) when ``impl`` has no window-aware form; the caller then runs it
+    as usual.
+    """
+    result = NotImplemented
+    if impl is _IMPL.apply_ufunc and not kwargs:
+        ufunc = args[0]
+        if ufunc is not np.matmul and ufunc.nin <= 2 and not _selects(ufunc):
+            return impl(*args)  # the chain rule is window-aware itself
+    elif impl is _IMPL.getitem and not kwargs and len(args) == 2 and _win1d(args[0]):
+        result = _getitem(*args)
+    elif impl is FUNCTIONS.get(np.sum) and len(args) == 1 and _win1d(args[0]) \
+            and set(kwargs) <= {"axis", "dtype", "keepdims", "out"}:
+        result = _sum(args[0], **kwargs)
+    if result is NotImplemented:
+        _densify_all(args)
+        _densify_all(tuple(kwargs.values()))
+    return result
+
+
+def _win1d(x):
+    return type(x) is HyperDual and x._win is not None
+
+
+def _selects(ufunc):
+    return ufunc in SELECT
+
+
+_IMPL.windowed, _IMPL.densify = windowed, densify

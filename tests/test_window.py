@@ -1,0 +1,220 @@
+"""Windowed lanes (hyperdual.window): a block of a long 1-D input gives the same
+numbers as full lanes, and the windows really are used.
+
+Each case computes a Hessian block twice, with windows (the default for long
+inputs) and with windows switched off, and also against a closed form where
+one is short to write.  ``HYPERDUAL_TEST_WINDOWS=always`` additionally runs
+the whole suite with windows on every 1-D input.
+"""
+import numpy as np
+import pytest
+
+import hyperdual
+from hyperdual import HyperDual
+from hyperdual.seeding import settings
+from hyperdual.window import cut, pad, union
+
+N = 600  # above settings.window_min_size
+
+
+@pytest.fixture
+def no_windows():
+    saved = settings.window_min_size
+    settings.window_min_size = 10 ** 9
+    yield
+    settings.window_min_size = saved
+
+
+@pytest.fixture
+def default_windows():
+    saved = settings.window_min_size, settings.window_max_fraction
+    settings.window_min_size, settings.window_max_fraction = 256, 0.5
+    yield
+    settings.window_min_size, settings.window_max_fraction = saved
+
+
+def rosen(x):
+    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+
+def rosen_hessian(x):
+    n = x.size
+    H = np.zeros((n, n))
+    for i in range(n - 1):
+        H[i, i] += 1200 * x[i] ** 2 - 400 * x[i + 1] + 2
+        H[i + 1, i + 1] += 200
+        H[i, i + 1] -= 400 * x[i]
+        H[i + 1, i] -= 400 * x[i]
+    return H
+
+
+FUNCTIONS = {
+    "rosen": rosen,
+    "sin_x": lambda x: np.sum(np.sin(x) * x),
+    "quotient": lambda x: np.sum(x[2:] / (1.5 + x[:-2] ** 2)),
+    "strided": lambda x: np.sum(np.exp(x[1::3]) * x[::3][: x[1::3].size]),
+    "mean_sq": lambda x: np.sum(x ** 2) / x.size + x[5] * x[-1],
+    "int_index": lambda x: x[3] ** 3 * x[4] + np.cos(x[N - 1]),
+    "scaled": lambda x: np.sum(np.linspace(1.0, 2.0, x.size) * x ** 3) + np.sum(x * 2.5),
+    "const_left": lambda x: np.sum((2.0 - x) * (3.0 + x)),
+    "arctan2": lambda x: np.sum(np.arctan2(x[1:], 2.0 + x[:-1] ** 2)),
+    "power_both": lambda x: np.sum((2.0 + x[:-1] ** 2) ** (0.5 + 0.1 * x[1:])),
+    "sum_keepdims": lambda x: x.sum(axis=0, keepdims=True)[0] ** 2 + np.sum(x, axis=-1),
+    "reversed": lambda x: np.sum(x[::-1] * np.arange(x.size)) ** 2,  # densifies
+    "matmul": lambda x: (x @ np.linspace(-1.0, 1.0, x.size)) ** 2,  # densifies
+    "reshape": lambda x: np.sum(np.tanh(x.reshape(-1, 2)) ** 2),  # densifies
+    "maximum": lambda x: np.sum(np.maximum(x, 0.1) ** 2),  # densifies
+    "concat": lambda x: np.sum(np.concatenate([x[:3], x[3:] ** 2]) ** 2),  # densifies
+    "broadcast_2d": lambda x: np.sum(x * np.ones((2, 1))),  # a 2-D result densifies
+    "scalar_dual": lambda x: np.sum(x * x[0]) + np.sum(x[1] - x),  # a 0-d operand densifies
+    "setitem": lambda x: _set(x),
+    "fancy_index": lambda x: np.sum(x[[1, 2, 3, 300]] ** 3),  # densifies
+    "ellipsis_index": lambda x: np.sum(x[..., 1:] ** 3) + np.sum(x[:, None] ** 2),  # densifies
+    "sum_variants": lambda x: np.sum(x ** 3, axis=(0,)) + np.sum(x ** 2, dtype=np.float64)
+    + np.sum(np.sin(x), axis=np.int64(0)),
+    "sum_to_2d": lambda x: np.sum(np.arctan2(x, np.ones((2, 1)) * 1.5) ** 2),  # a 2-D lift densifies
+    "windowed_plus_dual": lambda x: np.sum((x[2:] + (x[:-2] * x[1:-1])) ** 2),
+    "add_constant_array": lambda x: np.sum((np.linspace(0.0, 1.0, x.size) + x) ** 3),
+    "square_minus": lambda x: np.sum((x[:-1] ** 2 - x[1:]) ** 2),
+    "one_element_output": lambda x: (x[3:4] * x[4:5] + x[N - 2:N - 1]) ** 2,
+    "sum_out": lambda x: _sum_out(x),
+    "sum_axis_0d_array": lambda x: np.sum(x ** 3, axis=np.array(0)),  # densifies
+}
+
+
+def _sum_out(x):
+    t = x[0:1] * 0.0
+    np.sum(x ** 2, keepdims=True, out=t)
+    return t[0] * x[1]
+
+
+def _set(x):
+    y = x * 1.0
+    y[2:4] = x[7:9] ** 2
+    return np.sum(y ** 2)
+
+
+BLOCKS = [(slice(0, 3), slice(0, 3)), (slice(4, 6), slice(2, 9)), (slice(N - 3, N), slice(N - 5, N)),
+          (3, 4), (np.array([10, 1, 12]), np.array([12, 5, 10]))]
+
+
+@pytest.fixture(scope="module")
+def point():
+    return np.random.default_rng(3).uniform(0.2, 1.2, N)
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+@pytest.mark.parametrize("block", range(len(BLOCKS)))
+def test_windowed_equals_full_lanes(name, block, point, request):
+    f = FUNCTIONS[name]
+    index = BLOCKS[block]
+    got = hyperdual.hessian(f, point)[index]
+    saved = settings.window_min_size
+    settings.window_min_size = 10 ** 9
+    try:
+        want = hyperdual.hessian(f, point)[index]
+    finally:
+        settings.window_min_size = saved
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("block", range(len(BLOCKS)))
+def test_windowed_rosenbrock_closed_form(block, point):
+    index = BLOCKS[block]
+    got = hyperdual.hessian(rosen, point)[index]
+    np.testing.assert_allclose(got, rosen_hessian(point)[index], rtol=1e-12, atol=1e-9)
+
+
+def test_block_request_seeds_a_window(point, default_windows):
+    seen = []
+
+    def f(x):
+        seen.append(getattr(x, "_win", "plain"))
+        return rosen(x)
+    H = hyperdual.hessian(f, point)
+    H[10:12, 10:13]
+    assert seen[-1] == (10, 13)
+    H[[0, N - 1], [0, N - 1]]  # the seeded columns span the input: full lanes
+    assert seen[-1] is None
+
+
+def test_window_needs_a_long_input(no_windows, point):
+    seen = []
+    hyperdual.hessian(lambda x: seen.append(getattr(x, "_win", "plain")) or rosen(x), point)[0:2, 0:2]
+    assert seen[-1] is None
+
+
+def test_gradient_through_windows(point):
+    H = hyperdual.hessian(rosen, point)
+    H[0:2, 0:2]
+    g = H.gradient
+    x = point
+    want = np.zeros(N)
+    want[:-1] += -400 * x[:-1] * (x[1:] - x[:-1] ** 2) - 2 * (1 - x[:-1])
+    want[1:] += 200 * (x[1:] - x[:-1] ** 2)
+    np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-9)
+
+
+def test_tuple_input_with_a_long_member(point):
+    def f(a, b):
+        return np.sum(a ** 2 * b[0]) + np.sum(np.sin(b))
+    a = point[:400]
+    b = np.array([0.3, -0.7])
+    H = hyperdual.hessian(f, (a, b))
+    np.testing.assert_allclose(H[0][0][5:8, 5:8], np.diag(2 * b[0] * np.ones(3)), atol=1e-15)
+    np.testing.assert_allclose(H[0][1][5:8, 0], 2 * a[5:8], rtol=1e-14)
+    np.testing.assert_allclose(H[1][1][:], np.diag(-np.sin(b)), rtol=1e-14)
+
+
+def test_nan_outside_the_window_reaching_the_output(point):
+    x = point.copy()
+    x[500] = np.nan
+    H = hyperdual.hessian(lambda v: np.sum(v ** 3), x)
+    assert np.isnan(H[0:2, 0:2]).all()  # the NaN value reaches the output: no derivatives
+
+
+def test_nan_outside_the_window_removed_by_where(point):
+    x = point.copy()
+    x[500] = np.nan
+
+    def f(v):
+        return np.sum(np.where(np.isnan(v), 0.0, v) ** 3)
+    got = hyperdual.hessian(f, x)[0:2, 0:2]
+    np.testing.assert_allclose(got, np.diag(6 * x[0:2]), rtol=1e-14)
+
+
+def test_windowed_array_shows_full_lanes():
+    space = hyperdual.seeding.InputSpace([np.linspace(0.0, 1.0, 300)], None)
+    (x,), _ = hyperdual.seeding.seed_inputs(space, np.array([4, 6]), np.array([0, 0]), np.array([0, 1]),
+                                            window=True)
+    assert x._win == (4, 7)
+    y = np.sin(x[2:])
+    assert y._win == (2, 5)
+    lane = y.e1  # the public lanes are full size
+    assert lane.shape == (2, 298)
+    want = np.zeros((2, 298))
+    want[0, 2] = np.cos(x.value[4])
+    want[1, 4] = np.cos(x.value[6])
+    np.testing.assert_allclose(lane, want, rtol=1e-15)
+    assert y._win is None  # expanded in place: the same numbers, stored densely
+    assert x[100]._e1 is None  # an element outside the window has no lanes
+    z = x[10:2]
+    assert z.shape == (0,) and z._win == (0, 0)
+
+
+def test_helpers():
+    g = np.arange(5.0)
+    assert cut(None, 1, 3, 5) is None
+    assert cut(2.0, 1, 3, 5) == 2.0
+    np.testing.assert_array_equal(cut(g, 1, 3, 5), [1.0, 2.0])
+    assert cut(np.ones((2, 5)), 1, 3, 5) is NotImplemented
+    assert union((1, 3), None, (2, 6)) == (1, 6)
+    np.testing.assert_array_equal(pad(np.ones((1, 2)), (1, 3), (0, 4)), [[0.0, 1.0, 1.0, 0.0]])
+
+
+def test_pickle_expands_windows():
+    import pickle
+    space = hyperdual.seeding.InputSpace([np.linspace(0.0, 1.0, 300)], None)
+    (x,), _ = hyperdual.seeding.seed_inputs(space, np.array([4]), np.array([0]), np.array([0]), window=True)
+    y = pickle.loads(pickle.dumps(x * 2.0))
+    assert isinstance(y, HyperDual) and y.e1.shape == (1, 300) and y.e1[0, 4] == 2.0
