@@ -82,6 +82,67 @@ def _poison(y, out):  # pragma: no cover - compiled
                 out[k, t] = np.nan
 
 
+# ---- blocked kernels ---------------------------------------------------------------
+# ``chain_lanes`` and the all-lanes path of ``product_lanes`` walk the elements in
+# blocks of ``_BLOCK``, and inside a block go over every output row: the factor blocks
+# and the first-order rows that the cross rows use (``e1[ip[p]]``, ``e2[jp[p]]``) are
+# read from memory once and then again from cache for every pair, so a call moves
+# about as many bytes as one pass over its lanes.  Row work is done by small helpers
+# on 1-D row slices, each its own (not inlined) function: LLVM only vectorizes a loop
+# once it can check at run time that its arrays do not overlap, which it does for
+# these small loops but not for the same loops inlined into the block loop.  Loops
+# run from 0 over a slice: an index ``t0 + u`` that Numba cannot prove non-negative
+# gets a wraparound check that also blocks vectorization.
+
+#: Elements per block: large enough that switching rows costs little streaming
+#: bandwidth, small enough that the reused rows of a block stay in L2/L3.
+_BLOCK = 1 << 15
+
+
+@_jit
+def _scale_row(g, e, o):  # pragma: no cover - compiled
+    for t in range(o.shape[0]):
+        o[t] = _mul(g[t], e[t])
+
+
+@_jit
+def _chain_cross_row(g1, e12, g2, x1, x2, o):  # pragma: no cover - compiled
+    for t in range(o.shape[0]):
+        o[t] = _mul(g1[t], e12[t]) + _mul(g2[t], x1[t] * x2[t])
+
+
+@_jit
+def _cross_only_row(g2, x1, x2, o):  # pragma: no cover - compiled
+    for t in range(o.shape[0]):
+        o[t] = _mul(g2[t], x1[t] * x2[t])
+
+
+@_jit
+def _any_nan(y):  # pragma: no cover - compiled
+    bad = False
+    for t in range(y.shape[0]):
+        bad |= y[t] != y[t]
+    return bad
+
+
+@_jit
+def _poison_block(y, out, t0, t1):  # pragma: no cover - compiled
+    """``out[:, t0 + u] = nan`` where ``y[u]`` (a block of the value) is NaN."""
+    for k in range(out.shape[0]):
+        row = out[k, t0:t1]
+        for u in range(row.shape[0]):
+            if y[u] != y[u]:
+                row[u] = np.nan
+
+
+@_jit
+def _factor_block(g, t0, t1, const):  # pragma: no cover - compiled
+    """The block ``t0:t1`` of a factor: a slice, or of ``const`` (a constant broadcast)."""
+    if g.shape[0] == 1:
+        return const[:t1 - t0]
+    return g[t0:t1]
+
+
 @_jit
 def chain_lanes(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12):  # pragma: no cover - compiled
     """Unary chain rule on every lane; zero-row arrays are absent lanes/outputs.
@@ -92,32 +153,39 @@ def chain_lanes(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12):  # pragma: no cove
     Where ``y`` is NaN every derivative is NaN.
     """
     n = y.shape[0]
-    s1 = _stride(g1)
-    for k in range(o1.shape[0]):
-        for t in range(n):
-            o1[k, t] = _mul(g1[t * s1], e1[k, t])
-    for k in range(o2.shape[0]):
-        for t in range(n):
-            o2[k, t] = _mul(g1[t * s1], e2[k, t])
     cross = g2.shape[0] > 0 and e1.shape[0] > 0 and e2.shape[0] > 0
-    s2 = _stride(g2) if g2.shape[0] > 0 else 0
     has12 = e12.shape[0] > 0
-    for p in range(o12.shape[0]):
-        a = ip[p]
-        b = jp[p]
-        if has12 and cross:
-            for t in range(n):
-                o12[p, t] = _mul(g1[t * s1], e12[p, t]) + _mul(g2[t * s2], e1[a, t] * e2[b, t])
-        elif has12:
-            for t in range(n):
-                o12[p, t] = _mul(g1[t * s1], e12[p, t])
-        else:
-            for t in range(n):
-                o12[p, t] = _mul(g2[t * s2], e1[a, t] * e2[b, t])
-    if _has_nan(y):
-        _poison(y, o1)
-        _poison(y, o2)
-        _poison(y, o12)
+    m0 = min(n, _BLOCK)
+    c1 = np.full(m0, g1[0]) if g1.shape[0] == 1 else g1[:0]
+    c2 = np.full(m0, g2[0]) if g2.shape[0] == 1 else g2[:0]
+    for t0 in range(0, n, _BLOCK):
+        t1 = min(t0 + _BLOCK, n)
+        gb1 = _factor_block(g1, t0, t1, c1)
+        for k in range(o1.shape[0]):
+            _scale_row(gb1, e1[k, t0:t1], o1[k, t0:t1])
+        for k in range(o2.shape[0]):
+            _scale_row(gb1, e2[k, t0:t1], o2[k, t0:t1])
+        if o12.shape[0] > 0:
+            if cross:
+                gb2 = _factor_block(g2, t0, t1, c2)
+                for p in range(o12.shape[0]):
+                    a = ip[p]
+                    b = jp[p]
+                    if has12:
+                        _chain_cross_row(gb1, e12[p, t0:t1], gb2, e1[a, t0:t1], e2[b, t0:t1],
+                                         o12[p, t0:t1])
+                    else:
+                        _cross_only_row(gb2, e1[a, t0:t1], e2[b, t0:t1], o12[p, t0:t1])
+            elif has12:
+                for p in range(o12.shape[0]):
+                    _scale_row(gb1, e12[p, t0:t1], o12[p, t0:t1])
+            else:
+                o12[:, t0:t1] = 0.0
+        yb = y[t0:t1]
+        if _any_nan(yb):
+            _poison_block(yb, o1, t0, t1)
+            _poison_block(yb, o2, t0, t1)
+            _poison_block(yb, o12, t0, t1)
 
 
 @_jit
@@ -191,9 +259,21 @@ def binary_lanes(y, gx, gy, gxx, gxy, gyy, xe1, xe2, xe12, ye1, ye2, ye12, ip, j
 
 
 @_jit
+def _product_first_row(yv, xe, xv, ye, o):  # pragma: no cover - compiled
+    for t in range(o.shape[0]):
+        o[t] = _mul(yv[t], xe[t]) + _mul(xv[t], ye[t])
+
+
+@_jit
+def _product_cross_row(yv, xe12, xv, ye12, x1, y2, y1, x2, o):  # pragma: no cover - compiled
+    for t in range(o.shape[0]):
+        o[t] = _mul(yv[t], xe12[t]) + _mul(xv[t], ye12[t]) + x1[t] * y2[t] + y1[t] * x2[t]
+
+
+@_jit
 def product_lanes(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12):  # pragma: no cover
     """Product rule on every lane of ``z = x * y`` (``binary_lanes`` with ``gx = y``,
-    ``gy = x``, ``gxy = 1``), with a branch-free loop when every lane is present and
+    ``gy = x``, ``gxy = 1``); blocked and branch-free when every lane is present and
     both values have length n."""
     n = y.shape[0]
     full = (xe1.shape[0] > 0 and xe2.shape[0] > 0 and xe12.shape[0] > 0
@@ -204,19 +284,21 @@ def product_lanes(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12
         none = np.zeros(0)
         binary_lanes(y, yv, xv, none, one, none, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12)
         return
-    for k in range(o1.shape[0]):
-        for t in range(n):
-            o1[k, t] = _mul(yv[t], xe1[k, t]) + _mul(xv[t], ye1[k, t])
-    for k in range(o2.shape[0]):
-        for t in range(n):
-            o2[k, t] = _mul(yv[t], xe2[k, t]) + _mul(xv[t], ye2[k, t])
-    for p in range(o12.shape[0]):
-        a = ip[p]
-        b = jp[p]
-        for t in range(n):
-            o12[p, t] = (_mul(yv[t], xe12[p, t]) + _mul(xv[t], ye12[p, t])
-                         + xe1[a, t] * ye2[b, t] + ye1[a, t] * xe2[b, t])
-    if _has_nan(y):
-        _poison(y, o1)
-        _poison(y, o2)
-        _poison(y, o12)
+    for t0 in range(0, n, _BLOCK):
+        t1 = min(t0 + _BLOCK, n)
+        xb = xv[t0:t1]
+        yb = yv[t0:t1]
+        for k in range(o1.shape[0]):
+            _product_first_row(yb, xe1[k, t0:t1], xb, ye1[k, t0:t1], o1[k, t0:t1])
+        for k in range(o2.shape[0]):
+            _product_first_row(yb, xe2[k, t0:t1], xb, ye2[k, t0:t1], o2[k, t0:t1])
+        for p in range(o12.shape[0]):
+            a = ip[p]
+            b = jp[p]
+            _product_cross_row(yb, xe12[p, t0:t1], xb, ye12[p, t0:t1], xe1[a, t0:t1], ye2[b, t0:t1],
+                               ye1[a, t0:t1], xe2[b, t0:t1], o12[p, t0:t1])
+        vb = y[t0:t1]
+        if _any_nan(vb):
+            _poison_block(vb, o1, t0, t1)
+            _poison_block(vb, o2, t0, t1)
+            _poison_block(vb, o12, t0, t1)
