@@ -78,6 +78,27 @@ class PairCache:
             known[idx] = tile[1][key]
         return values.reshape(shape), known.reshape(shape)
 
+    def lookup_samples(self, samples, lo, hi):
+        """``(values, known)`` of ``H[samples[s], lo, hi]``, shaped ``(len(samples), *lo.shape)``."""
+        shape = (len(samples),) + lo.shape
+        values = np.zeros(shape)
+        known = np.zeros(shape, dtype=bool)
+        if not self.tiles:
+            return values, known
+        lo, hi = lo.reshape(-1), hi.reshape(-1)
+        flat_v, flat_k = values.reshape(len(samples), -1), known.reshape(len(samples), -1)
+        whole = len(samples) == self.batch and (samples == np.arange(self.batch)).all()
+        rows = slice(None) if whole else samples[:, None]
+        T = self.tile
+        for (ti, tj), idx in self._groups(lo, hi):
+            tile = self.tiles.get((ti, tj))
+            if tile is None:
+                continue
+            key = (rows, lo[idx] - ti * T, hi[idx] - tj * T)
+            flat_v[:, idx] = tile[0][key]
+            flat_k[:, idx] = tile[1][key]
+        return values, known
+
     def store(self, samples, lo, hi, h):
         """Store pass results ``h`` (``(P, rows)``) for pairs ``(lo[p], hi[p])``.
 

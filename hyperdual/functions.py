@@ -242,7 +242,23 @@ def sum_(a, axis=None, dtype=None, keepdims=False, initial=None, where=None):
     ax = _axes(axis, x.ndim, zero_d_axis=True)
     lax = _shift(ax)
     return linear(x, lambda v: np.add.reduce(v, axis=ax, keepdims=keepdims),
-                  lambda lane: np.add.reduce(lane, axis=lax, keepdims=keepdims))
+                  lambda lane: _add_reduce(lane, lax, keepdims))
+
+
+def _add_reduce(lane, axes, keepdims):
+    """``np.add.reduce`` of a lane; a short axis (2-8 entries) is summed as slices, in
+    NumPy's order (``(a0 + a1) + a2 …``), which is several times faster for a long
+    lane than NumPy's reduction loop over a short inner axis."""
+    if len(axes) == 1 and lane.size >= 4096:
+        a = axes[0]
+        m = lane.shape[a]
+        if 2 <= m <= 8:
+            head = (slice(None),) * a
+            out = lane[head + (0,)] + lane[head + (1,)]
+            for k in range(2, m):
+                out += lane[head + (k,)]
+            return np.expand_dims(out, a) if keepdims else out
+    return np.add.reduce(lane, axis=axes, keepdims=keepdims)
 
 
 @implements(np.mean)
@@ -314,7 +330,8 @@ def _keep(result, ax, keepdims):
 
 @implements(np.prod)
 def prod(a, axis=None, dtype=None, keepdims=False, initial=None, where=None):
-    """Product by a tree of pairwise products: exact with zeros, no division."""
+    """Product by products of the entries (no division, so exact with zeros): in order
+    along a short axis, by a tree of pairwise products along a long one."""
     if initial is not None or where is not None:
         raise TypeError("hyperdual's numpy.prod does not support initial= or where=")
     x = _hd(a)
@@ -322,6 +339,11 @@ def prod(a, axis=None, dtype=None, keepdims=False, initial=None, where=None):
     x = _to_last(x, ax)
     if x.shape[-1] == 0:
         return _keep(_new(np.ones(x.shape[:-1]), None, None, None, None), ax, keepdims)
+    if x.shape[-1] <= 8:  # a short axis: NumPy's own order, ((x0 x1) x2) …
+        r = x[..., 0]
+        for k in range(1, x.shape[-1]):
+            r = r * x[..., k]
+        return _keep(r, ax, keepdims)
     while x.shape[-1] > 1:
         if x.shape[-1] % 2:
             x = concatenate([x, np.ones(x.shape[:-1] + (1,))], axis=-1)

@@ -222,34 +222,77 @@ class _Problem:
             return values
 
     def _check_independent(self):
-        """With a batch, evaluate twice more, once with the even-numbered samples moved and
-        once with the odd-numbered ones: for independent samples the outputs of the samples
-        left in place do not change.  A function that couples samples (a sum over the batch,
-        a neighbour) changes them, and its per-sample Hessian is undefined: ValueError.
-        Best effort, two value evaluations: a coupling only between samples of the same
-        parity goes unnoticed here (a request for a subset of the samples still checks)."""
+        """With a batch, check once that the samples are independent; ValueError if not.
+
+        A function that couples samples (a sum or mean over the batch, a neighbour,
+        a reversal, a cumulative sum) has no per-sample Hessian.  The callable form
+        evaluates it once more on a few samples alone (``0, 1, B // 3, B - 1``, an
+        asymmetric choice so reversals and shifts move their partners): independent
+        samples give the full batch's outputs.  A record (the ys form) cannot run on
+        a subset (it may hold batch-shaped constants), and for ``B <= 4`` that subset
+        is the batch, so these are evaluated twice on the full batch, once with the
+        even-numbered samples moved and once with the odd ones: the samples left in
+        place keep their outputs.  Best effort: a coupling
+        that these evaluations do not disturb goes unnoticed (a request for a subset
+        of the samples still checks).
+        """
         self._independent = True
         if self.batch is None or self.batch < 2 or np.ndim(self.value) == 0:
             return
         want = np.reshape(self.value, -1)
-        for start in (0, 1):
-            moved = []
-            for p in self.space.points:
-                q = p.copy()
-                q[start::2] += 0.5 + 0.25 * np.abs(q[start::2])
-                moved.append(HyperDual._new(q, None, None, None, None) if self.replay_all else q)
+        B = self.batch
+        pick = _distinct(np.array([0, 1, B // 3, B - 1]), B)
+        moved = self.replay_all or pick.size == B
+        if moved:
+            trials = []
+            for start in (0, 1):
+                points = []
+                for p in self.space.points:
+                    q = p.copy()
+                    q[start::2] += 0.5 + 0.25 * np.abs(q[start::2])
+                    points.append(HyperDual._new(q, None, None, None, None) if self.replay_all else q)
+                trials.append((points, slice(1 - start, None, 2)))
+        else:
+            trials = [([p[pick] for p in self.space.points], pick)]
+        for inputs, kept in trials:
             try:
                 with warnings.catch_warnings(), np.errstate(all="ignore"):
                     warnings.simplefilter("ignore")
-                    got = _output_value(self.evaluate(moved)).reshape(-1)
-            except (ArithmeticError, ValueError):  # the moved point left the domain: no verdict
+                    got = _output_value(self.evaluate(inputs)).reshape(-1)
+            except (ArithmeticError, ValueError):  # the trial left the domain: no verdict
                 return
             finally:
                 self.stats.function_calls += 1
-            kept = slice(1 - start, None, 2)
-            if got.shape != want.shape or not np.allclose(got[kept], want[kept], rtol=1e-9,
-                                                          atol=1e-12, equal_nan=True):
+            if moved:
+                if got.shape != want.shape:
+                    raise ValueError(_COUPLED)
+                got = got[kept]
+            elif got.shape != (pick.size,):  # the output does not follow the batch: no verdict
+                return
+            if not np.allclose(got, want[kept], rtol=1e-9, atol=1e-12, equal_nan=True):
                 raise ValueError(_COUPLED)
+
+    def hessian_samples(self, bsel, i, j):
+        """``H[bsel[s], i, j]`` for every sample ``s`` of ``bsel`` (1-D): shape
+        ``(len(bsel), *i.shape)``.  A request that repeats one block for every
+        sample it touches (``H[:]``, ``H[5:9, 0]``) costs memory and work per
+        pair here, not per (sample, pair)."""
+        lo, hi = np.minimum(i, j), np.maximum(i, j)
+        with self.lock:
+            values, known = self.cache.lookup_samples(bsel, lo, hi)
+            if not known.all():
+                if known.any():
+                    shape = known.shape
+                    b = np.broadcast_to(bsel.reshape((-1,) + (1,) * lo.ndim), shape)
+                    self._compute(b, np.broadcast_to(lo, shape), np.broadcast_to(hi, shape), known)
+                else:
+                    n = self.space.n
+                    plo, phi = np.divmod(_distinct(lo * n + hi, n * n), n)
+                    need = _distinct(bsel, self.batch)
+                    self._compute_pairs(plo, phi, None if self.replay_all or need.size == self.batch
+                                        else need)
+                values, known = self.cache.lookup_samples(bsel, lo, hi)
+            return values
 
     def _compute(self, b, lo, hi, known):
         miss = ~known
@@ -259,7 +302,11 @@ class _Problem:
         else:
             flat = _distinct(lo * n + hi, n * n)
         plo, phi = np.divmod(flat, n)
-        samples = self._samples_needed(b, miss)
+        self._compute_pairs(plo, phi, self._samples_needed(b, miss))
+
+    def _compute_pairs(self, plo, phi, samples):
+        """Run the passes for unordered pairs ``(plo, phi)`` on ``samples`` (None: all)."""
+        n = self.space.n
         if samples is None and not getattr(self, "_independent", False):
             self._check_independent()
         nsamp = None if self.batch is None else (self.batch if samples is None else len(samples))
@@ -344,6 +391,19 @@ def _make_coordinates(dims):
     base = np.arange(max([d for _, d in dims] + [1]), dtype=np.int64)
     axis = {name: k for k, (name, _) in enumerate(dims)}
     return shape, {name: _axis_numbers(base, shape, axis.get(name)) for name in ("b", "i", "j")}
+
+
+def _batch_only(rb, ri, rj):
+    """The sample numbers (1-D) when a batched request is one block repeated per sample:
+    ``rb`` varies along result axis 0 only and ``ri``, ``rj`` do not vary along it
+    (zero strides of the coordinate views tell).  None otherwise."""
+    if not isinstance(rb, np.ndarray) or rb.ndim == 0 or rb.size == 0:
+        return None
+    if any(st != 0 and d != 1 for st, d in zip(rb.strides[1:], rb.shape[1:])):
+        return None
+    if rb.shape[0] != 1 and (ri.strides[0] != 0 or rj.strides[0] != 0):
+        return None
+    return np.asarray(rb[(slice(None),) + (0,) * (rb.ndim - 1)], dtype=np.int64)
 
 
 class Hessian:
@@ -440,14 +500,24 @@ class Hessian:
         rj = c["j"][index]
         p = self._problem
         scalar = not isinstance(ri, np.ndarray)
+        bsel = None
+        if p.batch is not None:
+            rb = c["b"][index]
+            bsel = _batch_only(rb, ri, rj)
+            if bsel is not None:  # the same block for every sample touched: work per pair
+                ri, rj = ri[0], rj[0]
         i, j = np.asarray(ri, dtype=np.int64), np.asarray(rj, dtype=np.int64)
         off_a, off_b = p.space.offsets[self._a], p.space.offsets[self._b]
         if off_a:
             i = i + off_a
         if off_b:
             j = j + off_b
-        b = None if p.batch is None else np.asarray(c["b"][index], dtype=np.int64)
-        out = p.hessian_entries(b, i, j)
+        if p.batch is None:
+            out = p.hessian_entries(None, i, j)
+        elif bsel is not None:
+            out = p.hessian_samples(bsel, i, j)
+        else:
+            out = p.hessian_entries(np.asarray(rb, dtype=np.int64), i, j)
         return out[()] if scalar else np.asarray(out)
 
     def __array__(self, dtype=None, copy=None):

@@ -1,0 +1,129 @@
+"""Batched requests: the per-sample block path, the independence check, and the
+short-axis sum and product.
+
+``H[:]``-like requests (one block repeated for every sample touched) are
+computed per pair, not per (sample, pair); every result is compared with the
+entry-by-entry path (``H[b, i, j]`` one at a time) and with closed forms.
+"""
+import numpy as np
+import pytest
+
+import hyperdual
+
+B, N = 12, 3
+
+
+def f(X):
+    return np.sum(np.exp(X) * np.cos(X), axis=1) + np.prod(X, axis=1)
+
+
+def f_hessian(x):
+    """Closed form of one sample's Hessian of ``sum(exp(x) cos(x)) + prod(x)``."""
+    d = np.exp(x) * (-2.0 * np.sin(x))  # (e^x cos x)'' = -2 e^x sin x
+    H = np.diag(d)
+    for i in range(3):
+        for j in range(3):
+            if i != j:
+                H[i, j] += np.prod(np.delete(x, [i, j]))
+    return H
+
+
+@pytest.fixture(scope="module")
+def X():
+    return np.random.default_rng(7).uniform(-1.0, 1.0, (B, N))
+
+
+def test_full_batch_matches_closed_form(X):
+    H = hyperdual.hessian(f, X, batch_axis=0)
+    got = H[:]
+    want = np.stack([f_hessian(x) for x in X])
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
+    # value call, one subset evaluation (independence check), one pass
+    assert H.stats.function_calls == 3 and H.stats.passes == 1
+
+
+INDEXES = [np.s_[:], np.s_[...], np.s_[2:9, 1], np.s_[::-3, :, 0], np.s_[5], np.s_[None, 3:5],
+           np.s_[:, [0, 2], 1], np.s_[[1, 4, 4], 0, 2], np.s_[-1, ::-1, ::2], np.s_[3:3],
+           np.s_[np.arange(B) % 2 == 0], np.s_[..., None, 1]]
+
+
+@pytest.mark.parametrize("k", range(len(INDEXES)))
+def test_indexing_equals_numpy(X, k):
+    index = INDEXES[k]
+    want = np.stack([f_hessian(x) for x in X])[index]
+    got = hyperdual.hessian(f, X, batch_axis=0)[index]
+    assert np.shape(got) == np.shape(want)
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
+
+
+def test_partly_cached_then_everything(X):
+    H = hyperdual.hessian(f, X, batch_axis=0)
+    first = H[3]  # sample 3 alone
+    assert H.stats.samples_evaluated == 1
+    full = H[:]  # the rest: known entries are not recomputed wrongly
+    np.testing.assert_allclose(full[3], first, rtol=0, atol=0)
+    np.testing.assert_allclose(full, np.stack([f_hessian(x) for x in X]), rtol=1e-13, atol=1e-14)
+
+
+def test_subset_of_samples_runs_only_those(X):
+    H = hyperdual.hessian(f, X, batch_axis=0)
+    got = H[2:5, 0, :]
+    np.testing.assert_allclose(got, np.stack([f_hessian(x)[0] for x in X[2:5]]), rtol=1e-13)
+    assert H.stats.samples_evaluated == 3
+
+
+COUPLED = {
+    "batch-mean": lambda X: np.sum(X ** 2, axis=1) - np.mean(X[:, 0]),
+    "reversal": lambda X: X[:, 0] * X[::-1, 1],
+    "shift": lambda X: X[:, 0] ** 2 * np.roll(X[:, 1], 1),
+    "cumsum": lambda X: np.cumsum(X[:, 0]) * X[:, 1],
+    "sort": lambda X: np.sort(X[:, 0]) * X[:, 2],
+}
+
+
+@pytest.mark.parametrize("name", sorted(COUPLED))
+def test_coupled_samples_are_refused_in_one_small_evaluation(X, name):
+    H = hyperdual.hessian(COUPLED[name], X, batch_axis=0)
+    with pytest.raises(ValueError, match="the samples must be independent"):
+        H[:]
+    assert H.stats.passes == 0 and H.stats.function_calls == 2
+
+
+def test_output_not_following_the_batch_gives_no_verdict():
+    H = hyperdual.hessian(lambda X: np.zeros(10), np.ones((10, 2)), batch_axis=0)
+    np.testing.assert_array_equal(H[:], np.zeros((10, 2, 2)))
+
+
+def test_independence_check_leaving_the_domain_gives_no_verdict():
+    X = np.linspace(0.5, 2.0, 20).reshape(10, 2)
+
+    def g(X):  # raises on any subset: the check has no verdict, the passes still run
+        if len(X) < 10:
+            raise ValueError("needs the whole batch")
+        return np.sum(np.log(X), axis=1)
+    H = hyperdual.hessian(g, X, batch_axis=0)
+    want = np.stack([np.diag(-1.0 / x ** 2) for x in X])
+    np.testing.assert_allclose(H[:], want, rtol=1e-14)
+
+
+@pytest.mark.parametrize("m", [2, 3, 5, 8, 9])
+def test_short_axis_sum_and_prod_on_long_lanes(m):
+    rng = np.random.default_rng(m)
+    X = rng.uniform(0.5, 1.5, (2000, m))  # lanes above 4096 elements: the slice path
+
+    def g(X):
+        return np.sum(X ** 3, axis=1) + np.prod(X, axis=1) + np.sum(np.sin(X), axis=-1, keepdims=True)[:, 0]
+    got = hyperdual.hessian(g, X, batch_axis=0)[:]
+    want = np.zeros((2000, m, m))
+    for i in range(m):
+        want[:, i, i] = 6 * X[:, i] - np.sin(X[:, i])
+        for j in range(m):
+            if i != j:
+                want[:, i, j] += np.prod(np.delete(X, [i, j], axis=1), axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+
+
+def test_short_axis_prod_value_is_numpys():
+    X = np.random.default_rng(1).uniform(-3.0, 3.0, (50, 7))
+    H = hyperdual.hessian(lambda X: np.prod(X, axis=1), X, batch_axis=0)
+    np.testing.assert_array_equal(H.value, np.prod(X, axis=1))
