@@ -144,6 +144,18 @@ def _factor_block(g, t0, t1, const):  # pragma: no cover - compiled
 
 
 @_jit
+def _chain_single_row(g1, g2, e1, e2, e12, o1, o2, o12):  # pragma: no cover - compiled
+    """Every output of one seed pair (K1 = K2 = P = 1) in one pass over its lanes."""
+    for t in range(o12.shape[0]):
+        g = g1[t]
+        x1 = e1[t]
+        x2 = e2[t]
+        o1[t] = _mul(g, x1)
+        o2[t] = _mul(g, x2)
+        o12[t] = _mul(g, e12[t]) + _mul(g2[t], x1 * x2)
+
+
+@_jit
 def chain_lanes(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12):  # pragma: no cover - compiled
     """Unary chain rule on every lane; zero-row arrays are absent lanes/outputs.
 
@@ -158,14 +170,18 @@ def chain_lanes(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12):  # pragma: no cove
     m0 = min(n, _BLOCK)
     c1 = np.full(m0, g1[0]) if g1.shape[0] == 1 else g1[:0]
     c2 = np.full(m0, g2[0]) if g2.shape[0] == 1 else g2[:0]
+    single = o1.shape[0] == 1 and o2.shape[0] == 1 and o12.shape[0] == 1 and cross and has12
     for t0 in range(0, n, _BLOCK):
         t1 = min(t0 + _BLOCK, n)
         gb1 = _factor_block(g1, t0, t1, c1)
-        for k in range(o1.shape[0]):
-            _scale_row(gb1, e1[k, t0:t1], o1[k, t0:t1])
-        for k in range(o2.shape[0]):
-            _scale_row(gb1, e2[k, t0:t1], o2[k, t0:t1])
-        if o12.shape[0] > 0:
+        if single:
+            _chain_single_row(gb1, _factor_block(g2, t0, t1, c2), e1[0, t0:t1], e2[0, t0:t1],
+                              e12[0, t0:t1], o1[0, t0:t1], o2[0, t0:t1], o12[0, t0:t1])
+        else:
+            for k in range(o1.shape[0]):
+                _scale_row(gb1, e1[k, t0:t1], o1[k, t0:t1])
+            for k in range(o2.shape[0]):
+                _scale_row(gb1, e2[k, t0:t1], o2[k, t0:t1])
             if cross:
                 gb2 = _factor_block(g2, t0, t1, c2)
                 for p in range(o12.shape[0]):
@@ -179,7 +195,7 @@ def chain_lanes(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12):  # pragma: no cove
             elif has12:
                 for p in range(o12.shape[0]):
                     _scale_row(gb1, e12[p, t0:t1], o12[p, t0:t1])
-            else:
+            elif o12.shape[0] > 0:
                 o12[:, t0:t1] = 0.0
         yb = y[t0:t1]
         if _any_nan(yb):
@@ -271,6 +287,21 @@ def _product_cross_row(yv, xe12, xv, ye12, x1, y2, y1, x2, o):  # pragma: no cov
 
 
 @_jit
+def _product_single_row(yv, xv, xe1, xe2, xe12, ye1, ye2, ye12, o1, o2, o12):  # pragma: no cover
+    """Every output of one seed pair (K1 = K2 = P = 1) in one pass over its lanes."""
+    for t in range(o12.shape[0]):
+        a = yv[t]
+        b = xv[t]
+        x1 = xe1[t]
+        x2 = xe2[t]
+        y1 = ye1[t]
+        y2 = ye2[t]
+        o1[t] = _mul(a, x1) + _mul(b, y1)
+        o2[t] = _mul(a, x2) + _mul(b, y2)
+        o12[t] = _mul(a, xe12[t]) + _mul(b, ye12[t]) + x1 * y2 + y1 * x2
+
+
+@_jit
 def product_lanes(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12):  # pragma: no cover
     """Product rule on every lane of ``z = x * y`` (``binary_lanes`` with ``gx = y``,
     ``gy = x``, ``gxy = 1``); blocked and branch-free when every lane is present and
@@ -284,19 +315,25 @@ def product_lanes(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12
         none = np.zeros(0)
         binary_lanes(y, yv, xv, none, one, none, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12)
         return
+    single = o1.shape[0] == 1 and o2.shape[0] == 1 and o12.shape[0] == 1
     for t0 in range(0, n, _BLOCK):
         t1 = min(t0 + _BLOCK, n)
         xb = xv[t0:t1]
         yb = yv[t0:t1]
-        for k in range(o1.shape[0]):
-            _product_first_row(yb, xe1[k, t0:t1], xb, ye1[k, t0:t1], o1[k, t0:t1])
-        for k in range(o2.shape[0]):
-            _product_first_row(yb, xe2[k, t0:t1], xb, ye2[k, t0:t1], o2[k, t0:t1])
-        for p in range(o12.shape[0]):
-            a = ip[p]
-            b = jp[p]
-            _product_cross_row(yb, xe12[p, t0:t1], xb, ye12[p, t0:t1], xe1[a, t0:t1], ye2[b, t0:t1],
-                               ye1[a, t0:t1], xe2[b, t0:t1], o12[p, t0:t1])
+        if single:
+            _product_single_row(yb, xb, xe1[0, t0:t1], xe2[0, t0:t1], xe12[0, t0:t1],
+                                ye1[0, t0:t1], ye2[0, t0:t1], ye12[0, t0:t1],
+                                o1[0, t0:t1], o2[0, t0:t1], o12[0, t0:t1])
+        else:
+            for k in range(o1.shape[0]):
+                _product_first_row(yb, xe1[k, t0:t1], xb, ye1[k, t0:t1], o1[k, t0:t1])
+            for k in range(o2.shape[0]):
+                _product_first_row(yb, xe2[k, t0:t1], xb, ye2[k, t0:t1], o2[k, t0:t1])
+            for p in range(o12.shape[0]):
+                a = ip[p]
+                b = jp[p]
+                _product_cross_row(yb, xe12[p, t0:t1], xb, ye12[p, t0:t1], xe1[a, t0:t1],
+                                   ye2[b, t0:t1], ye1[a, t0:t1], xe2[b, t0:t1], o12[p, t0:t1])
         vb = y[t0:t1]
         if _any_nan(vb):
             _poison_block(vb, o1, t0, t1)

@@ -127,3 +127,44 @@ def test_import_does_not_import_numba():
     code = "import sys, hyperdual; print('numba' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.parametrize("g1kind,g2kind", list(itertools.product(["array", "const"], ["array", "const"])))
+@pytest.mark.parametrize("n", [7, 70_001])
+def test_one_pair_and_blocked_paths_match_the_twins(g1kind, g2kind, n):
+    # K1 = K2 = P = 1 takes the one-pass kernels; n above the block size crosses blocks.
+    rng = np.random.default_rng(n)
+    ip = jp = np.zeros(1, np.int64)
+    y = rng.standard_normal(n)
+    y[[0, n // 2, n - 1]] = np.nan
+    lanes_ = [rng.standard_normal((1, n)) for _ in range(6)]
+    for lane_ in lanes_:
+        lane_[0, 1::5] = 0.0  # structural zeros meet infinite factors below
+    g1 = rng.standard_normal(n) if g1kind == "array" else np.array([np.inf])
+    g2 = rng.standard_normal(n) if g2kind == "array" else np.array([-2.5])
+    if g1kind == "array":
+        g1[1::7] = np.inf
+    outs = [np.empty((1, n)) for _ in range(3)]
+    run_both(kernels.chain_lanes, lanes.chain_lanes_numpy, (y, g1, g2, *lanes_[:3], ip, jp), outs)
+    xv, yv = rng.standard_normal(n), rng.standard_normal(n)
+    xv[2::9] = np.inf
+    run_both(kernels.product_lanes, lanes.product_lanes_numpy, (y, xv, yv, *lanes_, ip, jp), outs)
+
+
+@pytest.mark.parametrize("n", [5, 70_001])
+def test_wide_blocked_paths_match_the_twins(n):
+    rng = np.random.default_rng(n)
+    k1, k2 = 3, 2
+    ip, jp = np.repeat(np.arange(k1), k2), np.tile(np.arange(k2), k1)
+    y = rng.standard_normal(n)
+    y[n - 1] = np.nan
+    rows = [k1, k2, k1 * k2] * 2
+    lanes_ = [rng.standard_normal((r, n)) for r in rows]
+    lanes_[0][:, ::3] = 0.0
+    g1, g2 = rng.standard_normal(n), rng.standard_normal(n)
+    g1[::4] = np.inf
+    outs = [np.empty((r, n)) for r in rows[:3]]
+    run_both(kernels.chain_lanes, lanes.chain_lanes_numpy, (y, g1, g2, *lanes_[:3], ip, jp), outs)
+    xv, yv = rng.standard_normal(n), rng.standard_normal(n)
+    yv[::5] = -np.inf
+    run_both(kernels.product_lanes, lanes.product_lanes_numpy, (y, xv, yv, *lanes_, ip, jp), outs)
