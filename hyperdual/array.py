@@ -340,9 +340,10 @@ class HyperDual(NDArrayOperatorsMixin):
             if t not in _PLAIN and _foreign(other):
                 return NotImplemented
             args = (ufunc, other, self) if reflected else (ufunc, self, other)
-            if self._node is None and self._win is None and t is not list and t is not tuple \
-                    and (t is not HyperDual or (other._node is None and other._win is None)):
-                return _IMPL.apply_ufunc(*args)  # nothing recorded or windowed: skip the dispatch
+            if self._node is None and t is not list and t is not tuple \
+                    and (t is not HyperDual or other._node is None):
+                return _IMPL.apply_ufunc(*args)  # nothing recorded: skip the dispatch (the
+                # chain rule handles windowed lanes itself for these ufuncs)
             return dispatch(_IMPL.apply_ufunc, args, {})
         op.__name__ = f"__{'r' if reflected else ''}{ufunc.__name__}__"
         return op

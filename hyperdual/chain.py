@@ -133,8 +133,21 @@ def apply_ufunc(ufunc, *inputs):
 def unary(ufunc, x, rule):
     a = x._value
     y = ufunc(a)
+    w = _factor_window(x, y)
+    if w is not None:  # the derivatives are needed on the window only
+        out = _lift_window(y, x, *rule(a[w[0]:w[1]], y[w[0]:w[1]]), cut=False)
+        if out is not None:
+            return out
     g1, g2 = rule(a, y)
     return lift(y, x, g1, g2)
+
+
+def _factor_window(x, y):
+    """The window of ``x`` when ``y`` is elementwise in it (same 1-D shape): factors
+    ``g'``, ``g''`` are then computed on the window's elements only."""
+    if x._win is not None and type(y) is np.ndarray and y.ndim == 1 and y.shape == x._value.shape:
+        return x._win
+    return None
 
 
 def lift(y, x, g1, g2):
@@ -160,12 +173,18 @@ def lift(y, x, g1, g2):
     return _new(y, n1, n1 if shared else n2, n12, ctx)
 
 
-def _lift_window(y, x, g1, g2):
+def _lift_window(y, x, g1, g2, cut=True):
     """:func:`lift` on the window of ``x`` (None, with ``x`` expanded, when ``y`` is
-    not elementwise in ``x``)."""
+    not elementwise in ``x``).  ``cut=False``: the factors are given on the window
+    already (None is returned, and ``x`` kept, if they are not window-shaped)."""
     n = x._value.shape[0]
     lo, hi = x._win
-    c1, c2 = window.cut(g1, lo, hi, n), window.cut(g2, lo, hi, n)
+    if cut:
+        c1, c2 = window.cut(g1, lo, hi, n), window.cut(g2, lo, hi, n)
+    else:
+        c1, c2 = window.cut(g1, 0, hi - lo, hi - lo), window.cut(g2, 0, hi - lo, hi - lo)
+        if c1 is NotImplemented or c2 is NotImplemented:
+            return None
     if y.shape != (n,) or c1 is NotImplemented or c2 is NotImplemented:
         window.densify(x)
         return None
@@ -326,16 +345,21 @@ def scale(x, c, y):
 def _scalar_power(x, c):
     """``x ** c`` for a constant real scalar ``c`` (the common case, kept cheap)."""
     a = x._value
-    if c == 2.0:
-        return lift(a * a, x, 2.0 * a, 2.0)
-    if c == 1.0:
-        return lift(a.copy(), x, 1.0, None)
     if c == 0.0:
         return _new(np.ones_like(a), None, None, None, x._ctx)
-    y = np.asarray(np.power(a, c))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        g1 = c * np.power(a, c - 1.0)
-        g2 = (c * (c - 1.0)) * np.power(a, c - 2.0)
+    y = a * a if c == 2.0 else a.copy() if c == 1.0 else np.asarray(np.power(a, c))
+    w = _factor_window(x, y)
+    s = a if w is None else a[w[0]:w[1]]  # the derivatives are needed on the window only
+    if c == 2.0:
+        g1, g2 = 2.0 * s, 2.0
+    elif c == 1.0:
+        g1, g2 = 1.0, None
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g1 = c * np.power(s, c - 1.0)
+            g2 = (c * (c - 1.0)) * np.power(s, c - 2.0)
+    if w is not None:
+        return _lift_window(y, x, g1, g2, cut=False)
     return lift(y, x, g1, g2)
 
 
@@ -352,6 +376,13 @@ def binary(ufunc, rule, a, b):
             return scale(a, 1.0 / bv, a._value / bv)
         av = a._value
         y = np.asarray(ufunc(av, bv))
+        w = _factor_window(a, y)
+        if w is not None and (bv.size == 1 or bv.shape == y.shape):
+            lo, hi = w
+            out = _lift_window(y, a, *rule.dx(av[lo:hi], bv if bv.size == 1 else bv[lo:hi], y[lo:hi]),
+                               cut=False)
+            if out is not None:
+                return out
         g1, g2 = rule.dx(av, bv, y)
         return lift(y, a, g1, g2)
     if not a_dual:
@@ -360,6 +391,13 @@ def binary(ufunc, rule, a, b):
             return scale(b, av, av * b._value)
         bv = b._value
         y = np.asarray(ufunc(av, bv))
+        w = _factor_window(b, y)
+        if w is not None and (av.size == 1 or av.shape == y.shape):
+            lo, hi = w
+            out = _lift_window(y, b, *rule.dy(av if av.size == 1 else av[lo:hi], bv[lo:hi], y[lo:hi]),
+                               cut=False)
+            if out is not None:
+                return out
         g1, g2 = rule.dy(av, bv, y)
         return lift(y, b, g1, g2)
     return _binary_both(ufunc, rule, a, b)

@@ -78,6 +78,10 @@ FUNCTIONS = {
     "square_minus": lambda x: np.sum((x[:-1] ** 2 - x[1:]) ** 2),
     "one_element_output": lambda x: (x[3:4] * x[4:5] + x[N - 2:N - 1]) ** 2,
     "sum_out": lambda x: _sum_out(x),
+    "binary_constants": lambda x: np.sum(np.arctan2(x, 1.5) + np.hypot(2.0, x)
+                                         + np.logaddexp(x, np.linspace(0.0, 1.0, x.size))
+                                         + np.arctan2(np.linspace(1.0, 2.0, x.size), x) + 2.0 ** x
+                                         + x ** np.linspace(1.0, 2.0, x.size) + x ** 3.5 + x ** 1.0),
     "sum_axis_0d_array": lambda x: np.sum(x ** 3, axis=np.array(0)),  # densifies
 }
 
@@ -218,3 +222,22 @@ def test_pickle_expands_windows():
     (x,), _ = hyperdual.seeding.seed_inputs(space, np.array([4]), np.array([0]), np.array([0]), window=True)
     y = pickle.loads(pickle.dumps(x * 2.0))
     assert isinstance(y, HyperDual) and y.e1.shape == (1, 300) and y.e1[0, 4] == 2.0
+
+
+def test_rule_with_factors_of_a_fixed_size(point):
+    """A registered rule that returns full-size factors whatever it is given: the window
+    path cannot use them and computes them on the whole input instead."""
+    numba = pytest.importorskip("numba")
+
+    @numba.vectorize(["float64(float64)"])
+    def triple(a):
+        return 3.0 * a
+    three = np.full(N, 3.0)
+    hyperdual.register_ufunc(triple, lambda a, y: (three if a.size != N else np.full(a.shape, 3.0), None))
+    try:
+        got = hyperdual.hessian(lambda x: np.sum(triple(x) ** 2), point)[0:2, 0:2]
+    finally:
+        for table in (hyperdual.rules.UNARY,):
+            table.pop(triple, None)
+            table.pop(getattr(triple, "ufunc", None), None)
+    np.testing.assert_allclose(got, 18.0 * np.eye(2), rtol=1e-14)
