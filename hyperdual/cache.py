@@ -31,9 +31,13 @@ class PairCache:
             yield (0, 0), slice(None)
             return
         T, nt = self.tile, self.ntiles
-        key = (lo // T) * nt + hi // T
-        if key.size == 0:
+        if lo.size == 0:
             return
+        one = self._one_tile(lo, hi)
+        if one is not None:  # one tile (a block request): no sorting
+            yield one, slice(None)
+            return
+        key = (lo // T) * nt + hi // T
         first, last = int(key.min()), int(key.max())
         if first == last:  # one tile (a block request): no sorting
             yield (first // nt, first % nt), slice(None)
@@ -44,6 +48,17 @@ class PairCache:
         for s, e in zip(cuts[:-1], cuts[1:]):
             k = int(ordered[s])
             yield (k // nt, k % nt), order[s:e]
+
+    def _one_tile(self, lo, hi):
+        """``(ti, tj)`` when a small request lies in one tile, else None."""
+        if lo.size > 64:
+            return None
+        T = self.tile
+        ll, hl = lo.tolist(), hi.tolist()
+        ti, tj = min(ll) // T, min(hl) // T
+        if max(ll) // T == ti and max(hl) // T == tj:
+            return ti, tj
+        return None
 
     def _make(self, ti, tj):
         T, n = self.tile, self.n
@@ -65,6 +80,15 @@ class PairCache:
         shape = lo.shape
         lo, hi = lo.reshape(-1), hi.reshape(-1)
         b = None if b is None else b.reshape(-1)
+        one = self._one_tile(lo, hi)
+        if one is not None:
+            tile = self.tiles.get(one)
+            if tile is None:
+                return np.zeros(shape), np.zeros(shape, dtype=bool)
+            T = self.tile
+            r, c = lo - one[0] * T, hi - one[1] * T
+            key = (r, c) if b is None else (b, r, c)
+            return tile[0][key].reshape(shape), tile[1][key].reshape(shape)
         values = np.zeros(lo.size)
         known = np.zeros(lo.size, dtype=bool)
         T = self.tile

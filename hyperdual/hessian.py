@@ -58,10 +58,12 @@ def _distinct(values: np.ndarray, bound: int) -> np.ndarray:
     (and without the lazy import of numpy.ma that ``np.unique`` pays once).
     """
     values = values.reshape(-1)
+    if values.size <= 32:  # a few entries: Python's set is quicker than any array pass
+        return np.array(sorted(set(values.tolist())), dtype=np.int64)
     if bound <= 8 * values.size + 1024:
         seen = np.zeros(bound, dtype=bool)
         seen[values] = True
-        return np.flatnonzero(seen)
+        return seen.nonzero()[0]
     v = np.sort(values)
     return v[np.concatenate(([True], v[1:] != v[:-1]))] if v.size else v
 

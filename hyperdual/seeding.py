@@ -115,7 +115,11 @@ def _window(space: InputSpace, m: int, cols: np.ndarray):
     size = space.sizes[m]
     if space.batch is not None or not space.has_axis[m] or size < settings.window_min_size:
         return None
-    lo, hi = int(cols.min()), int(cols.max()) + 1
+    if cols.size <= 64:
+        c = cols.tolist()
+        lo, hi = min(c), max(c) + 1
+    else:
+        lo, hi = int(cols.min()), int(cols.max()) + 1
     return (lo, hi) if hi - lo <= settings.window_max_fraction * size else None
 
 
@@ -136,14 +140,18 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
         if samples is not None:
             point = point[samples]
         lo, size = space.offsets[m], space.sizes[m]
-        rows = np.arange(k) if single else np.nonzero((U >= lo) & (U < lo + size))[0]
-        if not single and rows.size == 0:
-            inputs.append(HyperDual._new(point, None, None, None, ctx))
-            continue
-        win = _window(space, m, U[rows] - lo) if window else None
+        if single:
+            rows, cols = np.arange(k), U
+        else:
+            rows = np.nonzero((U >= lo) & (U < lo + size))[0]
+            if rows.size == 0:
+                inputs.append(HyperDual._new(point, None, None, None, ctx))
+                continue
+            cols = U[rows] - lo
+        win = _window(space, m, cols) if window else None
         if win is not None:
             lane = np.zeros((k, win[1] - win[0]))
-            lane[rows, U[rows] - lo - win[0]] = 1.0
+            lane[rows, cols - win[0]] = 1.0
             if space.has_nan[m]:
                 lane[:, np.isnan(point[win[0]:win[1]])] = np.nan
             x = HyperDual._new(point, lane, lane if second else None, None, ctx)
@@ -152,7 +160,6 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
             continue
         lane = np.zeros((k,) + point.shape)
         if space.has_axis[m]:
-            cols = U[rows] - lo
             if space.batch is None:
                 lane[rows, cols] = 1.0
             else:
