@@ -234,9 +234,9 @@ class _Problem:
         a subset (it may hold batch-shaped constants), and for ``B <= 4`` that subset
         is the batch, so these are evaluated twice on the full batch, once with the
         even-numbered samples moved and once with the odd ones: the samples left in
-        place keep their outputs.  Best effort: a coupling
-        that these evaluations do not disturb goes unnoticed (a request for a subset
-        of the samples still checks).
+        place keep their outputs.  Best effort: a coupling that these evaluations do
+        not disturb goes unnoticed (a request for a subset of the samples still
+        checks), and outputs that depend on the batch size count as coupled.
         """
         self._independent = True
         if self.batch is None or self.batch < 2 or np.ndim(self.value) == 0:

@@ -13,7 +13,9 @@ full lanes:
   ``y.e1 = g'(x) · x.e1`` and ``y.e12 = g'(x) · x.e12 + g''(x) · x.e1 x.e2``
   vanish wherever the lanes of ``x`` do (a zero lane entry stays zero
   through any factor, ``inf · 0 -> 0``), so ``y`` has the window of ``x``;
-  :mod:`hyperdual.chain` runs the kernels on the window's columns only.
+  :mod:`hyperdual.chain` evaluates ``g'`` and ``g''`` on the window's
+  elements and runs the kernels on its columns only (the value ``g(x)`` is
+  still computed for every element).
 * **two windowed operands** (``x ± y``, ``x * y``, ``g(x, y)``): the result's
   window is the smallest one covering both (operand lanes are zero-padded to it).
 * **a constant factor** (``x * c``): lanes times ``c`` on the window.
