@@ -23,7 +23,7 @@ __all__ = ["HyperDual", "as_float_array", "FUNCTIONS", "dispatch", "link_view"]
 class _IMPL:
     """Implementations that live in modules importing this one (set when they load)."""
 
-    apply_ufunc = getitem = setitem = windowed = densify = None
+    apply_ufunc = getitem = setitem = windowed = densify = check_pattern = None
 
 
 #: ``numpy function -> implementation`` for ``__array_function__``; filled by
@@ -477,11 +477,12 @@ def _foreign(x) -> bool:
     return hasattr(x, "__array_ufunc__") or hasattr(x, "__array_function__")
 
 
-_TRACED, _WINDOWED = 1, 2
+_TRACED, _WINDOWED, _PATTERN = 1, 2, 4
 
 
 def _flags(args) -> int:
-    """``_TRACED`` if an operand is recorded, ``| _WINDOWED`` if one has windowed lanes."""
+    """``_TRACED`` if an operand is recorded, ``| _WINDOWED`` if one has windowed lanes,
+    ``| _PATTERN`` if one belongs to a pattern pass (:mod:`hyperdual.pattern`)."""
     flags = 0
     for a in args:
         t = type(a)
@@ -490,6 +491,8 @@ def _flags(args) -> int:
                 flags |= _TRACED
             if a._win is not None:
                 flags |= _WINDOWED
+            if a._ctx is not None and a._ctx.pattern is not None:
+                flags |= _PATTERN
         elif t is list or t is tuple:
             flags |= _flags(a)
     return flags
@@ -511,6 +514,8 @@ def dispatch(impl: Callable, args: tuple, kwargs: dict):
     if kwargs:
         flags |= _flags(tuple(kwargs.values()))
     if flags:
+        if flags & _PATTERN:
+            _IMPL.check_pattern(impl, args, kwargs)
         if flags & _WINDOWED:
             result = _IMPL.windowed(impl, args, kwargs)
             if result is not NotImplemented:
@@ -523,3 +528,4 @@ def dispatch(impl: Callable, args: tuple, kwargs: dict):
 
 # The implementations register themselves in _IMPL when imported.
 from . import chain as _chain, functions as _functions, window as _window  # noqa: E402,F401
+from . import pattern as _pattern  # noqa: E402,F401

@@ -108,7 +108,7 @@ def apply_ufunc(ufunc, *inputs):
         return ufunc(*(value_of(x) for x in inputs))
     if ufunc is np.matmul:
         from .functions import matmul
-        return matmul(*inputs)
+        return matmul(*inputs)  # (a pattern pass stops before this: hyperdual.pattern.check)
     if ufunc.nin == 1:
         (x,) = inputs
         rule = UNARY.get(ufunc)
@@ -166,6 +166,8 @@ def lift(y, x, g1, g2):
     n1, f1 = _out(e1 is not None, ctx.k1, shape, n)
     n2, f2 = _out(e2 is not None and not shared, ctx.k2, shape, n)
     n12, f12 = _out(e12 is not None or cross, ctx.npairs, shape, n)
+    if ctx.pattern is not None and g2 is not None and e1 is not None:
+        ctx.pattern.add(_flat_lane(e1, shape, n))  # g'' x.e1[i] x.e2[j] meets i and j here
     lanes.choose(n * (f1.shape[0] + f2.shape[0] + f12.shape[0]))[0](
                         y.reshape(n), _flat_factor(g1, shape, n), _flat_factor(g2, shape, n),
                         _flat_lane(e1, shape, n), _flat_lane(e2, shape, n), _flat_lane(e12, shape, n),
@@ -446,6 +448,9 @@ def _binary_both(ufunc, rule, a, b):
     work = n * (f1.shape[0] + f2.shape[0] + f12.shape[0])
     lanes_in = (_flat_lane(a1, shape, n), _flat_lane(a2, shape, n), _flat_lane(a12, shape, n),
                 _flat_lane(b1, shape, n), _flat_lane(b2, shape, n), _flat_lane(b12, shape, n))
+    if ctx.pattern is not None and (product or gxx is not None or gxy is not None or gyy is not None):
+        ctx.pattern.add(lanes_in[0] if a1 is not None else None,
+                        lanes_in[3] if b1 is not None else None)  # second-order terms meet both
     if product:
         lanes.choose(work)[2](yw.reshape(n), _flat_factor(av, shape, n), _flat_factor(bv, shape, n),
                               *lanes_in, ctx.ip, ctx.jp, f1, f2, f12)

@@ -29,7 +29,8 @@ from .array import HyperDual, as_float_array
 from .record import replay, topological
 from .cache import PairCache
 from .context import SeedContext, join_contexts
-from .seeding import InputSpace, plan_passes, seed_inputs, settings
+from .pattern import PatternAbort, Recorder
+from .seeding import LIVE_FACTOR, InputSpace, plan_passes, seed_inputs, settings
 from .window import densify
 
 __all__ = ["Hessian", "Jacobian", "hessian", "jacobian", "hvp", "gradient", "Stats"]
@@ -49,6 +50,7 @@ class Stats:
     samples_evaluated: int = 0  #: batch samples run, summed over passes (batch_axis=0)
     function_calls: int = 0    #: calls of the user's function (or replays), value call included
     entries_cached: int = 0    #: (sample, pair) entries stored
+    structural_zeros: int = 0  #: pairs known zero from the sparsity pattern, never seeded
 
 
 def _distinct(values: np.ndarray, bound: int) -> np.ndarray:
@@ -173,8 +175,9 @@ class _Problem:
     def budget(self):
         return settings.memory_budget if self.memory_budget is None else self.memory_budget
 
-    def _run(self, U, ip, jp, samples, second):
-        inputs, ctx = seed_inputs(self.space, U, ip, jp, samples, second, window=True)
+    def _run(self, U, ip, jp, samples, second, recorder=None):
+        inputs, ctx = seed_inputs(self.space, U, ip, jp, samples, second, window=recorder is None)
+        ctx.pattern = recorder
         y = self.evaluate(inputs, samples)
         self.stats.function_calls += 1
         dual = type(y) is HyperDual
@@ -303,12 +306,60 @@ class _Problem:
             flat = _distinct(lo[miss] * n + hi[miss], n * n)
         else:
             flat = _distinct(lo * n + hi, n * n)
+        if self.batch is None and (getattr(self, "_pattern", None) is not None or (
+                flat.size >= settings.pattern_min_pairs
+                and (flat.size >= 4 * n or settings.pattern_min_pairs == 0))):
+            flat = self._drop_structural_zeros(flat)  # (a pattern found once serves every request)
         plo, phi = np.divmod(flat, n)
         self._compute_pairs(plo, phi, self._samples_needed(b, miss))
+
+    def _drop_structural_zeros(self, flat):
+        """Store the pairs outside the sparsity pattern as exact zeros; return the others.
+
+        The pattern comes from one pattern pass (:mod:`hyperdual.pattern`: first-order
+        lanes for every input), run once per Hessian when a large request makes it
+        worth it and its lanes fit the memory budget.  If the function uses a step the
+        pattern pass cannot follow, or is dense, every pair is seeded as before.
+        """
+        if not hasattr(self, "_pattern"):
+            self._pattern = self._find_pattern()
+        pattern = self._pattern
+        if pattern is None:
+            return flat
+        pos = np.searchsorted(pattern, flat)
+        inside = pattern[np.minimum(pos, pattern.size - 1)] == flat if pattern.size else \
+            np.zeros(flat.shape, dtype=bool)
+        zeros = flat[~inside]
+        if zeros.size:
+            zlo, zhi = np.divmod(zeros, self.space.n)
+            self.cache.store(None, zlo, zhi, np.zeros((zeros.size, 1)))
+            self.stats.entries_cached += zeros.size
+            self.stats.structural_zeros += zeros.size
+        return flat[inside]
+
+    def _find_pattern(self):
+        """Sorted codes ``lo * n + hi`` of the pairs that can be nonzero, or None."""
+        n = self.space.n
+        if n * n * 8 * LIVE_FACTOR > self.budget:  # first-order lanes for every input must fit
+            return None
+        recorder = Recorder(n)
+        U = np.arange(n)
+        none = np.zeros(0, np.int64)
+        try:
+            g, _ = self._run(U, none, none, None, False, recorder=recorder)
+        except PatternAbort:
+            return None
+        pattern = recorder.pairs()
+        if pattern is None or np.isnan(g).any():  # a NaN output: every entry is NaN, none zero
+            return None
+        self._store(None, U, g, none, none, None)  # the gradient, at no extra cost
+        return pattern
 
     def _compute_pairs(self, plo, phi, samples):
         """Run the passes for unordered pairs ``(plo, phi)`` on ``samples`` (None: all)."""
         n = self.space.n
+        if plo.size == 0:  # every pair was a structural zero
+            return
         if samples is None and not getattr(self, "_independent", False):
             self._check_independent()
         nsamp = None if self.batch is None else (self.batch if samples is None else len(samples))

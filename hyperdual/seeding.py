@@ -41,6 +41,10 @@ class Settings:
     #: elements, when the seeded columns span at most this fraction of them.
     window_min_size: int = 256
     window_max_fraction: float = 0.5
+    #: A request for at least this many pairs (and 4 per input) first finds the
+    #: Hessian's sparsity pattern (:mod:`hyperdual.pattern`) and seeds only the pairs
+    #: that can be nonzero.
+    pattern_min_pairs: int = 1024
 
 
 settings = Settings()

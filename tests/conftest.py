@@ -9,7 +9,9 @@ suite on the twins instead.
 Windowed lanes (hyperdual.window) are used for long 1-D inputs only;
 HYPERDUAL_TEST_WINDOWS=always seeds every 1-D input of every pass with
 windowed lanes (the narrowest window covering its seeded columns), so the
-whole suite checks that windows change no result.
+whole suite checks that windows change no result.  HYPERDUAL_TEST_PATTERN=always
+finds the sparsity pattern (hyperdual.pattern) for every request without a batch,
+so the whole suite checks that structural zeros are exact.
 """
 import os
 
@@ -24,3 +26,6 @@ else:
 
 if os.environ.get("HYPERDUAL_TEST_WINDOWS") == "always":
     settings.window_min_size, settings.window_max_fraction = 0, 1.0
+
+if os.environ.get("HYPERDUAL_TEST_PATTERN") == "always":
+    settings.pattern_min_pairs = 0
