@@ -96,27 +96,38 @@ class RosenbrockFull(_Timing):
 
     Reference points (paddle on this machine): ~3 ms at N = 10, 30-38 ms at
     N = 100.
+
+    ``pairs``: ``"pattern"`` is the default (requests of 1024 pairs or more
+    first find the sparsity pattern and seed only the pairs that can be
+    nonzero, :mod:`hyperdual.pattern`; N = 10 is below that); ``"all"``
+    switches patterns off, so the two columns of one run show what they save.
     """
 
-    params = [[10, 100, 1000]]
-    param_names = ["N"]
+    params = [[10, 100, 1000], ["pattern", "all"]]
+    param_names = ["N", "pairs"]
 
-    def setup(self, N):
+    def setup(self, N, pairs):
         self.x = _point(N)
+        self._saved = hyperdual.seeding.settings.pattern_min_pairs
+        if pairs == "all":
+            hyperdual.seeding.settings.pattern_min_pairs = 2 ** 62
         hyperdual.load_kernels()
 
-    def time_hessian_full(self, N):
+    def teardown(self, N, pairs):
+        hyperdual.seeding.settings.pattern_min_pairs = self._saved
+
+    def time_hessian_full(self, N, pairs):
         hyperdual.hessian(rosen, self.x)[:]
 
-    def time_f_numpy(self, N):
+    def time_f_numpy(self, N, pairs):
         rosen(self.x)
 
-    def track_passes(self, N):
+    def track_passes(self, N, pairs):
         return _stats(rosen, self.x, slice(None)).passes
 
     track_passes.unit = "passes"
 
-    def track_pairs_evaluated(self, N):
+    def track_pairs_evaluated(self, N, pairs):
         return _stats(rosen, self.x, slice(None)).pairs_evaluated
 
     track_pairs_evaluated.unit = "pairs"
