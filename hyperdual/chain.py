@@ -166,11 +166,12 @@ def lift(y, x, g1, g2):
     n1, f1 = _out(e1 is not None, ctx.k1, shape, n)
     n2, f2 = _out(e2 is not None and not shared, ctx.k2, shape, n)
     n12, f12 = _out(e12 is not None or cross, ctx.npairs, shape, n)
+    fe1 = _flat_lane(e1, shape, n)  # (once: e2 is often the same array)
     if ctx.pattern is not None and g2 is not None and e1 is not None:
-        ctx.pattern.add(_flat_lane(e1, shape, n))  # g'' x.e1[i] x.e2[j] meets i and j here
+        ctx.pattern.add(fe1)  # g'' x.e1[i] x.e2[j] meets i and j here
     lanes.choose(n * (f1.shape[0] + f2.shape[0] + f12.shape[0]))[0](
                         y.reshape(n), _flat_factor(g1, shape, n), _flat_factor(g2, shape, n),
-                        _flat_lane(e1, shape, n), _flat_lane(e2, shape, n), _flat_lane(e12, shape, n),
+                        fe1, fe1 if shared else _flat_lane(e2, shape, n), _flat_lane(e12, shape, n),
                         ctx.ip, ctx.jp, f1, f2, f12)
     return _new(y, n1, n1 if shared else n2, n12, ctx)
 
@@ -198,9 +199,10 @@ def _lift_window(y, x, g1, g2, cut=True):
     n1, f1 = _out(e1 is not None, ctx.k1, shape, w)
     n2, f2 = _out(e2 is not None and not shared, ctx.k2, shape, w)
     n12, f12 = _out(e12 is not None or cross, ctx.npairs, shape, w)
+    fe1 = _flat_lane(e1, shape, w)
     lanes.choose(w * (f1.shape[0] + f2.shape[0] + f12.shape[0]))[0](
         np.ascontiguousarray(y[lo:hi]), _flat_factor(c1, shape, w), _flat_factor(c2, shape, w),
-        _flat_lane(e1, shape, w), _flat_lane(e2, shape, w), _flat_lane(e12, shape, w),
+        fe1, fe1 if shared else _flat_lane(e2, shape, w), _flat_lane(e12, shape, w),
         ctx.ip, ctx.jp, f1, f2, f12)
     return window.result(y, n1, n1 if shared else n2, n12, ctx, x._win)
 
@@ -446,8 +448,9 @@ def _binary_both(ufunc, rule, a, b):
     n2, f2 = _out(has2 and not shared, ctx.k2, shape, n)
     n12, f12 = _out(a12 is not None or b12 is not None or (has1 and has2), ctx.npairs, shape, n)
     work = n * (f1.shape[0] + f2.shape[0] + f12.shape[0])
-    lanes_in = (_flat_lane(a1, shape, n), _flat_lane(a2, shape, n), _flat_lane(a12, shape, n),
-                _flat_lane(b1, shape, n), _flat_lane(b2, shape, n), _flat_lane(b12, shape, n))
+    fa1, fb1 = _flat_lane(a1, shape, n), _flat_lane(b1, shape, n)
+    lanes_in = (fa1, fa1 if a2 is a1 else _flat_lane(a2, shape, n), _flat_lane(a12, shape, n),
+                fb1, fb1 if b2 is b1 else _flat_lane(b2, shape, n), _flat_lane(b12, shape, n))
     if ctx.pattern is not None and (product or gxx is not None or gxy is not None or gyy is not None):
         ctx.pattern.add(lanes_in[0] if a1 is not None else None,
                         lanes_in[3] if b1 is not None else None)  # second-order terms meet both

@@ -29,7 +29,7 @@ from .array import HyperDual, as_float_array
 from .record import replay, topological
 from .cache import PairCache
 from .context import SeedContext, join_contexts
-from .pattern import PatternAbort, Recorder
+from .pattern import Recorder
 from .seeding import LIVE_FACTOR, InputSpace, plan_passes, seed_inputs, settings
 from .window import densify
 
@@ -347,8 +347,9 @@ class _Problem:
         none = np.zeros(0, np.int64)
         try:
             g, _ = self._run(U, none, none, None, False, recorder=recorder)
-        except PatternAbort:
-            return None
+        except Exception:  # noqa: BLE001 - a step it cannot follow (PatternAbort, maybe
+            return None    # re-raised as another error by the function), or a genuine
+            # error, which the ordinary passes then raise again
         pattern = recorder.pairs()
         if pattern is None or np.isnan(g).any():  # a NaN output: every entry is NaN, none zero
             return None

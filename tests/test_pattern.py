@@ -50,6 +50,14 @@ def _inv_block(x):
     return np.sum(np.linalg.inv(np.diag(1.0 + x[:4] ** 2))) + np.sum(x ** 2)
 
 
+def _rewrapping(x):
+    try:
+        z = np.einsum("i,i->i", x[:3], x[3:6])  # the pattern pass aborts here ...
+    except Exception as err:  # ... and the function turns that into its own error
+        raise RuntimeError("cannot evaluate") from err
+    return np.sum(z ** 2) + rosen(x)
+
+
 def _swallowing(x):
     try:
         z = x[:3] @ np.ones((3, 3))  # the pattern pass aborts here; the error is caught
@@ -78,6 +86,7 @@ FALLBACK = {  # the pattern pass cannot follow these (or they are dense): every 
     "inv": _inv_block,
     "dense_square_of_sum": lambda x: np.sum(x) ** 2 + np.sum(x ** 3),
     "swallowed_abort": _swallowing,
+    "rewrapped_abort": _rewrapping,
     "ufunc_reduce": lambda x: np.add.reduce(x ** 2) * x[0],
 }
 
@@ -256,3 +265,17 @@ def test_recorder_found_inside_lists():
         check(lambda xs: xs, ([1.0, (x,)],), {})
     assert ctx.pattern.aborted
     check(hyperdual.array.FUNCTIONS[np.sum], (x,), {})  # a safe function passes
+
+
+def test_genuine_error_in_the_pattern_pass_is_raised_by_the_passes(point, default_pattern):
+    calls = []
+
+    def f(x):
+        calls.append(type(x).__name__)
+        if len(calls) > 1:
+            raise ArithmeticError("fails on every evaluation after the first")
+        return rosen(x)
+    H = hyperdual.hessian(f, point)
+    with pytest.raises(ArithmeticError, match="fails on every evaluation"):
+        H[:]
+    assert calls == ["ndarray", "HyperDual", "HyperDual"]  # value call, pattern pass, a pass
