@@ -42,6 +42,8 @@ class PairCache:
         if first == last:  # one tile (a block request): no sorting
             yield (first // nt, first % nt), slice(None)
             return
+        if last < 2 ** 15:  # NumPy sorts 16-bit keys by radix sort: linear time
+            key = key.astype(np.int16)
         order = np.argsort(key, kind="stable")
         ordered = key[order]
         cuts = np.concatenate(([0], np.flatnonzero(ordered[1:] != ordered[:-1]) + 1, [key.size]))
