@@ -335,8 +335,16 @@ class HyperDual(NDArrayOperatorsMixin):
     # Arithmetic operators go straight to the chain rule (what NDArrayOperatorsMixin
     # would reach through NumPy's override machinery, a microsecond later).
     def _binop(ufunc, reflected=False):
+        shift = ufunc is np.add or (ufunc is np.subtract and not reflected)
+
         def op(self, other):
             t = type(other)
+            if shift and (t is float or t is int) and self._node is None:
+                # x ± c: the lanes are unchanged (they are never written in place)
+                out = HyperDual._new(self._value + other if ufunc is np.add else self._value - other,
+                                     self._e1, self._e2, self._e12, self._ctx)
+                out._win = self._win
+                return out
             if t not in _PLAIN and _foreign(other):
                 return NotImplemented
             args = (ufunc, other, self) if reflected else (ufunc, self, other)

@@ -76,6 +76,7 @@ FUNCTIONS = {
     "windowed_plus_dual": lambda x: np.sum((x[2:] + (x[:-2] * x[1:-1])) ** 2),
     "add_constant_array": lambda x: np.sum((np.linspace(0.0, 1.0, x.size) + x) ** 3),
     "square_minus": lambda x: np.sum((x[:-1] ** 2 - x[1:]) ** 2),
+    "shifted": lambda x: np.sum((x[1:] + 1.5) ** 2 * (x[:-1] - 2) * (3 + x[1:])),
     "one_element_output": lambda x: (x[3:4] * x[4:5] + x[N - 2:N - 1]) ** 2,
     "sum_out": lambda x: _sum_out(x),
     "binary_constants": lambda x: np.sum(np.arctan2(x, 1.5) + np.hypot(2.0, x)
