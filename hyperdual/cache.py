@@ -104,6 +104,42 @@ class PairCache:
             known[idx] = tile[1][key]
         return values.reshape(shape), known.reshape(shape)
 
+    def block(self, oa, na, ob, nb):
+        """``(values, known)`` of the dense block ``H[oa:oa+na, ob:ob+nb]`` (no batch).
+
+        Every tile is pasted twice, as stored (rows ``lo``, columns ``hi``) and
+        mirrored (rows ``hi``, columns ``lo``), where it overlaps the block; only
+        entries whose mask is set are copied.
+        """
+        values = np.zeros((na, nb))
+        known = np.zeros((na, nb), dtype=bool)
+        T = self.tile
+        for (ti, tj), (tv, tk) in self.tiles.items():
+            _paste(values, known, tv, tk, ti * T - oa, tj * T - ob)
+            _paste(values, known, tv.T, tk.T, tj * T - oa, ti * T - ob)
+        return values, known
+
+    def fill_zeros(self, la, na, lb, nb):
+        """Mark every unknown entry ``(lo, hi)``, ``lo`` in ``[la, la + na)``, ``hi`` in
+        ``[lb, lb + nb)``, ``lo <= hi``, as a known zero (no batch); returns how many.
+        Values are written before the mask, tile by tile."""
+        T = self.tile
+        filled = 0
+        for ti in range(la // T, (la + na - 1) // T + 1):
+            for tj in range(max(ti, lb // T), (lb + nb - 1) // T + 1):
+                tv, tk = self.tiles.get((ti, tj)) or self._make(ti, tj)
+                r0, r1 = max(la, ti * T) - ti * T, min(la + na, ti * T + tv.shape[0]) - ti * T
+                c0, c1 = max(lb, tj * T) - tj * T, min(lb + nb, tj * T + tv.shape[1]) - tj * T
+                if r0 >= r1 or c0 >= c1:
+                    continue
+                mask = ~tk[r0:r1, c0:c1]
+                if ti == tj:  # lo <= hi within a diagonal tile
+                    mask &= np.arange(r0, r1)[:, None] <= np.arange(c0, c1)[None, :]
+                np.copyto(tv[r0:r1, c0:c1], 0.0, where=mask)
+                tk[r0:r1, c0:c1] |= mask
+                filled += int(np.count_nonzero(mask))
+        return filled
+
     def lookup_samples(self, samples, lo, hi):
         """``(values, known)`` of ``H[samples[s], lo, hi]``, shaped ``(len(samples), *lo.shape)``."""
         shape = (len(samples),) + lo.shape
@@ -142,3 +178,14 @@ class PairCache:
                 s = slice(None) if samples is None else samples[:, None]
                 tile[0][s, r, c] = h[idx].T
                 tile[1][s, r, c] = True
+
+
+def _paste(values, known, tv, tk, dr, dc):
+    """Copy the known entries of a tile placed at row ``dr``, column ``dc`` of a block."""
+    r0, r1 = max(0, dr), min(values.shape[0], dr + tv.shape[0])
+    c0, c1 = max(0, dc), min(values.shape[1], dc + tv.shape[1])
+    if r0 >= r1 or c0 >= c1:
+        return
+    sk = tk[r0 - dr:r1 - dr, c0 - dc:c1 - dc]
+    np.copyto(values[r0:r1, c0:c1], tv[r0 - dr:r1 - dr, c0 - dc:c1 - dc], where=sk)
+    known[r0:r1, c0:c1] |= sk

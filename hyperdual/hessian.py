@@ -306,15 +306,48 @@ class _Problem:
             flat = _distinct(lo[miss] * n + hi[miss], n * n)
         else:
             flat = _distinct(lo * n + hi, n * n)
+        self._compute_flat(flat, self._samples_needed(b, miss))
+
+    def _compute_flat(self, flat, samples, store_zeros=True):
+        """Compute the unordered pairs with codes ``flat = lo * n + hi`` (sorted, distinct).
+
+        Returns whether pairs were left out as structural zeros (stored as zeros
+        unless ``store_zeros`` is False: then the caller fills them)."""
+        n = self.space.n
+        self._dropped = False
         if self.batch is None and (getattr(self, "_pattern", None) is not None or (
                 flat.size >= settings.pattern_min_pairs
                 and (flat.size >= 4 * n or settings.pattern_min_pairs == 0))):
-            flat = self._drop_structural_zeros(flat)  # (a pattern found once serves every request)
+            # (a pattern found once serves every request)
+            flat = self._drop_structural_zeros(flat, store=store_zeros)
         plo, phi = np.divmod(flat, n)
-        self._compute_pairs(plo, phi, self._samples_needed(b, miss))
+        self._compute_pairs(plo, phi, samples)
+        return self._dropped
 
-    def _drop_structural_zeros(self, flat):
-        """Store the pairs outside the sparsity pattern as exact zeros; return the others.
+    def hessian_block(self, a, b):
+        """The whole block ``H[a][b]`` (no batch) as a new dense array, assembled tile by
+        tile from the cache: a full request costs memory copies, not per-entry lookups."""
+        sp = self.space
+        oa, na, ob, nb = sp.offsets[a], sp.sizes[a], sp.offsets[b], sp.sizes[b]
+        with self.lock:
+            values, known = self.cache.block(oa, na, ob, nb)
+            if not known.all():
+                ii, jj = np.nonzero(~known)
+                i, j = ii + oa, jj + ob
+                n = sp.n
+                flat = _distinct(np.minimum(i, j) * n + np.maximum(i, j), n * n)
+                if self._compute_flat(flat, None, store_zeros=False):
+                    # every entry of the block still unknown is a structural zero
+                    rows, cols = ((oa, na), (ob, nb)) if oa <= ob else ((ob, nb), (oa, na))
+                    filled = self.cache.fill_zeros(*rows, *cols)
+                    self.stats.entries_cached += filled
+                    self.stats.structural_zeros += filled
+                values, known = self.cache.block(oa, na, ob, nb)
+            return values
+
+    def _drop_structural_zeros(self, flat, store=True):
+        """Store the pairs outside the sparsity pattern as exact zeros; return the others
+        (``store=False``: the caller stores them; ``self._dropped`` says whether any were).
 
         The pattern comes from one pattern pass (:mod:`hyperdual.pattern`: first-order
         lanes for every input), run once per Hessian when a large request makes it
@@ -330,7 +363,8 @@ class _Problem:
         inside = pattern[np.minimum(pos, pattern.size - 1)] == flat if pattern.size else \
             np.zeros(flat.shape, dtype=bool)
         zeros = flat[~inside]
-        if zeros.size:
+        self._dropped = zeros.size > 0
+        if zeros.size and store:
             zlo, zhi = np.divmod(zeros, self.space.n)
             self.cache.store(None, zlo, zhi, np.zeros((zeros.size, 1)))
             self.stats.entries_cached += zeros.size
@@ -445,6 +479,15 @@ def _make_coordinates(dims):
     base = np.arange(max([d for _, d in dims] + [1]), dtype=np.int64)
     axis = {name: k for k, (name, _) in enumerate(dims)}
     return shape, {name: _axis_numbers(base, shape, axis.get(name)) for name in ("b", "i", "j")}
+
+
+def _whole(index) -> bool:
+    """Whether ``index`` selects a whole 2-D array as a copy-equivalent:
+    ``:``, ``...``, ``()``, ``(:, :)``, ``(..., :)`` and the like."""
+    items = index if type(index) is tuple else (index,)
+    if len(items) > 2 or sum(1 for it in items if it is Ellipsis) > 1:
+        return False
+    return all(it is Ellipsis or (type(it) is slice and it == slice(None)) for it in items)
 
 
 def _batch_only(rb, ri, rj):
@@ -567,6 +610,8 @@ class Hessian:
         if off_b:
             j = j + off_b
         if p.batch is None:
+            if len(self._shape) == 2 and _whole(index):
+                return p.hessian_block(self._a, self._b)
             out = p.hessian_entries(None, i, j)
         elif bsel is not None:
             out = p.hessian_samples(bsel, i, j)
