@@ -111,6 +111,10 @@ class PairCache:
         mirrored (rows ``hi``, columns ``lo``), where it overlaps the block; only
         entries whose mask is set are copied.
         """
+        if self.ntiles == 1 and oa == ob == 0 and na == nb == self.n and self.tiles:
+            tv, tk = self.tiles[0, 0]  # the whole space in one tile: mirror its upper triangle
+            upper = np.where(tk, tv, 0.0)
+            return upper + np.triu(upper, 1).T, tk | tk.T
         values = np.zeros((na, nb))
         known = np.zeros((na, nb), dtype=bool)
         T = self.tile
