@@ -17,6 +17,8 @@ pattern pass, and fewer pairs: those counts differ by design).
 """
 import os
 
+import pytest
+
 import hyperdual
 from hyperdual import lanes
 from hyperdual.seeding import settings
@@ -31,3 +33,40 @@ if os.environ.get("HYPERDUAL_TEST_WINDOWS") == "always":
 
 if os.environ.get("HYPERDUAL_TEST_PATTERN") == "always":
     settings.pattern_min_pairs = 0
+
+
+@pytest.fixture
+def set_settings():
+    """Set fields of ``hyperdual.seeding.settings`` for one test; restored afterwards."""
+    saved = dict(vars(settings))
+
+    def apply(**fields):
+        for name, value in fields.items():
+            if name not in saved:
+                raise AttributeError(f"hyperdual.seeding.settings has no field {name!r}")
+            setattr(settings, name, value)
+    yield apply
+    for name, value in saved.items():
+        setattr(settings, name, value)
+
+
+@pytest.fixture
+def default_pattern(set_settings):
+    """The default pattern threshold, whatever HYPERDUAL_TEST_PATTERN says."""
+    set_settings(pattern_min_pairs=1024)
+
+
+@pytest.fixture
+def no_pattern(set_settings):
+    set_settings(pattern_min_pairs=2 ** 62)
+
+
+@pytest.fixture
+def default_windows(set_settings):
+    """The default window thresholds, whatever HYPERDUAL_TEST_WINDOWS says."""
+    set_settings(window_min_size=256, window_max_fraction=0.5)
+
+
+@pytest.fixture
+def no_windows(set_settings):
+    set_settings(window_min_size=10 ** 9)

@@ -24,3 +24,19 @@ def derivs(y, n):
     h = np.asarray(y.e12)
     assert h.shape == (n * n,) + y.shape
     return np.asarray(y.value), g, h.reshape((n, n) + y.shape)
+
+
+def rosen(x):
+    """The chained Rosenbrock function (NumPy code, differentiated as written)."""
+    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+
+
+def rosen_hessian(x):
+    """Closed form of the chained Rosenbrock Hessian: tridiagonal."""
+    n = x.size
+    H = np.zeros((n, n))
+    i = np.arange(n - 1)
+    H[i, i] += 1200 * x[:-1] ** 2 - 400 * x[1:] + 2
+    H[i + 1, i + 1] += 200
+    H[i, i + 1] = H[i + 1, i] = -400 * x[:-1]
+    return H

@@ -12,18 +12,7 @@ import hyperdual
 from hyperdual.cache import PairCache
 from hyperdual.hessian import _whole
 from hyperdual.seeding import settings
-
-
-@pytest.fixture
-def default_pattern():
-    saved = settings.pattern_min_pairs
-    settings.pattern_min_pairs = 1024
-    yield
-    settings.pattern_min_pairs = saved
-
-
-def rosen(x):
-    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+from seeds import rosen
 
 
 def pair_fn(a, b):

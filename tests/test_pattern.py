@@ -12,38 +12,9 @@ import pytest
 import hyperdual
 from hyperdual.pattern import Recorder
 from hyperdual.seeding import settings
+from seeds import rosen, rosen_hessian
 
 N = 80
-
-
-@pytest.fixture
-def no_pattern():
-    saved = settings.pattern_min_pairs
-    settings.pattern_min_pairs = 2 ** 62
-    yield
-    settings.pattern_min_pairs = saved
-
-
-@pytest.fixture
-def default_pattern():
-    saved = settings.pattern_min_pairs
-    settings.pattern_min_pairs = 1024
-    yield
-    settings.pattern_min_pairs = saved
-
-
-def rosen(x):
-    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
-
-
-def rosen_hessian(x):
-    n = x.size
-    H = np.zeros((n, n))
-    i = np.arange(n - 1)
-    H[i, i] += 1200 * x[:-1] ** 2 - 400 * x[1:] + 2
-    H[i + 1, i + 1] += 200
-    H[i, i + 1] = H[i + 1, i] = -400 * x[:-1]
-    return H
 
 
 def _inv_block(x):

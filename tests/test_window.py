@@ -13,39 +13,9 @@ import hyperdual
 from hyperdual import HyperDual
 from hyperdual.seeding import settings
 from hyperdual.window import cut, pad, union
+from seeds import rosen, rosen_hessian
 
 N = 600  # above settings.window_min_size
-
-
-@pytest.fixture
-def no_windows():
-    saved = settings.window_min_size
-    settings.window_min_size = 10 ** 9
-    yield
-    settings.window_min_size = saved
-
-
-@pytest.fixture
-def default_windows():
-    saved = settings.window_min_size, settings.window_max_fraction
-    settings.window_min_size, settings.window_max_fraction = 256, 0.5
-    yield
-    settings.window_min_size, settings.window_max_fraction = saved
-
-
-def rosen(x):
-    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
-
-
-def rosen_hessian(x):
-    n = x.size
-    H = np.zeros((n, n))
-    for i in range(n - 1):
-        H[i, i] += 1200 * x[i] ** 2 - 400 * x[i + 1] + 2
-        H[i + 1, i + 1] += 200
-        H[i, i + 1] -= 400 * x[i]
-        H[i + 1, i] -= 400 * x[i]
-    return H
 
 
 FUNCTIONS = {
