@@ -53,7 +53,7 @@ class PairCache:
 
     def _one_tile(self, lo, hi):
         """``(ti, tj)`` when a small request lies in one tile, else None."""
-        if lo.size > 64:
+        if lo.size > 64 or lo.size == 0:
             return None
         T = self.tile
         ll, hl = lo.tolist(), hi.tolist()

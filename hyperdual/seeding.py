@@ -117,7 +117,8 @@ def _window(space: InputSpace, m: int, cols: np.ndarray):
     """The window ``(lo, hi)`` of the seeded columns of input ``m``, when windowed
     lanes pay (see :mod:`hyperdual.window`); None for full lanes."""
     size = space.sizes[m]
-    if space.batch is not None or not space.has_axis[m] or size < settings.window_min_size:
+    if space.batch is not None or not space.has_axis[m] or size < settings.window_min_size \
+            or cols.size == 0:
         return None
     if cols.size <= 64:
         c = cols.tolist()

@@ -106,3 +106,14 @@ def test_block_of_an_empty_cache():
 ])
 def test_whole_index_detection(index, whole):
     assert _whole(index) is whole
+
+
+@pytest.mark.parametrize("index", [np.s_[0:0], np.s_[5:5, 0:3], np.s_[[], []], np.s_[:0, :],
+                                   np.s_[np.zeros(0, int)], np.s_[3:1, ::-1]])
+def test_empty_requests_on_a_cache_with_tiles(index):
+    H = hyperdual.hessian(rosen, np.linspace(-1.0, 1.0, 300))  # several tiles
+    H[0:2, 0:2]
+    want = np.zeros((300, 300))[index]
+    got = H[index]
+    assert got.shape == want.shape and got.dtype == np.float64
+    assert H.stats.pairs_evaluated == 3
