@@ -117,3 +117,21 @@ def test_empty_requests_on_a_cache_with_tiles(index):
     got = H[index]
     assert got.shape == want.shape and got.dtype == np.float64
     assert H.stats.pairs_evaluated == 3
+
+
+def _multi_tile_indexes():
+    from test_hessian import INDEXES
+    return [(name, index) for name, index in INDEXES if "bool" not in name]
+
+
+@pytest.mark.parametrize("name, index", _multi_tile_indexes(), ids=[n for n, _ in _multi_tile_indexes()])
+def test_indexing_equals_numpy_on_several_tiles(name, index, default_pattern):
+    from seeds import rosen_hessian
+    x = np.linspace(-1.0, 1.2, 300)
+    want = rosen_hessian(x)[index]
+    H = hyperdual.hessian(rosen, x)
+    H[100:140, 60:140]  # tiles cached first (with the sparsity pattern: 3200 entries)
+    got = H[index]
+    assert type(got) is type(want) and np.shape(got) == np.shape(want)
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-9)
+    np.testing.assert_allclose(H[index], want, rtol=1e-13, atol=1e-9)
