@@ -84,6 +84,22 @@ class _Timing:
     timeout = 300
 
 
+class _Switch:
+    """A benchmark parameter that leaves one field of ``hyperdual.seeding.settings``
+    at its default (``on``) or sets it to ``off_value``; ``teardown`` restores it."""
+
+    switch_field = ""
+    off_value = 2 ** 62
+
+    def _switch(self, on):
+        self._saved = getattr(hyperdual.seeding.settings, self.switch_field)
+        if not on:
+            setattr(hyperdual.seeding.settings, self.switch_field, self.off_value)
+
+    def teardown(self, *params):
+        setattr(hyperdual.seeding.settings, self.switch_field, self._saved)
+
+
 def _stats(func, x, index, **kwargs):
     H = hyperdual.hessian(func, x, **kwargs)
     H[index]
@@ -91,7 +107,7 @@ def _stats(func, x, index, **kwargs):
 
 
 # ---- 1. full Rosenbrock Hessian ----------------------------------------------------------------
-class RosenbrockFull(_Timing):
+class RosenbrockFull(_Switch, _Timing):
     """``H[:]`` of the chained Rosenbrock function, ``N`` in 10, 100, 1000.
 
     Reference points (paddle on this machine): ~3 ms at N = 10, 30-38 ms at
@@ -105,16 +121,12 @@ class RosenbrockFull(_Timing):
 
     params = [[10, 100, 1000], ["pattern", "all"]]
     param_names = ["N", "pairs"]
+    switch_field = "pattern_min_pairs"
 
     def setup(self, N, pairs):
         self.x = _point(N)
-        self._saved = hyperdual.seeding.settings.pattern_min_pairs
-        if pairs == "all":
-            hyperdual.seeding.settings.pattern_min_pairs = 2 ** 62
+        self._switch(pairs == "pattern")
         hyperdual.load_kernels()
-
-    def teardown(self, N, pairs):
-        hyperdual.seeding.settings.pattern_min_pairs = self._saved
 
     def time_hessian_full(self, N, pairs):
         hyperdual.hessian(rosen, self.x)[:]
@@ -198,7 +210,7 @@ class Batched(_Timing):
 
 
 # ---- 4. a small block of a large Hessian --------------------------------------------------------------
-class RosenbrockBlock(_Timing):
+class RosenbrockBlock(_Switch, _Timing):
     """``H[0:2, 0:2]`` of a large Rosenbrock Hessian: 3 unordered pairs, one pass.
 
     ``time_hessian_block3`` (``H[0:3, 0:3]``, 6 pairs) is the reference
@@ -211,16 +223,12 @@ class RosenbrockBlock(_Timing):
 
     params = [[1000, 10_000], ["windowed", "full"]]
     param_names = ["N", "lanes"]
+    switch_field = "window_min_size"
 
     def setup(self, N, lanes):
         self.x = _point(N)
-        self._saved = hyperdual.seeding.settings.window_min_size
-        if lanes == "full":
-            hyperdual.seeding.settings.window_min_size = 2 ** 62
+        self._switch(lanes == "windowed")
         hyperdual.load_kernels()
-
-    def teardown(self, N, lanes):
-        hyperdual.seeding.settings.window_min_size = self._saved
 
     def time_hessian_block(self, N, lanes):
         hyperdual.hessian(rosen, self.x)[0:2, 0:2]
