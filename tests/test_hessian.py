@@ -593,7 +593,7 @@ def test_creation_computes_nothing():
     assert Hy.stats.passes == 0 and Hy.stats.function_calls == 0
 
 
-def test_lazy_submatrix_and_repeat():
+def test_lazy_submatrix_and_repeat(default_pattern):
     x0 = np.linspace(0.1, 1.0, 6)
     H = hyperdual.hessian(lazy_f, x0)
     want = lazy_h(x0)

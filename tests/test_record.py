@@ -160,7 +160,7 @@ def test_ys_form_equals_callable_form_and_closed_form(name, f, hf):
 
 
 @pytest.mark.parametrize("name,f,hf", SHARED, ids=[s[0] for s in SHARED])
-def test_ys_form_lazy_entries(name, f, hf):
+def test_ys_form_lazy_entries(name, f, hf, default_pattern):
     v = hyperdual.variable(X3)
     H = hyperdual.hessian(f(v), v)
     want = hf(X3)
