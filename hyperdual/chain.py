@@ -14,6 +14,9 @@ selections (maximum, …) pick lanes by value.
 """
 from __future__ import annotations
 
+import sys
+import threading
+
 import numpy as np
 
 from . import lanes, window
@@ -91,8 +94,51 @@ def _out(wanted, rows, shape, n):
     """An output lane ``(rows, *shape)`` and its flat view; zero rows when not wanted."""
     if not wanted:
         return None, _EMPTY2
-    out = np.empty((rows,) + shape)
+    out = _empty((rows,) + shape, rows * n)
     return out, (out if len(shape) == 1 else out.reshape(rows, n))
+
+
+#: Kernel outputs of at least this many float64 entries come from a pool of recycled
+#: buffers: a fresh large allocation is mapped in by the OS page by page (the pages
+#: zeroed on first touch), which costs more than the kernel that fills it.
+POOL_MIN_ENTRIES = 2 ** 14
+#: The pool keeps at most this many bytes, and 4 buffers per shape.
+POOL_MAX_BYTES = 64 * 2 ** 20
+
+
+class _Pool:
+    lock = threading.Lock()
+    buffers: dict = {}
+    nbytes = 0
+
+
+def _references(buffers):
+    for buf in buffers:  # the same construct as in _empty: list slot, loop name, argument
+        return sys.getrefcount(buf)
+
+
+_FREE = _references([np.empty(1)])  # a buffer only the pool holds
+
+
+def _empty(shape, entries):
+    """``np.empty(shape)``, recycling a pooled buffer that nothing references any more.
+
+    A pooled buffer is handed out again only when its reference count says that the
+    pool alone holds it: no HyperDual, view or caller can still see it, so reuse
+    never changes a live array (lanes are never written in place otherwise).
+    """
+    if entries < POOL_MIN_ENTRIES:
+        return np.empty(shape)
+    with _Pool.lock:
+        buffers = _Pool.buffers.setdefault(shape, [])
+        for buf in buffers:
+            if sys.getrefcount(buf) == _FREE:
+                return buf
+        buf = np.empty(shape)
+        if len(buffers) < 4 and _Pool.nbytes + buf.nbytes <= POOL_MAX_BYTES:
+            buffers.append(buf)
+            _Pool.nbytes += buf.nbytes
+        return buf
 
 
 def unsupported_ufunc(ufunc):

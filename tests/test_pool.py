@@ -1,0 +1,81 @@
+"""Recycled kernel outputs (hyperdual.chain._empty): a buffer is handed out again
+only when nothing but the pool references it, so live arrays never change."""
+import threading
+
+import numpy as np
+
+import hyperdual
+from hyperdual import HyperDual, chain
+
+BIG = chain.POOL_MIN_ENTRIES
+
+
+def test_buffer_reused_only_when_unreferenced():
+    shape = (3, BIG)
+    a = chain._empty(shape, 3 * BIG)
+    held = chain._empty(shape, 3 * BIG)
+    assert held is not a  # a is still referenced here
+    ident = id(a)
+    del a
+    again = chain._empty(shape, 3 * BIG)
+    assert id(again) == ident  # recycled
+    view = again[1]
+    del again
+    other = chain._empty(shape, 3 * BIG)
+    assert other.base is None and not np.shares_memory(other, view)  # a view keeps it alive
+    small = chain._empty((2, 3), 6)
+    assert small is not chain._empty((2, 3), 6)  # small buffers are never pooled
+
+
+def test_pool_is_bounded_per_shape():
+    shape = (5, BIG + 1)
+    held = [chain._empty(shape, 5 * (BIG + 1)) for _ in range(6)]
+    assert len(chain._Pool.buffers[shape]) == 4
+    assert len({id(h) for h in held}) == 6
+    assert chain._Pool.nbytes <= chain.POOL_MAX_BYTES
+
+
+def _seeded(n, k=2):
+    x = np.linspace(0.1, 2.0, n)
+    e1 = np.zeros((k, n))
+    e1[0, :] = 1.0
+    e1[1, ::2] = 1.0
+    return HyperDual(x, e1=e1, e2=e1)
+
+
+def test_live_results_keep_their_lanes():
+    x = _seeded(BIG * 2)
+    y = np.sin(x)
+    saved = (y.e1.copy(), y.e12.copy())
+    for _ in range(5):  # produce and drop many results of the same shape
+        np.cos(x) * np.exp(x)
+    np.testing.assert_array_equal(y.e1, saved[0])
+    np.testing.assert_array_equal(y.e12, saved[1])
+    np.testing.assert_allclose(y.e1[0], np.cos(x.value), rtol=1e-15)
+
+
+def test_threads_with_large_lanes_give_correct_hessians():
+    X = np.random.default_rng(2).uniform(0.5, 1.5, (4000, 3))
+
+    def f(X):
+        return np.sum(np.exp(X) * np.sin(X), axis=1)
+
+    want = np.exp(X) * 2 * np.cos(X)  # (e^x sin x)'' = 2 e^x cos x
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(3):
+                H = hyperdual.hessian(f, X, batch_axis=0)[:]
+                results.append(np.diagonal(H, axis1=1, axis2=2).copy())
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(results) == 9
+    for r in results:
+        np.testing.assert_allclose(r, want, rtol=1e-13)
