@@ -27,12 +27,23 @@ def test_buffer_reused_only_when_unreferenced():
     assert small is not chain._empty((2, 3), 6)  # small buffers are never pooled
 
 
-def test_pool_is_bounded_per_shape():
+def test_pool_is_bounded_per_shape(monkeypatch):
+    monkeypatch.setattr(chain._Pool, "buffers", {})  # an empty pool (earlier tests may have filled it)
+    monkeypatch.setattr(chain._Pool, "nbytes", 0)
     shape = (5, BIG + 1)
     held = [chain._empty(shape, 5 * (BIG + 1)) for _ in range(6)]
     assert len(chain._Pool.buffers[shape]) == 4
     assert len({id(h) for h in held}) == 6
-    assert chain._Pool.nbytes <= chain.POOL_MAX_BYTES
+    assert chain._Pool.nbytes == 4 * held[0].nbytes <= chain.POOL_MAX_BYTES
+
+
+def test_pool_is_bounded_in_bytes(monkeypatch):
+    monkeypatch.setattr(chain._Pool, "buffers", {})
+    monkeypatch.setattr(chain._Pool, "nbytes", chain.POOL_MAX_BYTES - 8 * BIG)
+    a = chain._empty((1, BIG), BIG)
+    b = chain._empty((2, BIG), 2 * BIG)  # would pass the cap: handed out, not pooled
+    assert len(chain._Pool.buffers[(1, BIG)]) == 1 and chain._Pool.buffers[(2, BIG)] == []
+    assert a.shape == (1, BIG) and b.shape == (2, BIG)
 
 
 def _seeded(n, k=2):
