@@ -112,12 +112,14 @@ class _Pool:
     nbytes = 0
 
 
-def _references(buffers):
-    for buf in buffers:  # the same construct as in _empty: list slot, loop name, argument
-        return sys.getrefcount(buf)
+def _references(buffers, k):
+    """References to ``buffers[k]``: the list slot and the call's argument when free.
+    The pool's check and the calibration below use this one function, so they count
+    alike whatever the interpreter's reference-counting details."""
+    return sys.getrefcount(buffers[k])
 
 
-_FREE = _references([np.empty(1)])  # a buffer only the pool holds
+_FREE = _references([np.empty(1)], 0)  # a buffer only the pool holds
 
 
 def _empty(shape, entries):
@@ -131,9 +133,9 @@ def _empty(shape, entries):
         return np.empty(shape)
     with _Pool.lock:
         buffers = _Pool.buffers.setdefault(shape, [])
-        for buf in buffers:
-            if sys.getrefcount(buf) == _FREE:
-                return buf
+        for k in range(len(buffers)):
+            if _references(buffers, k) == _FREE:
+                return buffers[k]
         buf = np.empty(shape)
         if len(buffers) < 4 and _Pool.nbytes + buf.nbytes <= POOL_MAX_BYTES:
             buffers.append(buf)
