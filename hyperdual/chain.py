@@ -14,6 +14,7 @@ selections (maximum, …) pick lanes by value.
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
@@ -110,6 +111,15 @@ class _Pool:
     lock = threading.Lock()
     buffers: dict = {}
     nbytes = 0
+
+    @classmethod
+    def reset(cls):
+        """A new lock and an empty pool (a forked child must not inherit a held lock)."""
+        cls.lock, cls.buffers, cls.nbytes = threading.Lock(), {}, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_Pool.reset)
 
 
 def _references(buffers, k):

@@ -90,3 +90,21 @@ def test_threads_with_large_lanes_give_correct_hessians():
     assert len(results) == 9
     for r in results:
         np.testing.assert_allclose(r, want, rtol=1e-13)
+
+
+def test_forked_child_starts_with_an_empty_pool():
+    import os
+    import sys
+    if not hasattr(os, "fork") or sys.platform == "win32":  # pragma: no cover
+        return
+    chain._empty((2, BIG), 2 * BIG)
+    assert chain._Pool.nbytes > 0
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the pool state and leave at once
+        os.write(w, f"{chain._Pool.nbytes} {len(chain._Pool.buffers)}".encode())
+        os._exit(0)
+    os.close(w)
+    report = os.read(r, 100).decode()
+    os.waitpid(pid, 0)
+    assert report == "0 0"
