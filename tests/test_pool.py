@@ -1,48 +1,48 @@
-"""Recycled kernel outputs (hyperdual.chain._empty): a buffer is handed out again
+"""Recycled kernel outputs (hyperdual.pool.empty): a buffer is handed out again
 only when nothing but the pool references it, so live arrays never change."""
 import threading
 
 import numpy as np
 
 import hyperdual
-from hyperdual import HyperDual, chain
+from hyperdual import HyperDual, pool
 
-BIG = chain.POOL_MIN_ENTRIES
+BIG = pool.POOL_MIN_ENTRIES
 
 
 def test_buffer_reused_only_when_unreferenced():
     shape = (3, BIG)
-    a = chain._empty(shape, 3 * BIG)
-    held = chain._empty(shape, 3 * BIG)
+    a = pool.empty(shape, 3 * BIG)
+    held = pool.empty(shape, 3 * BIG)
     assert held is not a  # a is still referenced here
     ident = id(a)
     del a
-    again = chain._empty(shape, 3 * BIG)
+    again = pool.empty(shape, 3 * BIG)
     assert id(again) == ident  # recycled
     view = again[1]
     del again
-    other = chain._empty(shape, 3 * BIG)
+    other = pool.empty(shape, 3 * BIG)
     assert other.base is None and not np.shares_memory(other, view)  # a view keeps it alive
-    small = chain._empty((2, 3), 6)
-    assert small is not chain._empty((2, 3), 6)  # small buffers are never pooled
+    small = pool.empty((2, 3), 6)
+    assert small is not pool.empty((2, 3), 6)  # small buffers are never pooled
 
 
 def test_pool_is_bounded_per_shape(monkeypatch):
-    monkeypatch.setattr(chain._Pool, "buffers", {})  # an empty pool (earlier tests may have filled it)
-    monkeypatch.setattr(chain._Pool, "nbytes", 0)
+    monkeypatch.setattr(pool._Pool, "buffers", {})  # an empty pool (earlier tests may have filled it)
+    monkeypatch.setattr(pool._Pool, "nbytes", 0)
     shape = (5, BIG + 1)
-    held = [chain._empty(shape, 5 * (BIG + 1)) for _ in range(6)]
-    assert len(chain._Pool.buffers[shape]) == 4
+    held = [pool.empty(shape, 5 * (BIG + 1)) for _ in range(6)]
+    assert len(pool._Pool.buffers[shape]) == 4
     assert len({id(h) for h in held}) == 6
-    assert chain._Pool.nbytes == 4 * held[0].nbytes <= chain.POOL_MAX_BYTES
+    assert pool._Pool.nbytes == 4 * held[0].nbytes <= pool.POOL_MAX_BYTES
 
 
 def test_pool_is_bounded_in_bytes(monkeypatch):
-    monkeypatch.setattr(chain._Pool, "buffers", {})
-    monkeypatch.setattr(chain._Pool, "nbytes", chain.POOL_MAX_BYTES - 8 * BIG)
-    a = chain._empty((1, BIG), BIG)
-    b = chain._empty((2, BIG), 2 * BIG)  # would pass the cap: handed out, not pooled
-    assert len(chain._Pool.buffers[(1, BIG)]) == 1 and chain._Pool.buffers[(2, BIG)] == []
+    monkeypatch.setattr(pool._Pool, "buffers", {})
+    monkeypatch.setattr(pool._Pool, "nbytes", pool.POOL_MAX_BYTES - 8 * BIG)
+    a = pool.empty((1, BIG), BIG)
+    b = pool.empty((2, BIG), 2 * BIG)  # would pass the cap: handed out, not pooled
+    assert len(pool._Pool.buffers[(1, BIG)]) == 1 and pool._Pool.buffers[(2, BIG)] == []
     assert a.shape == (1, BIG) and b.shape == (2, BIG)
 
 
@@ -97,12 +97,12 @@ def test_forked_child_starts_with_an_empty_pool():
     import sys
     if not hasattr(os, "fork") or sys.platform == "win32":  # pragma: no cover
         return
-    chain._empty((2, BIG), 2 * BIG)
-    assert chain._Pool.nbytes > 0
+    pool.empty((2, BIG), 2 * BIG)
+    assert pool._Pool.nbytes > 0
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report the pool state and leave at once
-        os.write(w, f"{chain._Pool.nbytes} {len(chain._Pool.buffers)}".encode())
+        os.write(w, f"{pool._Pool.nbytes} {len(pool._Pool.buffers)}".encode())
         os._exit(0)
     os.close(w)
     report = os.read(r, 100).decode()
