@@ -165,6 +165,17 @@ class PairCache:
             flat_k[:, idx] = tile[1][key]
         return values, known
 
+    def store_all(self, full):
+        """Store every entry of an empty cache from the dense symmetric ``full`` (no batch):
+        each tile gets its block of ``full``, known on and above the diagonal."""
+        T, n = self.tile, self.n
+        for ti in range(self.ntiles):
+            for tj in range(ti, self.ntiles):
+                tv, tk = self._make(ti, tj)
+                tv[...] = full[ti * T:ti * T + tv.shape[0], tj * T:tj * T + tv.shape[1]]
+                tk[...] = True if ti != tj else _upper_mask(tv.shape[0])
+        return n * (n + 1) // 2
+
     def store(self, samples, lo, hi, h):
         """Store pass results ``h`` (``(P, rows)``) for pairs ``(lo[p], hi[p])``.
 
@@ -182,6 +193,18 @@ class PairCache:
                 s = slice(None) if samples is None else samples[:, None]
                 tile[0][s, r, c] = h[idx].T
                 tile[1][s, r, c] = True
+
+
+_UPPER_MASKS: dict = {}
+
+
+def _upper_mask(n):
+    """``i <= j`` for an ``n x n`` tile (shared, read-only)."""
+    mask = _UPPER_MASKS.get(n)
+    if mask is None:
+        mask = _UPPER_MASKS[n] = np.arange(n)[:, None] <= np.arange(n)
+        mask.flags.writeable = False
+    return mask
 
 
 def _paste(values, known, tv, tk, dr, dc):

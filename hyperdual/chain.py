@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import lanes, window
+from .lanes import _Choice
 from .pool import empty as _empty
 from .array import _IMPL, HyperDual, as_float_array
 from .context import join_contexts
@@ -153,7 +154,13 @@ def _factor_window(x, y):
 
 def lift(y, x, g1, g2):
     """The chain rule: ``y = g(x)`` with ``g1 = g'(x)`` and ``g2 = g''(x)`` (None: zero)."""
-    y = np.asarray(y)
+    if type(y) is not np.ndarray:
+        y = np.asarray(y)
+    e1 = x._e1
+    if x._win is None and e1 is not None and x._e2 is e1 and y.ndim == 1:
+        out = _lift_1d(y, x, e1, g1, g2)
+        if out is not None:
+            return out
     if x._win is not None:
         out = _lift_window(y, x, g1, g2)
         if out is not None:
@@ -175,6 +182,34 @@ def lift(y, x, g1, g2):
                         fe1, fe1 if shared else _flat_lane(e2, shape, n), _flat_lane(e12, shape, n),
                         ctx.ip, ctx.jp, f1, f2, f12)
     return _new(y, n1, n1 if shared else n2, n12, ctx)
+
+
+def _lift_1d(y, x, e1, g1, g2):
+    """:func:`lift` for the common case, with fewer checks: a 1-D elementwise result
+    of an input whose ``e2`` is its ``e1`` (every pass of a Hessian), no pattern pass.
+    None when another case applies."""
+    ctx = x._ctx
+    e12 = x._e12
+    n = y.shape[0]
+    if ctx.pattern is not None or e1.shape[1:] != y.shape or (e12 is not None and e12.shape[1:] != y.shape):
+        return None
+    if not e1.flags.c_contiguous:
+        e1 = np.ascontiguousarray(e1)
+    if e12 is None:
+        if g2 is None:
+            f12 = _EMPTY2
+        else:
+            e12 = f12 = _empty((ctx.npairs, n), ctx.npairs * n)
+        fe12 = _EMPTY2
+    else:
+        fe12 = e12 if e12.flags.c_contiguous else np.ascontiguousarray(e12)
+        e12 = f12 = _empty((fe12.shape[0], n), fe12.shape[0] * n)
+    k1 = e1.shape[0]
+    o1 = _empty((k1, n), k1 * n)
+    kernels = _Choice.kernels if _Choice.ready else lanes.choose(n * (k1 + f12.shape[0]))
+    kernels[0](y, _flat_factor(g1, y.shape, n), _flat_factor(g2, y.shape, n), e1, e1, fe12,
+               ctx.ip, ctx.jp, o1, _EMPTY2, f12)
+    return _new(y, o1, o1, e12, ctx)
 
 
 def _lift_window(y, x, g1, g2, cut=True):
@@ -228,7 +263,47 @@ def _align(lane, nd):
     return lane
 
 
+def _lane_sum(la, lb, negate_b):
+    """``la ± lb`` of two lanes of equal dimensions (None: zero)."""
+    if lb is None:
+        return la
+    if la is None:
+        return -lb if negate_b else lb
+    return la - lb if negate_b else la + lb
+
+
+def _add_same(a, b, negate_b):
+    """``a ± b`` for the common case, with fewer checks: two HyperDuals of one shape
+    with unwindowed lanes of full dimensions, or one and a Python number (None when
+    another case applies)."""
+    ta, tb = type(a) is HyperDual, type(b) is HyperDual
+    if ta and tb:
+        if a._win is not None or b._win is not None or a._value.shape != b._value.shape:
+            return None
+        nd = a._value.ndim + 1
+        for lane in (a._e1, a._e2, a._e12, b._e1, b._e2, b._e12):
+            if lane is not None and lane.ndim != nd:
+                return None
+        ctx = a._ctx if a._ctx is b._ctx else join_contexts(a._ctx, b._ctx)
+        e1 = _lane_sum(a._e1, b._e1, negate_b)
+        e2 = e1 if (a._e2 is a._e1 and b._e2 is b._e1) else _lane_sum(a._e2, b._e2, negate_b)
+        y = a._value - b._value if negate_b else a._value + b._value
+        return _new(y, e1, e2, _lane_sum(a._e12, b._e12, negate_b), ctx)
+    t = type(a)
+    if tb and (t is float or t is int) and b._win is None:  # c ± x
+        if not negate_b:
+            return _new(a + b._value, b._e1, b._e2, b._e12, b._ctx)
+        e1, e2, e12 = b._e1, b._e2, b._e12
+        n1 = None if e1 is None else -e1
+        n2 = n1 if e2 is e1 else (None if e2 is None else -e2)
+        return _new(a - b._value, n1, n2, None if e12 is None else -e12, b._ctx)
+    return None
+
+
 def add(a, b, negate_b=False):
+    out = _add_same(a, b, negate_b)
+    if out is not None:
+        return out
     if (type(a) is HyperDual and a._win is not None) or (type(b) is HyperDual and b._win is not None):
         out = _add_window(a, b, negate_b)
         if out is not None:
@@ -408,12 +483,43 @@ def binary(ufunc, rule, a, b):
     return _binary_both(ufunc, rule, a, b)
 
 
+def _product_1d(a, b, ctx, y):
+    """``a * b`` for the common case, with fewer checks: 1-D operands of the result's
+    shape, ``e2 is e1`` on both, no windows, no pattern pass (None otherwise)."""
+    a1, b1 = a._e1, b._e1
+    if (a1 is None or b1 is None or a._e2 is not a1 or b._e2 is not b1 or a._win is not None
+            or b._win is not None or ctx.pattern is not None or y.ndim != 1):
+        return None
+    shape = y.shape
+    a12, b12 = a._e12, b._e12
+    if a1.shape[1:] != shape or b1.shape[1:] != shape or a._value.shape != shape or b._value.shape != shape \
+            or (a12 is not None and a12.shape[1:] != shape) or (b12 is not None and b12.shape[1:] != shape):
+        return None
+    n = shape[0]
+    k1, npairs = ctx.k1, ctx.ip.shape[0]
+    o1 = _empty((k1, n), k1 * n)
+    o12 = _empty((npairs, n), npairs * n)
+    kernels = _Choice.kernels if _Choice.ready else lanes.choose(n * (k1 + npairs))
+    a1 = a1 if a1.flags.c_contiguous else np.ascontiguousarray(a1)
+    b1 = b1 if b1.flags.c_contiguous else np.ascontiguousarray(b1)
+    kernels[2](y, _flat_factor(a._value, shape, n), _flat_factor(b._value, shape, n),
+               a1, a1, _flat_lane(a12, shape, n), b1, b1, _flat_lane(b12, shape, n),
+               ctx.ip, ctx.jp, o1, _EMPTY2, o12)
+    return _new(y, o1, o1, o12, ctx)
+
+
 def _binary_both(ufunc, rule, a, b):
     av, bv = a._value, b._value
     ctx = join_contexts(a._ctx, b._ctx)
-    y = np.asarray(ufunc(av, bv))
+    y = ufunc(av, bv)
+    if type(y) is not np.ndarray:
+        y = np.asarray(y)
     if ctx is None:
         return _new(y, None, None, None, None)
+    if ufunc is np.multiply:
+        out = _product_1d(a, b, ctx, y)
+        if out is not None:
+            return out
     win = None
     if a._win is not None or b._win is not None:
         wins = _windowed_operands(a, b, y)

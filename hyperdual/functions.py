@@ -245,10 +245,23 @@ def sum_(a, axis=None, dtype=None, keepdims=False, initial=None, where=None):
                   lambda lane: _add_reduce(lane, lax, keepdims))
 
 
+_ONES: dict[int, np.ndarray] = {}
+
+
+def _ones(n):
+    ones = _ONES.get(n)
+    if ones is None:
+        ones = _ONES[n] = np.ones(n)
+        ones.flags.writeable = False
+    return ones
+
+
 def _add_reduce(lane, axes, keepdims):
     """``np.add.reduce`` of a lane; a short axis (2-8 entries) is summed as slices, in
     NumPy's order (``(a0 + a1) + a2 …``), which is several times faster for a long
     lane than NumPy's reduction loop over a short inner axis."""
+    if len(axes) == 1 and lane.ndim == 2 and axes[0] == 1 and lane.shape[1] <= 64 and not keepdims:
+        return lane @ _ones(lane.shape[1])  # a short lane: one BLAS call, not a reduction loop
     if len(axes) == 1 and lane.size >= 4096:
         a = axes[0]
         m = lane.shape[a]

@@ -30,7 +30,7 @@ from .record import replay, topological
 from .cache import PairCache
 from .context import SeedContext, join_contexts
 from .pattern import Recorder
-from .seeding import LIVE_FACTOR, InputSpace, plan_passes, seed_inputs, settings
+from .seeding import LIVE_FACTOR, MIN_PAIRS, InputSpace, plan_passes, seed_inputs, settings
 from .window import densify
 
 __all__ = ["Hessian", "Jacobian", "hessian", "jacobian", "hvp", "gradient", "Stats"]
@@ -68,6 +68,24 @@ def _distinct(values: np.ndarray, bound: int) -> np.ndarray:
         return seen.nonzero()[0]
     v = np.sort(values)
     return v[np.concatenate(([True], v[1:] != v[:-1]))] if v.size else v
+
+
+_UPPER: dict = {}
+
+
+def _upper_pairs(n: int):
+    """``(arange(n), i, j)`` with ``i <= j`` row by row: every unordered pair of ``n`` indices
+    (shared, read-only: one set per size)."""
+    found = _UPPER.get(n)
+    if found is None:
+        i, j = np.triu_indices(n)
+        found = (np.arange(n), i.astype(np.int64), j.astype(np.int64))
+        for a in found:
+            a.flags.writeable = False
+        if len(_UPPER) >= 64:
+            _UPPER.clear()
+        _UPPER[n] = found
+    return found
 
 
 # ---- argument checks --------------------------------------------------------------------
@@ -119,6 +137,8 @@ def _point(x, k, multi):
 
 def _output_value(y, what="the function"):
     """The value of an output, and whether it carries derivatives."""
+    if type(y) is HyperDual:
+        return y._value
     if isinstance(y, HyperDual):
         return y.value
     if isinstance(y, (numbers.Number, np.ndarray, np.generic)) and not isinstance(y, (str, bytes)):
@@ -191,6 +211,10 @@ class _Problem:
         rows = 1 if nb is None else nb
         g = _lane_rows(y._e1 if dual else None, len(U), rows, value.shape)
         h = _lane_rows(y._e12 if dual else None, len(ip), rows, value.shape) if second else None
+        if rows == 1 and value.size == 1:
+            v = value.reshape(-1)[0]
+            if v == v:  # not NaN: the common case, checked without an array pass
+                return g, h
         bad = np.isnan(value).reshape(-1)
         if bad.any():  # a NaN output has no derivatives, even where its lanes are zero
             bad = np.broadcast_to(bad, (rows,))
@@ -330,6 +354,8 @@ class _Problem:
         sp = self.space
         oa, na, ob, nb = sp.offsets[a], sp.sizes[a], sp.offsets[b], sp.sizes[b]
         with self.lock:
+            if na == nb == sp.n and not self.cache.tiles and self._one_pass(sp.n):
+                return self._whole_space()
             values, known = self.cache.block(oa, na, ob, nb)
             if not known.all():
                 ii, jj = np.nonzero(~known)
@@ -344,6 +370,32 @@ class _Problem:
                     self.stats.structural_zeros += filled
                 values, known = self.cache.block(oa, na, ob, nb)
             return values
+
+    def _one_pass(self, n):
+        """Whether every pair of a small problem (no batch) goes in one ordinary pass:
+        no sparsity pattern is looked for and the pass plan would not split it."""
+        if self.batch is not None or getattr(self, "_pattern", None) is not None:
+            return False
+        pairs = n * (n + 1) // 2
+        per_pair = self.space.elements(None) * 8 * LIVE_FACTOR  # as plan_passes sizes a pass
+        return (pairs < settings.pattern_min_pairs and per_pair <= self.budget
+                and pairs <= min(self.budget // per_pair,
+                                 max(MIN_PAIRS, settings.chunk_elements // self.space.elements(None))))
+
+    def _whole_space(self):
+        """The whole Hessian of a small problem from one pass over every pair ``i <= j``,
+        with nothing cached yet: the shortcut of :meth:`hessian_block` for what it would
+        do anyway (the pairs, seeds and pass are the same), without the per-entry
+        bookkeeping of a partial request."""
+        n = self.space.n
+        U, ip, jp = _upper_pairs(n)
+        g, h = self._run(U, ip, jp, None, True)
+        full = np.empty((n, n))
+        full[ip, jp] = h[:, 0]
+        full[jp, ip] = h[:, 0]
+        self._store(None, U, g, ip, jp, None)  # the gradient and the counts; the values:
+        self.stats.entries_cached += self.cache.store_all(full)
+        return full
 
     def _drop_structural_zeros(self, flat, store=True):
         """Store the pairs outside the sparsity pattern as exact zeros; return the others
@@ -484,10 +536,18 @@ def _make_coordinates(dims):
 def _whole(index) -> bool:
     """Whether ``index`` selects a whole 2-D array as a copy-equivalent:
     ``:``, ``...``, ``()``, ``(:, :)``, ``(..., :)`` and the like."""
+    if type(index) is slice:
+        return index == _ALL
     items = index if type(index) is tuple else (index,)
-    if len(items) > 2 or sum(1 for it in items if it is Ellipsis) > 1:
+    if len(items) > 2 or (len(items) == 2 and items[0] is Ellipsis and items[1] is Ellipsis):
         return False
-    return all(it is Ellipsis or (type(it) is slice and it == slice(None)) for it in items)
+    for it in items:
+        if it is not Ellipsis and (type(it) is not slice or it != _ALL):
+            return False
+    return True
+
+
+_ALL = slice(None)
 
 
 def _batch_only(rb, ri, rj):
@@ -592,10 +652,12 @@ class Hessian:
         return np.asarray(p.gradient_entries(b, off + np.array(c["i"])))
 
     def __getitem__(self, index) -> Any:
+        p = self._problem
+        if p.batch is None and len(self._shape) == 2 and _whole(index):
+            return p.hessian_block(self._a, self._b)
         c = self._coords
         ri = c["i"][index]
         rj = c["j"][index]
-        p = self._problem
         scalar = not isinstance(ri, np.ndarray)
         bsel = None
         if p.batch is not None:
@@ -610,8 +672,6 @@ class Hessian:
         if off_b:
             j = j + off_b
         if p.batch is None:
-            if len(self._shape) == 2 and _whole(index):
-                return p.hessian_block(self._a, self._b)
             out = p.hessian_entries(None, i, j)
         elif bsel is not None:
             out = p.hessian_samples(bsel, i, j)
