@@ -5,6 +5,14 @@ on first touch), which costs more than the kernel that fills it.  ``empty``
 hands out a pooled buffer instead when nothing but the pool references it any
 more, so reuse never changes a live array (lanes are never written in place
 otherwise).
+
+Memory held: at most :func:`pool_limit` bytes in total (by default half of
+``hyperdual.seeding.settings.memory_budget``, i.e. 256 MiB, and never less than
+``POOL_MAX_BYTES``) and 4 buffers per shape.  When a new buffer would pass the
+limit, the buffers of the least recently requested shapes are dropped from the
+pool first (a dropped buffer that is still in use stays alive with its array and
+is freed with it), so the pool follows the current working set and its idle
+memory never exceeds the limit.
 """
 from __future__ import annotations
 
@@ -14,18 +22,33 @@ import threading
 
 import numpy as np
 
-__all__ = ["empty", "POOL_MIN_ENTRIES", "POOL_MAX_BYTES"]
+__all__ = ["empty", "pool_limit", "POOL_MIN_ENTRIES", "POOL_MAX_BYTES"]
 
 #: Kernel outputs of at least this many float64 entries come from a pool of recycled
 #: buffers: a fresh large allocation is mapped in by the OS page by page (the pages
 #: zeroed on first touch), which costs more than the kernel that fills it.
 POOL_MIN_ENTRIES = 2 ** 14
-#: The pool keeps at most this many bytes, and 4 buffers per shape.
+#: The smallest limit of the pool in bytes (see :func:`pool_limit`).
 POOL_MAX_BYTES = 64 * 2 ** 20
+#: Buffers kept per shape.
+POOL_PER_SHAPE = 4
+
+
+def pool_limit() -> int:
+    """Bytes the pool may hold: half the memory budget (``hyperdual.set_memory_budget``,
+    default 512 MiB, so 256 MiB), at least ``POOL_MAX_BYTES``.
+
+    A pass is planned to keep about the budget in live lanes, so a pool of half
+    of it holds the outputs of the largest operations of a pass (e.g. all lanes of
+    one ``x * y`` with 4 x 4 seeds and every pair at 10**6 elements, 192 MB).
+    """
+    from .seeding import settings
+    return max(POOL_MAX_BYTES, int(settings.memory_budget) // 2)
 
 
 class _Pool:
     lock = threading.Lock()
+    #: shape -> list of buffers; ordered from the least to the most recently requested shape.
     buffers: dict = {}
     nbytes = 0
 
@@ -49,6 +72,21 @@ def _references(buffers, k):
 _FREE = _references([np.empty(1)], 0)  # a buffer only the pool holds
 
 
+def _make_room(nbytes, limit, keep):
+    """Drop buffers of the least recently requested shapes (never of ``keep``) until
+    ``nbytes`` more fit under ``limit``; False if they cannot."""
+    pool = _Pool.buffers
+    if nbytes + sum(b.nbytes for b in pool.get(keep, ())) > limit:
+        return False  # would not fit even alone with its own shape: drop nothing
+    for shape in list(pool):
+        if _Pool.nbytes + nbytes <= limit:
+            break
+        if shape == keep:
+            continue
+        _Pool.nbytes -= sum(b.nbytes for b in pool.pop(shape))
+    return _Pool.nbytes + nbytes <= limit
+
+
 def empty(shape, entries):
     """``np.empty(shape)``, recycling a pooled buffer that nothing references any more.
 
@@ -58,15 +96,18 @@ def empty(shape, entries):
     """
     if entries < POOL_MIN_ENTRIES:
         return np.empty(shape)
+    limit = pool_limit()
     with _Pool.lock:
-        buffers = _Pool.buffers.setdefault(shape, [])
+        pool = _Pool.buffers
+        buffers = pool.pop(shape, None)
+        if buffers is None:
+            buffers = []
+        pool[shape] = buffers  # now the most recently requested shape
         for k in range(len(buffers)):
             if _references(buffers, k) == _FREE:
                 return buffers[k]
         buf = np.empty(shape)
-        if len(buffers) < 4 and _Pool.nbytes + buf.nbytes <= POOL_MAX_BYTES:
+        if len(buffers) < POOL_PER_SHAPE and _make_room(buf.nbytes, limit, shape):
             buffers.append(buf)
             _Pool.nbytes += buf.nbytes
         return buf
-
-

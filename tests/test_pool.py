@@ -39,11 +39,37 @@ def test_pool_is_bounded_per_shape(monkeypatch):
 
 def test_pool_is_bounded_in_bytes(monkeypatch):
     monkeypatch.setattr(pool._Pool, "buffers", {})
-    monkeypatch.setattr(pool._Pool, "nbytes", pool.POOL_MAX_BYTES - 8 * BIG)
+    monkeypatch.setattr(pool._Pool, "nbytes", 0)
+    monkeypatch.setattr(pool, "pool_limit", lambda: 8 * BIG * 2)
     a = pool.empty((1, BIG), BIG)
-    b = pool.empty((2, BIG), 2 * BIG)  # would pass the cap: handed out, not pooled
-    assert len(pool._Pool.buffers[(1, BIG)]) == 1 and pool._Pool.buffers[(2, BIG)] == []
-    assert a.shape == (1, BIG) and b.shape == (2, BIG)
+    b = pool.empty((3, BIG), 3 * BIG)  # larger than the limit alone: handed out, not pooled
+    assert len(pool._Pool.buffers[(1, BIG)]) == 1 and pool._Pool.buffers[(3, BIG)] == []
+    assert a.shape == (1, BIG) and b.shape == (3, BIG)
+    assert pool._Pool.nbytes == a.nbytes
+
+
+def test_pool_drops_the_least_recently_requested_shapes(monkeypatch):
+    monkeypatch.setattr(pool._Pool, "buffers", {})
+    monkeypatch.setattr(pool._Pool, "nbytes", 0)
+    monkeypatch.setattr(pool, "pool_limit", lambda: 8 * BIG * 4)
+    a = pool.empty((1, BIG), BIG)
+    b = pool.empty((1, BIG + 1), BIG + 1)
+    again = pool.empty((1, BIG), BIG)  # (1, BIG) is now the most recent shape
+    assert again is not a
+    c = pool.empty((1, BIG + 2), BIG + 2)  # no room: (1, BIG + 1) goes first
+    assert list(pool._Pool.buffers) == [(1, BIG), (1, BIG + 2)]
+    assert pool._Pool.nbytes == a.nbytes + again.nbytes + c.nbytes <= 8 * BIG * 4
+    del a
+    assert pool.empty((1, BIG), BIG) is pool._Pool.buffers[(1, BIG)][0]  # still recycled
+    assert b.shape == (1, BIG + 1)  # a dropped buffer in use stays valid
+
+
+def test_pool_limit_follows_the_memory_budget(monkeypatch):
+    from hyperdual.seeding import settings
+    monkeypatch.setattr(settings, "memory_budget", 2 ** 30)
+    assert pool.pool_limit() == 2 ** 29
+    monkeypatch.setattr(settings, "memory_budget", 2 ** 20)
+    assert pool.pool_limit() == pool.POOL_MAX_BYTES
 
 
 def _seeded(n, k=2):
