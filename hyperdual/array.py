@@ -24,6 +24,7 @@ class _IMPL:
     """Implementations that live in modules importing this one (set when they load)."""
 
     apply_ufunc = getitem = setitem = windowed = densify = check_pattern = None
+    number_ops: dict = {}  # (ufunc, reflected) -> f(x, c) for a HyperDual and a Python number
 
 
 #: ``numpy function -> implementation`` for ``__array_function__``; filled by
@@ -117,7 +118,8 @@ class HyperDual(NDArrayOperatorsMixin):
     (18.0, 12.0, 9.0, 6.0)
     """
 
-    __slots__ = ("_value", "_e1", "_e2", "_e12", "_ctx", "_node", "_base", "_views", "_win", "__weakref__")
+    __slots__ = ("_value", "_e1", "_e2", "_e12", "_ctx", "_node", "_base", "_views", "_win", "_flat",
+                 "__weakref__")
     __array_priority__ = 100.0
 
     # ---- construction -----------------------------------------------------
@@ -151,6 +153,7 @@ class HyperDual(NDArrayOperatorsMixin):
         self._value, self._e1, self._e2, self._e12 = v, l1, l2, l12
         self._ctx, self._node = ctx, None
         self._base = self._views = self._win = None
+        self._flat = False  # see hyperdual.chain.flat
 
     @classmethod
     def _new(cls, value, e1, e2, e12, ctx, node=None) -> "HyperDual":
@@ -161,6 +164,7 @@ class HyperDual(NDArrayOperatorsMixin):
         self._value, self._e1, self._e2, self._e12 = value, e1, e2, e12
         self._ctx, self._node = ctx, node
         self._base = self._views = self._win = None
+        self._flat = False  # see hyperdual.chain.flat
         return self
 
     def __reduce__(self):
@@ -285,6 +289,9 @@ class HyperDual(NDArrayOperatorsMixin):
 
     # ---- NumPy protocols --------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if len(inputs) == 1 and method == "__call__" and not kwargs and self._node is None \
+                and self._win is None and (self._ctx is None or self._ctx.pattern is None):
+            return _IMPL.apply_ufunc(ufunc, self)  # np.sin(x) and the like: nothing to dispatch
         for x in inputs:
             if type(x) not in _PLAIN and _foreign(x):
                 return NotImplemented
@@ -343,8 +350,12 @@ class HyperDual(NDArrayOperatorsMixin):
                 # x ± c: the lanes are unchanged (they are never written in place)
                 out = HyperDual._new(self._value + other if ufunc is np.add else self._value - other,
                                      self._e1, self._e2, self._e12, self._ctx)
-                out._win = self._win
+                out._win, out._flat = self._win, self._flat
                 return out
+            if (t is float or t is int) and self._node is None:
+                number_op = _IMPL.number_ops.get((ufunc, reflected))
+                if number_op is not None:  # x * 2.0, x ** 2, 1 - x …: straight to the rule
+                    return number_op(self, np.float64(other))
             if t not in _PLAIN and _foreign(other):
                 return NotImplemented
             args = (ufunc, other, self) if reflected else (ufunc, self, other)
@@ -368,6 +379,10 @@ class HyperDual(NDArrayOperatorsMixin):
 
     # ---- indexing -----------------------------------------------------------
     def __getitem__(self, index):
+        t = type(index)
+        if (t is slice or t is int) and self._node is None and self._win is None \
+                and (self._ctx is None or self._ctx.pattern is None):
+            return _IMPL.getitem(self, index)  # x[1:], x[0]: nothing to dispatch
         return dispatch(_IMPL.getitem, (self, index), {})
 
     def __setitem__(self, index, val):
@@ -379,7 +394,7 @@ class HyperDual(NDArrayOperatorsMixin):
                 "Take a copy (v = y[:2].copy()) or assign before taking views")
         new = dispatch(_IMPL.setitem, (self, index, val), {})
         self._value, self._e1, self._e2, self._e12 = new._value, new._e1, new._e2, new._e12
-        self._ctx, self._node = new._ctx, new._node
+        self._ctx, self._node, self._flat = new._ctx, new._node, new._flat
 
     # ---- ndarray-style methods (all through the NumPy functions) --------------
     def sum(self, axis=None, dtype=None, out=None, keepdims=False):

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import lanes, window
 from .lanes import _Choice
-from .pool import empty as _empty
+from .pool import POOL_MIN_ENTRIES, empty as _empty
 from .array import _IMPL, HyperDual, as_float_array
 from .context import join_contexts
 from .rules import BINARY, SELECT, UNARY, VALUE_ONLY, ZERO_DERIVATIVE
@@ -135,7 +135,7 @@ def apply_ufunc(ufunc, *inputs):
 def unary(ufunc, x, rule):
     a = x._value
     y = ufunc(a)
-    w = _factor_window(x, y)
+    w = None if x._win is None else _factor_window(x, y)
     if w is not None:  # the derivatives are needed on the window only
         out = _lift_window(y, x, *rule(a[w[0]:w[1]], y[w[0]:w[1]]), cut=False)
         if out is not None:
@@ -157,7 +157,7 @@ def lift(y, x, g1, g2):
     if type(y) is not np.ndarray:
         y = np.asarray(y)
     e1 = x._e1
-    if x._win is None and e1 is not None and x._e2 is e1 and y.ndim == 1:
+    if e1 is not None and x._e2 is e1 and y.ndim == 1 and x._win is None:
         out = _lift_1d(y, x, e1, g1, g2)
         if out is not None:
             return out
@@ -190,26 +190,35 @@ def _lift_1d(y, x, e1, g1, g2):
     None when another case applies."""
     ctx = x._ctx
     e12 = x._e12
-    n = y.shape[0]
-    if ctx.pattern is not None or e1.shape[1:] != y.shape or (e12 is not None and e12.shape[1:] != y.shape):
+    if ctx.pattern is not None or y.shape != x._value.shape:
         return None
-    if not e1.flags.c_contiguous:
-        e1 = np.ascontiguousarray(e1)
-    if e12 is None:
-        if g2 is None:
-            f12 = _EMPTY2
-        else:
-            e12 = f12 = _empty((ctx.npairs, n), ctx.npairs * n)
-        fe12 = _EMPTY2
-    else:
-        fe12 = e12 if e12.flags.c_contiguous else np.ascontiguousarray(e12)
-        e12 = f12 = _empty((fe12.shape[0], n), fe12.shape[0] * n)
+    if not x._flat:  # lanes of the value's shape, contiguous
+        if e1.shape[1:] != y.shape or (e12 is not None and e12.shape[1:] != y.shape):
+            return None
+        if not e1.flags.c_contiguous:
+            e1 = np.ascontiguousarray(e1)
+        if e12 is not None and not e12.flags.c_contiguous:
+            e12 = np.ascontiguousarray(e12)
+    n = y.shape[0]
     k1 = e1.shape[0]
-    o1 = _empty((k1, n), k1 * n)
-    kernels = _Choice.kernels if _Choice.ready else lanes.choose(n * (k1 + f12.shape[0]))
-    kernels[0](y, _flat_factor(g1, y.shape, n), _flat_factor(g2, y.shape, n), e1, e1, fe12,
-               ctx.ip, ctx.jp, o1, _EMPTY2, f12)
-    return _new(y, o1, o1, e12, ctx)
+    rows = 0 if e12 is None and g2 is None else ctx.ip.shape[0]
+    o1 = np.empty((k1, n)) if k1 * n < POOL_MIN_ENTRIES else _empty((k1, n), k1 * n)
+    o12 = _EMPTY2 if rows == 0 else np.empty((rows, n)) if rows * n < POOL_MIN_ENTRIES \
+        else _empty((rows, n), rows * n)
+    kernels = _Choice.kernels if _Choice.ready else lanes.choose(n * (k1 + rows))
+    kernels[0](y, _flat_factor(g1, y.shape, n), _flat_factor(g2, y.shape, n), e1, e1,
+               _EMPTY2 if e12 is None else e12, ctx.ip, ctx.jp, o1, _EMPTY2, o12)
+    return flat(y, o1, o1, None if rows == 0 else o12, ctx)
+
+
+def flat(y, e1, e2, e12, ctx):
+    """A HyperDual marked *flat*: its value is a 1-D C-contiguous array ``(n,)``, its
+    lanes (those present) C-contiguous ``(K, n)`` arrays, and it has no window.  The
+    lean paths here then skip their shape and layout checks.  Lanes are never written
+    in place, so the mark stays true (``__setitem__`` replaces it with the new one's)."""
+    out = _new(y, e1, e2, e12, ctx)
+    out._flat = True
+    return out
 
 
 def _lift_window(y, x, g1, g2, cut=True):
@@ -288,15 +297,20 @@ def _add_same(a, b, negate_b):
         e1 = _lane_sum(a._e1, b._e1, negate_b)
         e2 = e1 if (a._e2 is a._e1 and b._e2 is b._e1) else _lane_sum(a._e2, b._e2, negate_b)
         y = a._value - b._value if negate_b else a._value + b._value
-        return _new(y, e1, e2, _lane_sum(a._e12, b._e12, negate_b), ctx)
+        out = _new(y, e1, e2, _lane_sum(a._e12, b._e12, negate_b), ctx)
+        out._flat = a._flat and b._flat
+        return out
     t = type(a)
-    if tb and (t is float or t is int) and b._win is None:  # c ± x
+    if tb and (t is float or t is int or t is np.float64) and b._win is None:  # c ± x
         if not negate_b:
-            return _new(a + b._value, b._e1, b._e2, b._e12, b._ctx)
-        e1, e2, e12 = b._e1, b._e2, b._e12
-        n1 = None if e1 is None else -e1
-        n2 = n1 if e2 is e1 else (None if e2 is None else -e2)
-        return _new(a - b._value, n1, n2, None if e12 is None else -e12, b._ctx)
+            out = _new(a + b._value, b._e1, b._e2, b._e12, b._ctx)
+        else:
+            e1, e2, e12 = b._e1, b._e2, b._e12
+            n1 = None if e1 is None else -e1
+            n2 = n1 if e2 is e1 else (None if e2 is None else -e2)
+            out = _new(a - b._value, n1, n2, None if e12 is None else -e12, b._ctx)
+        out._flat = b._flat
+        return out
     return None
 
 
@@ -417,6 +431,10 @@ def scale(x, c, y):
         window.densify(x)
     nd = y.ndim
     e1, e2, e12 = x._e1, x._e2, x._e12
+    if x._flat and (type(c) is not np.ndarray or c.ndim == 0):  # a scalar: lanes stay (K, n)
+        n1 = None if e1 is None else e1 * c
+        n2 = n1 if e2 is e1 else (None if e2 is None else e2 * c)
+        return flat(y, n1, n2, None if e12 is None else e12 * c, x._ctx)
     n1 = None if e1 is None else _align(e1, nd) * c
     n2 = n1 if e2 is e1 else (None if e2 is None else _align(e2, nd) * c)
     return _new(y, n1, n2, None if e12 is None else _align(e12, nd) * c, x._ctx)
@@ -428,7 +446,7 @@ def _scalar_power(x, c):
     if c == 0.0:
         return _new(np.ones_like(a), None, None, None, x._ctx)
     y = a * a if c == 2.0 else a.copy() if c == 1.0 else np.asarray(np.power(a, c))
-    w = _factor_window(x, y)
+    w = None if x._win is None else _factor_window(x, y)
     s = a if w is None else a[w[0]:w[1]]  # the derivatives are needed on the window only
     if c == 2.0:
         g1, g2 = 2.0 * s, 2.0
@@ -485,27 +503,38 @@ def binary(ufunc, rule, a, b):
 
 def _product_1d(a, b, ctx, y):
     """``a * b`` for the common case, with fewer checks: 1-D operands of the result's
-    shape, ``e2 is e1`` on both, no windows, no pattern pass (None otherwise)."""
-    a1, b1 = a._e1, b._e1
-    if (a1 is None or b1 is None or a._e2 is not a1 or b._e2 is not b1 or a._win is not None
-            or b._win is not None or ctx.pattern is not None or y.ndim != 1):
+    shape with every lane present (``e2`` may be ``e1``: then on both), no windows, no
+    pattern pass.  None when another case applies."""
+    a1, b1, a2, b2 = a._e1, b._e1, a._e2, b._e2
+    if a1 is None or b1 is None or a2 is None or b2 is None or ctx.pattern is not None \
+            or a._win is not None or b._win is not None:
         return None
-    shape = y.shape
+    shared = a2 is a1 and b2 is b1
+    if not shared and (a2 is a1 or b2 is b1):
+        return None
+    av, bv = a._value, b._value
     a12, b12 = a._e12, b._e12
-    if a1.shape[1:] != shape or b1.shape[1:] != shape or a._value.shape != shape or b._value.shape != shape \
-            or (a12 is not None and a12.shape[1:] != shape) or (b12 is not None and b12.shape[1:] != shape):
-        return None
+    shape = y.shape
+    if not (a._flat and b._flat and av.shape == shape and bv.shape == shape):
+        if y.ndim != 1 or av.shape != shape or bv.shape != shape:
+            return None
+        for lane in (a1, a2, a12, b1, b2, b12):
+            if lane is not None and lane.shape[1:] != shape:
+                return None
+        av, bv = np.ascontiguousarray(av), np.ascontiguousarray(bv)
+        a1, b1 = np.ascontiguousarray(a1), np.ascontiguousarray(b1)
+        a2, b2 = (a1, b1) if shared else (np.ascontiguousarray(a2), np.ascontiguousarray(b2))
+        a12 = None if a12 is None else np.ascontiguousarray(a12)
+        b12 = None if b12 is None else np.ascontiguousarray(b12)
     n = shape[0]
-    k1, npairs = ctx.k1, ctx.ip.shape[0]
-    o1 = _empty((k1, n), k1 * n)
-    o12 = _empty((npairs, n), npairs * n)
-    kernels = _Choice.kernels if _Choice.ready else lanes.choose(n * (k1 + npairs))
-    a1 = a1 if a1.flags.c_contiguous else np.ascontiguousarray(a1)
-    b1 = b1 if b1.flags.c_contiguous else np.ascontiguousarray(b1)
-    kernels[2](y, _flat_factor(a._value, shape, n), _flat_factor(b._value, shape, n),
-               a1, a1, _flat_lane(a12, shape, n), b1, b1, _flat_lane(b12, shape, n),
-               ctx.ip, ctx.jp, o1, _EMPTY2, o12)
-    return _new(y, o1, o1, o12, ctx)
+    k1, k2, npairs = a1.shape[0], a2.shape[0], ctx.ip.shape[0]
+    o1 = np.empty((k1, n)) if k1 * n < POOL_MIN_ENTRIES else _empty((k1, n), k1 * n)
+    o2 = _EMPTY2 if shared else np.empty((k2, n)) if k2 * n < POOL_MIN_ENTRIES else _empty((k2, n), k2 * n)
+    o12 = np.empty((npairs, n)) if npairs * n < POOL_MIN_ENTRIES else _empty((npairs, n), npairs * n)
+    kernels = _Choice.kernels if _Choice.ready else lanes.choose(n * (k1 + o2.shape[0] + npairs))
+    kernels[2](y, av, bv, a1, a2, _EMPTY2 if a12 is None else a12, b1, b2, _EMPTY2 if b12 is None else b12,
+               ctx.ip, ctx.jp, o1, o2, o12)
+    return flat(y, o1, o1 if shared else o2, o12, ctx)
 
 
 def _binary_both(ufunc, rule, a, b):
@@ -582,6 +611,15 @@ def _reduce(name):
 
 
 _IMPL.apply_ufunc = apply_ufunc
+#: ``x op c`` / ``c op x`` with a Python number ``c``: what :func:`apply_ufunc` would do
+#: for these, without its dispatch (``x ± c`` keeps the lanes: see ``HyperDual._binop``).
+_IMPL.number_ops = {
+    (np.multiply, False): lambda x, c: scale(x, c, x._value * c),
+    (np.multiply, True): lambda x, c: scale(x, c, c * x._value),
+    (np.true_divide, False): lambda x, c: scale(x, 1.0 / c, x._value / c),
+    (np.power, False): _scalar_power,
+    (np.subtract, True): lambda x, c: add(c, x, True),
+}
 
 UFUNC_METHODS = {
     (np.add, "reduce"): _reduce("sum"),

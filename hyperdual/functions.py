@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from .array import _IMPL, FUNCTIONS, HyperDual, as_float_array, link_view
-from .chain import _align, lane_to, operand, value_of
+from .chain import _align, flat, lane_to, operand, value_of
 from .context import join_contexts
 
 __all__ = ["implements", "register_function", "linear", "multilinear", "getitem", "setitem"]
@@ -177,6 +177,14 @@ def _check_index(index):
 
 def getitem(x, index):
     """``x[index]``: every lane indexed like the value (all NumPy indexing)."""
+    if x._flat and type(index) is slice:
+        value = x._value[index]
+        if value.flags.c_contiguous:  # a contiguous run: contiguous lanes keep x flat
+            e1, e2, e12 = x._e1, x._e2, x._e12
+            n1 = None if e1 is None else e1[:, index].copy()
+            n2 = n1 if e2 is e1 else (None if e2 is None else e2[:, index].copy())
+            out = flat(value, n1, n2, None if e12 is None else e12[:, index].copy(), x._ctx)
+            return link_view(x, out)
     items = _check_index(index)
     value = x._value[index]
     if _is_basic(items):

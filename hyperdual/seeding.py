@@ -173,5 +173,7 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
             lane[rows] = 1.0
         if space.has_nan[m]:  # a NaN input makes every derivative through it NaN, never a finite number
             lane[:, np.isnan(point)] = np.nan
-        inputs.append(HyperDual._new(point, lane, lane if second else None, None, ctx))
+        x = HyperDual._new(point, lane, lane if second else None, None, ctx)
+        x._flat = point.ndim == 1 and point.flags.c_contiguous  # (hyperdual.chain.flat)
+        inputs.append(x)
     return inputs, ctx
