@@ -1,0 +1,136 @@
+"""Flat HyperDuals (hyperdual.chain.flat) and the lean paths that trust the mark.
+
+A HyperDual marked flat promises: a 1-D C-contiguous value ``(n,)``, every present
+lane a C-contiguous ``(K, n)`` array, no window.  The lean paths skip their layout
+checks for such arrays, so the promise must hold wherever the mark is set, and the
+lean paths must give the very numbers of the general ones.
+"""
+import numpy as np
+import pytest
+
+import hyperdual
+from hyperdual import HyperDual
+from hyperdual.context import SeedContext
+from hyperdual.hessian import _upper_pairs
+from hyperdual.seeding import InputSpace, seed_inputs
+
+
+def _seeded(n=7, rng=None):
+    rng = np.random.default_rng(0) if rng is None else rng
+    point = rng.uniform(0.2, 1.5, n)
+    point.flags.writeable = False
+    U, ip, jp = _upper_pairs(n)
+    (x,), _ = seed_inputs(InputSpace([point], None), U, ip, jp)
+    return x
+
+
+def _check_flat(v):
+    """The promise of the mark, checked on a result that carries it."""
+    assert v._flat
+    assert v._win is None
+    assert v._value.ndim == 1 and v._value.flags.c_contiguous and v._value.dtype == np.float64
+    n = v._value.shape[0]
+    for lane in (v._e1, v._e2, v._e12):
+        if lane is not None:
+            assert lane.ndim == 2 and lane.shape[1] == n and lane.flags.c_contiguous
+
+
+PROGRAMS = {
+    "square": lambda x: x ** 2,
+    "cube": lambda x: x ** 3,
+    "sin": np.sin,
+    "exp_times": lambda x: np.exp(x) * x,
+    "scale": lambda x: 2.5 * x,
+    "divide": lambda x: x / 3.0,
+    "rsub": lambda x: 1 - x,
+    "add_number": lambda x: x + 2,
+    "slice_sub": lambda x: x[1:] - x[:-1] ** 2,
+    "slice_step": lambda x: x[::2] * x[1::2][: x[::2].shape[0]] if x.shape[0] % 2 == 0 else x[::2] * 2.0,
+    "rosen_terms": lambda x: 100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2,
+    "product_chain": lambda x: x * np.sin(x) * np.cos(x),
+    "quotient": lambda x: np.sin(x) / (1.0 + x * x),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_flat_mark_keeps_its_promise(name):
+    x = _seeded(8)
+    assert x._flat
+    out = PROGRAMS[name](x)
+    # the quotient of two arrays takes the general binary rule, which does not mark
+    assert out._flat == (name != "quotient")
+    if out._flat:
+        _check_flat(out)
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_lean_paths_equal_the_general_paths(name):
+    """The same program on inputs without the mark (the checked paths) gives the same lanes."""
+    marked = _seeded(8)
+    plain = _seeded(8)
+    plain._flat = False
+    a = PROGRAMS[name](marked)
+    b = PROGRAMS[name](plain)
+    np.testing.assert_array_equal(a.value, b.value)
+    for la, lb in ((a.e1, b.e1), (a.e2, b.e2), (a.e12, b.e12)):
+        np.testing.assert_allclose(la, lb, rtol=1e-15, atol=0)
+
+
+def test_lean_paths_on_non_contiguous_lanes():
+    """Lanes that are strided views (not flat) go through the checked paths and agree with
+    contiguous copies of themselves."""
+    rng = np.random.default_rng(3)
+    wide = rng.standard_normal((3, 12))
+    ctx = SeedContext(np.array([0, 1, 2]), np.array([0, 1, 2]), 3, 3)
+    x = HyperDual._new(rng.uniform(0.5, 1.0, 6), wide[:, ::2], wide[:, ::2], None, ctx)
+    y = HyperDual._new(x._value.copy(), np.ascontiguousarray(wide[:, ::2]), None, None, ctx)
+    y._e2 = y._e1
+    for f in (np.sin, lambda v: v ** 2, lambda v: v * v, lambda v: 3.0 * v):
+        a, b = f(x), f(y)
+        np.testing.assert_array_equal(a.value, b.value)
+        np.testing.assert_array_equal(a.e1, b.e1)
+        np.testing.assert_array_equal(a.e12, b.e12)
+
+
+def test_setitem_replaces_the_mark():
+    x = _seeded(6)
+    y = x * 1.0
+    assert y._flat
+    y[1:3] = np.zeros(2)  # the new lanes come from the general assignment path
+    assert y._flat is False
+    np.testing.assert_array_equal(y.value[1:3], 0.0)
+    np.testing.assert_array_equal(y.e1[:, 1:3], 0.0)
+
+
+def test_slices_of_a_flat_array_are_linked_views():
+    """x[1:] of a flat array copies its lanes (to keep them contiguous) but is still a view:
+    writing into either is refused, as for every other view."""
+    x = _seeded(6) * 1.0
+    v = x[1:]
+    _check_flat(v)
+    with pytest.raises(TypeError, match="shares memory with a view"):
+        x[0] = 1.0
+    with pytest.raises(TypeError, match="shares memory with a view"):
+        v[0] = 1.0
+
+
+def test_hand_made_arrays_are_not_flat_but_their_results_are():
+    x = HyperDual(np.array([1.0, 2.0, 3.0]), np.eye(3), np.eye(3))
+    assert not x._flat
+    y = np.sin(x) * x
+    np.testing.assert_allclose(y.value, np.sin([1.0, 2.0, 3.0]) * [1.0, 2.0, 3.0])
+    # d/dx (x sin x) = sin x + x cos x on the diagonal
+    v = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(np.diagonal(y.e1), np.sin(v) + v * np.cos(v), rtol=1e-14)
+
+
+def test_full_hessian_through_the_lean_paths_matches_closed_form():
+    x = np.array([0.3, -1.2, 0.8, 1.1, -0.4])
+    H = hyperdual.hessian(lambda v: np.sum(100.0 * (v[1:] - v[:-1] ** 2) ** 2 + (1 - v[:-1]) ** 2), x)
+    n = x.size
+    ref = np.zeros((n, n))
+    for i in range(n - 1):
+        ref[i, i] += 1200.0 * x[i] ** 2 - 400.0 * x[i + 1] + 2.0
+        ref[i + 1, i + 1] += 200.0
+        ref[i, i + 1] = ref[i + 1, i] = -400.0 * x[i]
+    np.testing.assert_allclose(H[:], ref, rtol=1e-13, atol=1e-12)
