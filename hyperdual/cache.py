@@ -169,6 +169,9 @@ class PairCache:
         """Store every entry of an empty cache from the dense symmetric ``full`` (no batch):
         each tile gets its block of ``full``, known on and above the diagonal."""
         T, n = self.tile, self.n
+        if self.ntiles == 1:
+            self.tiles[0, 0] = (full.copy(), _upper_mask(n).copy())
+            return n * (n + 1) // 2
         for ti in range(self.ntiles):
             for tj in range(ti, self.ntiles):
                 tv, tk = self._make(ti, tj)

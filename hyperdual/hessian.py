@@ -88,6 +88,23 @@ def _upper_pairs(n: int):
     return found
 
 
+_SYMMETRIC: dict = {}
+
+
+def _symmetric_rows(n: int) -> np.ndarray:
+    """``(n, n)``: the row of :func:`_upper_pairs` that holds entry ``(i, j)`` or ``(j, i)``."""
+    found = _SYMMETRIC.get(n)
+    if found is None:
+        _, ip, jp = _upper_pairs(n)
+        found = np.empty((n, n), dtype=np.int64)
+        found[ip, jp] = found[jp, ip] = np.arange(ip.size)
+        found.flags.writeable = False
+        if len(_SYMMETRIC) >= 64:
+            _SYMMETRIC.clear()
+        _SYMMETRIC[n] = found
+    return found
+
+
 # ---- argument checks --------------------------------------------------------------------
 def _check_batch_axis(batch_axis):
     if batch_axis is None:
@@ -390,9 +407,7 @@ class _Problem:
         n = self.space.n
         U, ip, jp = _upper_pairs(n)
         g, h = self._run(U, ip, jp, None, True)
-        full = np.empty((n, n))
-        full[ip, jp] = h[:, 0]
-        full[jp, ip] = h[:, 0]
+        full = np.take(h[:, 0], _symmetric_rows(n))  # entry (i, j) is row p of its pair
         self._store(None, U, g, ip, jp, None)  # the gradient and the counts; the values:
         self.stats.entries_cached += self.cache.store_all(full)
         return full

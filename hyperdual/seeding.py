@@ -128,6 +128,22 @@ def _window(space: InputSpace, m: int, cols: np.ndarray):
     return (lo, hi) if hi - lo <= settings.window_max_fraction * size else None
 
 
+_IDENTITY: dict = {}
+
+
+def _identity(n: int) -> np.ndarray:
+    """``np.eye(n)``, shared and read-only (lanes are never written in place)."""
+    eye = _IDENTITY.get(n)
+    if eye is None:
+        eye = np.eye(n)
+        eye.flags.writeable = False
+        if len(_IDENTITY) >= 16 or n > 4096:
+            _IDENTITY.clear()
+        if n <= 4096:
+            _IDENTITY[n] = eye
+    return eye
+
+
 def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=True, window=False):
     """HyperDual inputs seeded along the flat indices ``U``.
 
@@ -161,6 +177,13 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
                 lane[:, np.isnan(point[win[0]:win[1]])] = np.nan
             x = HyperDual._new(point, lane, lane if second else None, None, ctx)
             x._win = win
+            inputs.append(x)
+            continue
+        if single and space.batch is None and k == space.n and k and point.ndim == 1 \
+                and not space.has_nan[m] and U[0] == 0 and U[-1] == k - 1:
+            lane = _identity(k)  # every input seeded (U = 0 .. n-1): shared, read-only
+            x = HyperDual._new(point, lane, lane if second else None, None, ctx)
+            x._flat = point.flags.c_contiguous
             inputs.append(x)
             continue
         lane = np.zeros((k,) + point.shape)
