@@ -154,8 +154,11 @@ def _point(x, k, multi):
 
 def _output_value(y, what="the function"):
     """The value of an output, and whether it carries derivatives."""
-    if type(y) is HyperDual:
+    t = type(y)
+    if t is HyperDual:
         return y._value
+    if t is np.float64 or t is float:
+        return np.asarray(y, dtype=np.float64)
     if isinstance(y, HyperDual):
         return y.value
     if isinstance(y, (numbers.Number, np.ndarray, np.generic)) and not isinstance(y, (str, bytes)):

@@ -65,6 +65,14 @@ def set_memory_budget(nbytes: int) -> None:
     settings.memory_budget = nbytes
 
 
+def _has_nan(p: np.ndarray) -> bool:
+    """Whether ``p`` holds a NaN, in one reduction (the minimum propagates NaN)."""
+    if p.size == 0:
+        return False
+    s = np.minimum.reduce(p, axis=None)
+    return bool(s != s)
+
+
 @dataclass
 class InputSpace:
     """The flat index space of one or several inputs.
@@ -85,7 +93,7 @@ class InputSpace:
             offsets.append(offsets[-1] + size)
         self.offsets = offsets
         self.n = offsets[-1]
-        self.has_nan = [bool(np.isnan(p).any()) for p in self.points]
+        self.has_nan = [_has_nan(p) for p in self.points]
 
     def elements(self, nsamples: int | None) -> int:
         """Input elements of one lane row (the size estimate for intermediates)."""
