@@ -23,7 +23,7 @@ __all__ = ["HyperDual", "as_float_array", "FUNCTIONS", "dispatch", "link_view"]
 class _IMPL:
     """Implementations that live in modules importing this one (set when they load)."""
 
-    apply_ufunc = getitem = setitem = windowed = densify = check_pattern = None
+    apply_ufunc = getitem = setitem = windowed = densify = check_pattern = columns = None
     number_ops: dict = {}  # (ufunc, reflected) -> f(x, c) for a HyperDual and a Python number
 
 
@@ -360,7 +360,9 @@ class HyperDual(NDArrayOperatorsMixin):
                 return NotImplemented
             args = (ufunc, other, self) if reflected else (ufunc, self, other)
             if self._node is None and t is not list and t is not tuple \
-                    and (t is not HyperDual or other._node is None):
+                    and (self._ctx is None or self._ctx.columns is None) \
+                    and (t is not HyperDual or (other._node is None and (
+                        other._ctx is None or other._ctx.columns is None))):
                 return _IMPL.apply_ufunc(*args)  # nothing recorded: skip the dispatch (the
                 # chain rule handles windowed lanes itself for these ufuncs)
             return dispatch(_IMPL.apply_ufunc, args, {})
@@ -381,7 +383,7 @@ class HyperDual(NDArrayOperatorsMixin):
     def __getitem__(self, index):
         t = type(index)
         if (t is slice or t is int) and self._node is None and self._win is None \
-                and (self._ctx is None or self._ctx.pattern is None):
+                and (self._ctx is None or (self._ctx.pattern is None and self._ctx.columns is None)):
             return _IMPL.getitem(self, index)  # x[1:], x[0]: nothing to dispatch
         return dispatch(_IMPL.getitem, (self, index), {})
 
@@ -500,12 +502,13 @@ def _foreign(x) -> bool:
     return hasattr(x, "__array_ufunc__") or hasattr(x, "__array_function__")
 
 
-_TRACED, _WINDOWED, _PATTERN = 1, 2, 4
+_TRACED, _WINDOWED, _PATTERN, _COLUMNS = 1, 2, 4, 8
 
 
 def _flags(args) -> int:
     """``_TRACED`` if an operand is recorded, ``| _WINDOWED`` if one has windowed lanes,
-    ``| _PATTERN`` if one belongs to a pattern pass (:mod:`hyperdual.pattern`)."""
+    ``| _PATTERN`` if one belongs to a pattern pass (:mod:`hyperdual.pattern`),
+    ``| _COLUMNS`` if one has column lanes (:mod:`hyperdual.columns`)."""
     flags = 0
     for a in args:
         t = type(a)
@@ -514,8 +517,12 @@ def _flags(args) -> int:
                 flags |= _TRACED
             if a._win is not None:
                 flags |= _WINDOWED
-            if a._ctx is not None and a._ctx.pattern is not None:
-                flags |= _PATTERN
+            ctx = a._ctx
+            if ctx is not None:
+                if ctx.pattern is not None:
+                    flags |= _PATTERN
+                if ctx.columns is not None:
+                    flags |= _COLUMNS
         elif t is list or t is tuple:
             flags |= _flags(a)
     return flags
@@ -539,6 +546,10 @@ def dispatch(impl: Callable, args: tuple, kwargs: dict):
     if flags:
         if flags & _PATTERN:
             _IMPL.check_pattern(impl, args, kwargs)
+        if flags & _COLUMNS:
+            result = _IMPL.columns(impl, args, kwargs)
+            if result is not NotImplemented:
+                return result
         if flags & _WINDOWED:
             result = _IMPL.windowed(impl, args, kwargs)
             if result is not NotImplemented:
@@ -552,3 +563,4 @@ def dispatch(impl: Callable, args: tuple, kwargs: dict):
 # The implementations register themselves in _IMPL when imported.
 from . import chain as _chain, functions as _functions, window as _window  # noqa: E402,F401
 from . import pattern as _pattern  # noqa: E402,F401
+from . import columns as _columns  # noqa: E402,F401

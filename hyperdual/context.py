@@ -37,7 +37,7 @@ class SeedContext:
         Pass identity; contexts with different non-None tokens never mix.
     """
 
-    __slots__ = ("ip", "jp", "k1", "k2", "token", "pattern")
+    __slots__ = ("ip", "jp", "k1", "k2", "token", "pattern", "columns")
 
     def __init__(self, ip, jp, k1: int, k2: int, token=None):
         ip = np.ascontiguousarray(ip, dtype=np.int64).reshape(-1)
@@ -49,13 +49,14 @@ class SeedContext:
             raise ValueError(f"pair map refers to seed directions outside e1[0:{k1}] / e2[0:{k2}]")
         self.ip, self.jp, self.k1, self.k2, self.token = ip, jp, k1, k2, token
         self.pattern = None  # a hyperdual.pattern.Recorder during a pattern pass
+        self.columns = None  # a hyperdual.columns.ColumnSeeds for column lanes
 
     @classmethod
     def trusted(cls, ip, jp, k1: int, k2: int) -> "SeedContext":
         """A pass context from pair maps already known to be valid int64 arrays."""
         self = object.__new__(cls)
         self.ip, self.jp, self.k1, self.k2, self.token = ip, jp, k1, k2, object()
-        self.pattern = None
+        self.pattern = self.columns = None
         return self
 
     @property

@@ -28,6 +28,7 @@ import numpy as np
 from .array import HyperDual, as_float_array
 from .record import replay, topological
 from .cache import PairCache
+from .columns import settle
 from .context import SeedContext, join_contexts
 from .pattern import Recorder
 from .seeding import LIVE_FACTOR, MIN_PAIRS, InputSpace, plan_passes, seed_inputs, settings
@@ -218,7 +219,7 @@ class _Problem:
     def _run(self, U, ip, jp, samples, second, recorder=None):
         inputs, ctx = seed_inputs(self.space, U, ip, jp, samples, second, window=recorder is None)
         ctx.pattern = recorder
-        y = self.evaluate(inputs, samples)
+        y = settle(self.evaluate(inputs, samples))
         self.stats.function_calls += 1
         dual = type(y) is HyperDual
         if dual and y._win is not None:
@@ -946,7 +947,7 @@ class _JacobianProblem(_Problem):
                 for cu, _ in plan_passes(cols, cols, self.space.elements(nsamp), self.budget):
                     inputs, ctx = seed_inputs(self.space, cu, np.zeros(0, np.int64),
                                               np.zeros(0, np.int64), None, False)
-                    y = self.evaluate(inputs, None)
+                    y = settle(self.evaluate(inputs, None))
                     self.stats.function_calls += 1
                     self.stats.passes += 1
                     value = _output_value(y)

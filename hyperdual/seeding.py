@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import columns
 from .array import HyperDual
 from .context import SeedContext
 
@@ -45,6 +46,8 @@ class Settings:
     #: Hessian's sparsity pattern (:mod:`hyperdual.pattern`) and seeds only the pairs
     #: that can be nonzero.
     pattern_min_pairs: int = 1024
+    #: Batched passes over one 2-D input start with column lanes (:mod:`hyperdual.columns`).
+    column_lanes: bool = True
 
 
 settings = Settings()
@@ -193,6 +196,9 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
             x = HyperDual._new(point, lane, lane if second else None, None, ctx)
             x._flat = point.flags.c_contiguous
             inputs.append(x)
+            continue
+        if single and space.batch is not None and space.has_axis[m] and settings.column_lanes:
+            inputs.append(columns.seed(point, ctx, cols, second))  # one lane row, not K + P
             continue
         lane = np.zeros((k,) + point.shape)
         if space.has_axis[m]:

@@ -15,6 +15,8 @@ so the whole suite checks that structural zeros are exact.  Tests that count
 passes and evaluated pairs of small requests pin the default threshold with the
 ``default_pattern`` fixture; the doctest of ``hyperdual.Hessian`` cannot, and
 counts one pair less in that mode (a structural zero), by design.
+Batched passes over one 2-D input use column lanes (hyperdual.columns) by
+default; HYPERDUAL_TEST_COLUMNS=off runs the suite with full lanes only.
 """
 import os
 
@@ -34,6 +36,9 @@ if os.environ.get("HYPERDUAL_TEST_WINDOWS") == "always":
 
 if os.environ.get("HYPERDUAL_TEST_PATTERN") == "always":
     settings.pattern_min_pairs = 0
+
+if os.environ.get("HYPERDUAL_TEST_COLUMNS") == "off":
+    settings.column_lanes = False
 
 
 @pytest.fixture

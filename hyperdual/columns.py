@@ -1,0 +1,194 @@
+"""Column lanes: a batched pass stores one lane row where full lanes need ``K + P``.
+
+A batched pass over one input ``X`` of shape ``[B, m]`` seeds direction ``k``
+at column ``c_k`` of every sample: full lanes are ``e1[k, b, c] = δ(c, c_k)``
+(``K`` rows) and, as the pass goes on, cross lanes ``e12[p, b, c]`` (``P``
+rows).  As long as every element depends on its own column of ``X`` only,
+which holds for ``X`` itself and for everything elementwise in it, row ``k``
+of ``e1`` is zero outside column ``c_k`` and row ``p = (i, j)`` of ``e12`` is
+zero unless ``c_i = c_j`` (the same seed, ``i = j``), at that column.  So one
+row holds them all:
+
+    d1[b, c] = e1[k, b, c]    for the seed k of column c   (0 if c is not seeded)
+    d12[b, c] = e12[p, b, c]  for the pair p = (k, k)
+
+and the product and chain rules act on ``d1`` and ``d12`` exactly as on one
+seed ``K = P = 1``: column ``c``'s derivatives never meet another column's.
+
+:func:`hyperdual.seeding.seed_inputs` stores such inputs with *column
+lanes*: lanes of one row, ``(1, B, m)``, in a context of one seed and one
+pair whose ``columns`` field is a :class:`ColumnSeeds` (the pass's real
+context and the column of each seed).  Operations that keep every element in
+its own column run unchanged on them, with one lane row instead of ``K + P``:
+
+* elementwise ufuncs whose lane-carrying operands all have the result's shape
+  (constants may broadcast): ``exp(X)``, ``X * X``, ``X ** 2 + c``;
+* ``np.sum(Y, axis=-1)`` of a 2-D ``Y`` ends the column lanes: the sum over the
+  columns is the only step that mixes seeds, and its result gets full lanes
+  ``e1[k] = d1[:, c_k]``, ``e12[(k, k)] = d12[:, c_k]`` (zero for other pairs).
+
+Everything else (indexing, reshapes, ``prod``, matmul, ...) first expands the
+lanes in place to the full ``(K, B, m)`` and ``(P, B, m)`` layout (:func:`densify`:
+the same numbers, stored densely) and runs as usual.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .array import _IMPL, FUNCTIONS, HyperDual
+from .context import SeedContext
+
+__all__ = ["ColumnSeeds", "seed", "densify", "settle", "compact_call"]
+
+_new = HyperDual._new
+
+
+class ColumnSeeds:
+    """What a column-lane context stands for: the pass's real context ``ctx`` and
+    ``col[k]``, the column of ``X`` that seed ``k`` moves (``m`` columns in all)."""
+
+    __slots__ = ("ctx", "col", "m", "diagonal")
+
+    def __init__(self, ctx: SeedContext, col: np.ndarray, m: int):
+        self.ctx, self.col, self.m = ctx, col, m
+        #: the pair rows p = (k, k): the only cross rows that column lanes carry
+        self.diagonal = np.flatnonzero(ctx.ip == ctx.jp) if ctx.ip.size else ctx.ip
+
+
+def seed(point: np.ndarray, ctx: SeedContext, col: np.ndarray, second: bool) -> HyperDual:
+    """The input ``X`` ``[B, m]`` of a batched pass with column lanes (see the module)."""
+    lane = np.zeros((1,) + point.shape)
+    lane[0, :, col] = 1.0
+    bad = np.isnan(point)
+    if bad.any():  # a NaN input makes every derivative through it NaN, never a finite number
+        lane[0, bad] = np.nan
+    compact = SeedContext.trusted(np.zeros(1, np.int64), np.zeros(1, np.int64), 1, 1 if second else 0)
+    compact.columns = ColumnSeeds(ctx, col, point.shape[1])
+    return _new(point, lane, lane if second else None, None, compact)
+
+
+def _full(lane, cs: ColumnSeeds, rows: np.ndarray, cols: np.ndarray):
+    """Full lanes ``(R, *S)`` from a column lane ``(1, *S)``: row ``r`` is the lane's
+    column ``cols[r]`` in place, zero elsewhere."""
+    out = np.zeros((len(rows),) + lane.shape[1:])
+    if len(rows):
+        out[rows, ..., cols] = np.moveaxis(lane[0][..., cols], -1, 0)
+    return out
+
+
+def _dense_lanes(x: HyperDual):
+    cs = x._ctx.columns
+    real = cs.ctx
+    k = real.k1
+    e1 = None if x._e1 is None else _full(x._e1, cs, np.arange(k), cs.col)
+    if x._e2 is x._e1:
+        e2 = e1
+    else:
+        e2 = None if x._e2 is None else _full(x._e2, cs, np.arange(real.k2), cs.col[:real.k2])
+    if x._e12 is None:
+        e12 = None
+    else:
+        e12 = np.zeros((real.npairs,) + x._value.shape)
+        d = cs.diagonal
+        if d.size:
+            e12[d, ..., cs.col[real.ip[d]]] = np.moveaxis(x._e12[0][..., cs.col[real.ip[d]]], -1, 0)
+    return e1, e2, e12, real
+
+
+def densify(x: HyperDual) -> None:
+    """Expand the column lanes of ``x`` to full lanes of the pass's context, in place."""
+    e1, e2, e12, real = _dense_lanes(x)
+    x._e1, x._e2, x._e12, x._ctx, x._flat = e1, e2, e12, real, False
+
+
+def settle(y):
+    """The output of a pass with full lanes (a no-op unless it has column lanes)."""
+    if type(y) is HyperDual and y._ctx is not None and y._ctx.columns is not None:
+        densify(y)
+    return y
+
+
+def _densify_all(obj) -> None:
+    t = type(obj)
+    if t is HyperDual:
+        if obj._ctx is not None and obj._ctx.columns is not None:
+            densify(obj)
+    elif t is list or t is tuple:
+        for o in obj:
+            _densify_all(o)
+    elif t is dict:
+        for o in obj.values():
+            _densify_all(o)
+
+
+def _elementwise(args) -> bool:
+    """Whether a ufunc call keeps every element in its column: every HyperDual operand
+    has column lanes of one context and the result's shape."""
+    ufunc = args[0]
+    if ufunc is np.matmul or ufunc.signature is not None:
+        return False
+    ctx = None
+    shapes = []
+    for a in args[1:]:
+        if type(a) is HyperDual:
+            if a._ctx is None:
+                shapes.append(a._value.shape)
+                continue
+            if a._ctx.columns is None or (ctx is not None and a._ctx is not ctx):
+                return False
+            ctx = a._ctx
+            shapes.append(a._value.shape)
+        else:
+            shapes.append(np.shape(a))
+    try:
+        out = np.broadcast_shapes(*shapes)
+    except ValueError:
+        return True  # NumPy raises its own error for these shapes
+    return all(a._value.shape == out for a in args[1:]
+               if type(a) is HyperDual and a._ctx is not None)
+
+
+def _sum_columns(x, axis=None, dtype=None, out=None, keepdims=False, **kw):
+    """``np.sum(x, axis=-1)`` of a 2-D array with column lanes: full lanes of ``[B]``."""
+    if kw or keepdims or out is not None or dtype not in (None, float, np.float64) or x._value.ndim != 2 \
+            or axis not in (1, -1, (1,), (-1,)):
+        return NotImplemented
+    cs = x._ctx.columns
+    real = cs.ctx
+    value = np.add.reduce(x._value, axis=1)
+
+    def pick(lane, rows, cols):
+        if lane is None:
+            return None
+        out = np.zeros((rows,) + value.shape)
+        out[:len(cols)] = lane[0][:, cols].T
+        return out
+    e1 = pick(x._e1, real.k1, cs.col)
+    e2 = e1 if x._e2 is x._e1 else pick(x._e2, real.k2, cs.col[:real.k2])
+    e12 = None
+    if x._e12 is not None:
+        e12 = np.zeros((real.npairs,) + value.shape)
+        d = cs.diagonal
+        e12[d] = x._e12[0][:, cs.col[real.ip[d]]].T
+    return _new(value, e1, e2, e12, real)
+
+
+def compact_call(impl, args: tuple, kwargs: dict):
+    """Run ``impl`` on operands of which some have column lanes, or expand them.
+
+    Returns ``NotImplemented`` (after expanding every such operand in place) when
+    ``impl`` cannot keep them; the caller then runs it as usual.
+    """
+    if impl is _IMPL.apply_ufunc and not kwargs and _elementwise(args):
+        return impl(*args)
+    if impl is FUNCTIONS.get(np.sum) and len(args) == 1 and type(args[0]) is HyperDual \
+            and args[0]._ctx is not None and args[0]._ctx.columns is not None:
+        result = _sum_columns(args[0], **kwargs)
+        if result is not NotImplemented:
+            return result
+    _densify_all(args)
+    _densify_all(kwargs)
+    return NotImplemented
+
+
+_IMPL.columns = compact_call
