@@ -25,7 +25,9 @@ its own column run unchanged on them, with one lane row instead of ``K + P``:
   (constants may broadcast): ``exp(X)``, ``X * X``, ``X ** 2 + c``;
 * ``np.sum(Y, axis=-1)`` of a 2-D ``Y`` ends the column lanes: the sum over the
   columns is the only step that mixes seeds, and its result gets full lanes
-  ``e1[k] = d1[:, c_k]``, ``e12[(k, k)] = d12[:, c_k]`` (zero for other pairs).
+  ``e1[k] = d1[:, c_k]``, ``e12[(k, k)] = d12[:, c_k]`` (zero for other pairs);
+* a column ``Y[:, c]`` gets full lanes the same way (rows of other seeds are
+  0), and ``np.prod(Y, axis=-1)`` multiplies such columns in NumPy's order.
 
 Everything else (indexing, reshapes, ``prod``, matmul, ...) first expands the
 lanes in place to the full ``(K, B, m)`` and ``(P, B, m)`` layout (:func:`densify`:
@@ -35,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .array import _IMPL, FUNCTIONS, HyperDual
+from .array import _IMPL, FUNCTIONS, HyperDual, link_view
 from .context import SeedContext
 
 __all__ = ["ColumnSeeds", "seed", "densify", "settle", "compact_call"]
@@ -173,6 +175,57 @@ def _sum_columns(x, axis=None, dtype=None, out=None, keepdims=False, **kw):
     return _new(value, e1, e2, e12, real)
 
 
+def _column(x: HyperDual, c: int) -> HyperDual:
+    """``x[:, c]`` of a 2-D array with column lanes, with full lanes ``(K, B)``: the seeds
+    of column ``c`` (one at most) get the column's lane entries, every other row is 0."""
+    cs = x._ctx.columns
+    real = cs.ctx
+    value = x._value[:, c]
+
+    def full(lane, rows):
+        if lane is None:
+            return None
+        out = np.zeros((rows,) + value.shape)
+        out[np.flatnonzero(cs.col[:rows] == c)] = lane[0][:, c]
+        return out
+    e1 = full(x._e1, real.k1)
+    e2 = e1 if x._e2 is x._e1 else full(x._e2, real.k2)
+    e12 = None
+    if x._e12 is not None:
+        e12 = np.zeros((real.npairs,) + value.shape)
+        d = cs.diagonal
+        e12[d[cs.col[real.ip[d]] == c]] = x._e12[0][:, c]
+    return link_view(x, _new(value, e1, e2, e12, real))
+
+
+def _column_index(x, index):
+    """``x[:, c]`` (``c`` an int) of a 2-D array: its full-lane column; else NotImplemented."""
+    if type(index) is not tuple or len(index) != 2 or x._value.ndim != 2 or type(index[0]) is not slice \
+            or index[0] != _ALL or not isinstance(index[1], (int, np.integer)) \
+            or isinstance(index[1], (bool, np.bool_)):
+        return NotImplemented
+    m = x._value.shape[1]
+    c = int(index[1])
+    if not -m <= c < m:
+        return NotImplemented  # NumPy's IndexError, from the expanded array
+    return _column(x, c % m)
+
+
+def _prod_columns(x, axis=None, dtype=None, out=None, keepdims=False, **kw):
+    """``np.prod(x, axis=-1)`` of a 2-D array with column lanes and at most 8 columns: the
+    full-lane columns multiplied in NumPy's order ``((x0 x1) x2) …``."""
+    if kw or keepdims or out is not None or dtype not in (None, float, np.float64) or x._value.ndim != 2 \
+            or axis not in (1, -1, (1,), (-1,)) or not 1 <= x._value.shape[1] <= 8:
+        return NotImplemented
+    r = _column(x, 0)
+    for c in range(1, x._value.shape[1]):
+        r = r * _column(x, c)
+    return r
+
+
+_ALL = slice(None)
+
+
 def compact_call(impl, args: tuple, kwargs: dict):
     """Run ``impl`` on operands of which some have column lanes, or expand them.
 
@@ -181,9 +234,15 @@ def compact_call(impl, args: tuple, kwargs: dict):
     """
     if impl is _IMPL.apply_ufunc and not kwargs and _elementwise(args):
         return impl(*args)
-    if impl is FUNCTIONS.get(np.sum) and len(args) == 1 and type(args[0]) is HyperDual \
-            and args[0]._ctx is not None and args[0]._ctx.columns is not None:
-        result = _sum_columns(args[0], **kwargs)
+    x = args[0] if args else None
+    if type(x) is HyperDual and x._ctx is not None and x._ctx.columns is not None:
+        result = NotImplemented
+        if impl is FUNCTIONS.get(np.sum) and len(args) == 1:
+            result = _sum_columns(x, **kwargs)
+        elif impl is FUNCTIONS.get(np.prod) and len(args) == 1:
+            result = _prod_columns(x, **kwargs)
+        elif impl is _IMPL.getitem and len(args) == 2 and not kwargs:
+            result = _column_index(x, args[1])
         if result is not NotImplemented:
             return result
     _densify_all(args)

@@ -137,8 +137,12 @@ def test_elementwise_results_keep_column_lanes_and_others_expand():
     x, ctx = _compact_input()
     y = np.sin(x) * x + 2.0
     assert y._ctx is x._ctx and y._e12.shape == (1, 6, 3)
-    z = y[:, 0]  # indexing: full lanes first
-    assert z._ctx is ctx and z._e1.shape == (3, 6) and y._ctx is ctx
+    z = y[:, 0]  # one column: full lanes of that column, y keeps its column lanes
+    assert z._ctx is ctx and z._e1.shape == (3, 6) and y._ctx is x._ctx
+    d1 = np.cos(X[:, 0]) * X[:, 0] + np.sin(X[:, 0])
+    np.testing.assert_allclose(z._e1, [d1, np.zeros(6), np.zeros(6)], rtol=1e-15)
+    w = y[1:, ::2]  # any other index: full lanes first
+    assert w._ctx is ctx and y._ctx is ctx
     np.testing.assert_array_equal(y._e1.shape, (3, 6, 3))
     # full lanes: row k is zero outside column k
     for k in range(3):
@@ -189,3 +193,29 @@ def test_shapes_that_do_not_broadcast_raise_numpys_error():
     x, _ = _compact_input()
     with pytest.raises(ValueError, match="broadcast"):
         np.add(x, np.ones(4))
+
+
+@pytest.mark.parametrize("index", [np.s_[:, -1], np.s_[:, np.int64(1)], np.s_[:, 3], np.s_[:, True],
+                                   (np.array([0, 2]), 1), np.s_[1:, 0], np.s_[..., 0]])
+def test_column_index_edges(index):
+    """Negative and NumPy-integer columns are columns; an out-of-range one raises NumPy's
+    IndexError; a bool is not a column (NumPy's own meaning, from full lanes)."""
+    x, ctx = _compact_input()
+    y = x * 2.0
+    try:
+        ref = (X * 2.0)[index]
+    except IndexError:
+        with pytest.raises(IndexError):
+            y[index]
+        return
+    z = y[index]
+    np.testing.assert_array_equal(z.value, ref)
+    assert z._ctx is ctx
+
+
+def test_prod_of_many_columns_expands():
+    wide = RNG.uniform(0.5, 1.5, (4, 10))
+    a, b = _both(lambda X: np.prod(X, axis=1), wide)
+    np.testing.assert_allclose(a, b, rtol=1e-13)
+    a, b = _both(lambda X: np.prod(X ** 2, axis=-1, keepdims=True), X)
+    np.testing.assert_allclose(a, b, rtol=1e-13)
