@@ -166,17 +166,14 @@ class PairCache:
         return values, known
 
     def store_all(self, full):
-        """Store every entry of an empty cache from the dense symmetric ``full`` (no batch):
-        each tile gets its block of ``full``, known on and above the diagonal."""
-        T, n = self.tile, self.n
-        if self.ntiles == 1:
-            self.tiles[0, 0] = (full.copy(), _upper_mask(n).copy())
-            return n * (n + 1) // 2
-        for ti in range(self.ntiles):
-            for tj in range(ti, self.ntiles):
-                tv, tk = self._make(ti, tj)
-                tv[...] = full[ti * T:ti * T + tv.shape[0], tj * T:tj * T + tv.shape[1]]
-                tk[...] = True if ti != tj else _upper_mask(tv.shape[0])
+        """Store every entry of an empty one-tile cache from the dense symmetric ``full``
+        (``[B, n, n]`` with a batch): the tile is ``full``, known on and above the diagonal.
+        Returns the pairs stored (per sample)."""
+        if self.ntiles != 1 or self.tiles:
+            raise ValueError("store_all fills an empty cache of one tile")
+        n = self.n
+        known = _upper_mask(n) if self.batch is None else np.broadcast_to(_upper_mask(n), full.shape)
+        self.tiles[0, 0] = (full.copy(), known.copy())
         return n * (n + 1) // 2
 
     def store(self, samples, lo, hi, h):

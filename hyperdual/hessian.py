@@ -394,9 +394,8 @@ class _Problem:
 
     def _one_pass(self, n):
         """Whether every pair of a small problem (no batch) goes in one ordinary pass:
-        no sparsity pattern is looked for and the pass plan would not split it."""
-        if self.batch is not None or getattr(self, "_pattern", None) is not None:
-            return False
+        too few pairs to look for a sparsity pattern, and the pass plan would not split
+        them.  (A pattern is only found for larger requests, which fill the cache.)"""
         pairs = n * (n + 1) // 2
         per_pair = self.space.elements(None) * 8 * LIVE_FACTOR  # as plan_passes sizes a pass
         return (pairs < settings.pattern_min_pairs and per_pair <= self.budget
@@ -415,6 +414,29 @@ class _Problem:
         self._store(None, U, g, ip, jp, None)  # the gradient and the counts; the values:
         self.stats.entries_cached += self.cache.store_all(full)
         return full
+
+    def hessian_all_samples(self):
+        """``H[:]`` of a batched single-input Hessian with nothing cached, when every pair
+        fits one pass: that pass, its rows gathered into ``[B, n, n]`` and stored as the
+        cache's tile (None otherwise: the general path then runs)."""
+        sp = self.space
+        n, B = sp.n, self.batch
+        pairs = n * (n + 1) // 2
+        per_pair = sp.elements(B) * 8 * LIVE_FACTOR  # as plan_passes sizes a pass
+        if len(sp.points) != 1 or self.cache.ntiles != 1 or per_pair > self.budget \
+                or pairs > min(self.budget // per_pair, max(MIN_PAIRS, settings.chunk_elements // sp.elements(B))):
+            return None
+        with self.lock:
+            if self.cache.tiles:
+                return None
+            if not getattr(self, "_independent", False):
+                self._check_independent()
+            U, ip, jp = _upper_pairs(n)
+            g, h = self._run(U, ip, jp, None, True)
+            full = h.T[:, _symmetric_rows(n).reshape(-1)].reshape(B, n, n)  # (b, i, j): row of (i, j)
+            self._store(None, U, g, ip, jp, None)  # the gradient and the counts; the values:
+            self.stats.entries_cached += self.cache.store_all(full) * B
+            return full
 
     def _drop_structural_zeros(self, flat, store=True):
         """Store the pairs outside the sparsity pattern as exact zeros; return the others
@@ -552,13 +574,13 @@ def _make_coordinates(dims):
     return shape, {name: _axis_numbers(base, shape, axis.get(name)) for name in ("b", "i", "j")}
 
 
-def _whole(index) -> bool:
-    """Whether ``index`` selects a whole 2-D array as a copy-equivalent:
+def _whole(index, ndim: int = 2) -> bool:
+    """Whether ``index`` selects a whole ``ndim``-D array as a copy-equivalent:
     ``:``, ``...``, ``()``, ``(:, :)``, ``(..., :)`` and the like."""
     if type(index) is slice:
         return index == _ALL
     items = index if type(index) is tuple else (index,)
-    if len(items) > 2 or (len(items) == 2 and items[0] is Ellipsis and items[1] is Ellipsis):
+    if len(items) > ndim or sum(1 for it in items if it is Ellipsis) > 1:
         return False
     for it in items:
         if it is not Ellipsis and (type(it) is not slice or it != _ALL):
@@ -674,6 +696,10 @@ class Hessian:
         p = self._problem
         if p.batch is None and len(self._shape) == 2 and _whole(index):
             return p.hessian_block(self._a, self._b)
+        if p.batch is not None and len(self._shape) == 3 and _whole(index, 3):
+            full = p.hessian_all_samples()
+            if full is not None:
+                return full
         c = self._coords
         ri = c["i"][index]
         rj = c["j"][index]

@@ -127,3 +127,51 @@ def test_short_axis_prod_value_is_numpys():
     X = np.random.default_rng(1).uniform(-3.0, 3.0, (50, 7))
     H = hyperdual.hessian(lambda X: np.prod(X, axis=1), X, batch_axis=0)
     np.testing.assert_array_equal(H.value, np.prod(X, axis=1))
+
+
+# ---- H[:] of a batched single input on a fresh cache: one pass, gathered -------------------
+@pytest.mark.parametrize("index", [slice(None), Ellipsis, (), (slice(None),) * 3, (Ellipsis, slice(None))])
+def test_whole_batched_request_is_one_pass(X, index):
+    H = hyperdual.hessian(f, X, batch_axis=0)
+    got = H[index]
+    want = np.stack([f_hessian(x) for x in X])
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
+    st = H.stats
+    assert st.passes == 1 and st.pairs_evaluated == 6 and st.entries_cached == 6 * B
+    # everything is cached: entry by entry, mirrored, per sample, nothing runs
+    for b, i, j in [(0, 0, 1), (B - 1, 2, 0), (5, 1, 1)]:
+        assert H[b, i, j] == got[b, i, j] == got[b, j, i]
+    np.testing.assert_array_equal(H[3], got[3])
+    assert H.stats.passes == 1
+    np.testing.assert_allclose(H.gradient, np.exp(X) * (np.cos(X) - np.sin(X))
+                               + np.stack([[np.prod(np.delete(x, k)) for k in range(3)] for x in X]),
+                               rtol=1e-13)
+    assert H.stats.passes == 1  # the gradient came from the same pass
+
+
+def test_whole_batched_request_after_a_partial_one_uses_the_cache(X):
+    H = hyperdual.hessian(f, X, batch_axis=0)
+    H[:, 0, 0]
+    passes = H.stats.passes
+    got = H[:]
+    np.testing.assert_allclose(got, np.stack([f_hessian(x) for x in X]), rtol=1e-13, atol=1e-14)
+    assert H.stats.passes > passes  # the rest was computed by the general path
+    assert H.stats.pairs_evaluated == 6
+
+
+def test_whole_batched_request_too_large_for_one_pass_splits(X, set_settings):
+    set_settings(chunk_elements=1)  # at most MIN_PAIRS pairs a pass
+    wide = np.random.default_rng(1).uniform(-1.0, 1.0, (3, 12))  # 78 pairs
+    g = lambda Y: np.sum(np.sin(Y) * Y[:, ::-1], axis=1)  # noqa: E731
+    H = hyperdual.hessian(g, wide, batch_axis=0)
+    got = H[:]
+    assert H.stats.passes == 2
+    for s in range(3):
+        ref = hyperdual.hessian(lambda y: np.sum(np.sin(y) * y[::-1]), wide[s])[:]
+        np.testing.assert_allclose(got[s], ref, rtol=1e-13, atol=1e-14)
+
+
+def test_whole_batched_request_with_tuple_inputs_takes_the_general_path(X):
+    H = hyperdual.hessian(lambda A, C: np.sum(A * C ** 2, axis=1), (X, X + 1.0), batch_axis=0)
+    got = H[0][1][:]
+    np.testing.assert_allclose(got, np.stack([np.diag(2.0 * (x + 1.0)) for x in X]), rtol=1e-13)

@@ -64,3 +64,18 @@ def test_lookup_of_unknown_entries_reports_them_unknown():
     values, known = c.lookup(None, lo, hi)
     np.testing.assert_array_equal(known, [True, False])
     assert values[0] == 2.5
+
+
+def test_store_all_fills_only_an_empty_one_tile_cache():
+    from hyperdual.cache import PairCache
+    c = PairCache(4, None)
+    full = np.arange(16.0).reshape(4, 4)
+    full = full + full.T
+    assert c.store_all(full) == 10
+    values, known = c.block(0, 4, 0, 4)
+    np.testing.assert_array_equal(values, full)
+    assert known.all()
+    with pytest.raises(ValueError, match="empty cache of one tile"):
+        c.store_all(full)
+    with pytest.raises(ValueError, match="empty cache of one tile"):
+        PairCache(300, None).store_all(np.zeros((300, 300)))
