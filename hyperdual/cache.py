@@ -165,15 +165,16 @@ class PairCache:
             flat_k[:, idx] = tile[1][key]
         return values, known
 
-    def store_all(self, full):
+    def store_all(self, full, copy=True):
         """Store every entry of an empty one-tile cache from the dense symmetric ``full``
         (``[B, n, n]`` with a batch): the tile is ``full``, known on and above the diagonal.
+        ``copy=False``: the cache keeps ``full`` itself (the caller's own new array).
         Returns the pairs stored (per sample)."""
         if self.ntiles != 1 or self.tiles:
             raise ValueError("store_all fills an empty cache of one tile")
         n = self.n
         known = _upper_mask(n) if self.batch is None else np.broadcast_to(_upper_mask(n), full.shape)
-        self.tiles[0, 0] = (full.copy(), known.copy())
+        self.tiles[0, 0] = (full.copy() if copy else full, known.copy())
         return n * (n + 1) // 2
 
     def store(self, samples, lo, hi, h):

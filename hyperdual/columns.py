@@ -150,6 +150,19 @@ def _elementwise(args) -> bool:
                if type(a) is HyperDual and a._ctx is not None)
 
 
+def _row_sums(v: np.ndarray) -> np.ndarray:
+    """``np.add.reduce(v, axis=1)`` of a 2-D array; a short row (2 to 8 entries) is summed as
+    column slices in NumPy's own order ``(v0 + v1) + v2 …``, several times faster than
+    NumPy's reduction loop over a short inner axis, and the same numbers."""
+    m = v.shape[1]
+    if not 2 <= m <= 8:
+        return np.add.reduce(v, axis=1)
+    out = v[:, 0] + v[:, 1]
+    for c in range(2, m):
+        out += v[:, c]
+    return out
+
+
 def _sum_columns(x, axis=None, dtype=None, out=None, keepdims=False, **kw):
     """``np.sum(x, axis=-1)`` of a 2-D array with column lanes: full lanes of ``[B]``."""
     if kw or keepdims or out is not None or dtype not in (None, float, np.float64) or x._value.ndim != 2 \
@@ -157,7 +170,7 @@ def _sum_columns(x, axis=None, dtype=None, out=None, keepdims=False, **kw):
         return NotImplemented
     cs = x._ctx.columns
     real = cs.ctx
-    value = np.add.reduce(x._value, axis=1)
+    value = _row_sums(x._value)
 
     def pick(lane, rows, cols):
         if lane is None:

@@ -433,9 +433,10 @@ class _Problem:
                 self._check_independent()
             U, ip, jp = _upper_pairs(n)
             g, h = self._run(U, ip, jp, None, True)
-            full = h.T[:, _symmetric_rows(n).reshape(-1)].reshape(B, n, n)  # (b, i, j): row of (i, j)
+            rows = _symmetric_rows(n).reshape(-1)
+            full = h.T[:, rows].reshape(B, n, n)  # (b, i, j): the row of pair (i, j)
             self._store(None, U, g, ip, jp, None)  # the gradient and the counts; the values:
-            self.stats.entries_cached += self.cache.store_all(full) * B
+            self.stats.entries_cached += self.cache.store_all(h.T[:, rows].reshape(B, n, n), copy=False) * B
             return full
 
     def _drop_structural_zeros(self, flat, store=True):
