@@ -503,6 +503,9 @@ class _Problem:
         if self.batch is None:
             self._gval[U] = g[:, 0]
             self._gknown[U] = True
+        elif samples is None and U.size == self.space.n:  # every sample and input (U is sorted)
+            self._gval[...] = g.T
+            self._gknown[...] = True
         else:
             s = slice(None) if samples is None else samples[:, None]
             self._gval[s, U] = g.T
