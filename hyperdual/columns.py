@@ -225,15 +225,68 @@ def _column_index(x, index):
 
 
 def _prod_columns(x, axis=None, dtype=None, out=None, keepdims=False, **kw):
-    """``np.prod(x, axis=-1)`` of a 2-D array with column lanes and at most 8 columns: the
-    full-lane columns multiplied in NumPy's order ``((x0 x1) x2) …``."""
+    """``np.prod(x, axis=-1)`` of a 2-D array with column lanes and at most 8 columns.
+
+    Up to 4 columns with finite values: the product rule in closed form.  With
+    ``q_S`` the product of the columns not in ``S`` (in order)::
+
+        e1[k]       = q_{c_k} d1[:, c_k]
+        e12[(k, k)] = q_{c_k} d12[:, c_k]
+        e12[(k, l)] = q_{c_k, c_l} d1[:, c_k] d1[:, c_l]      (c_k != c_l)
+
+    (a zero lane entry gives 0 whatever the finite factor, as in the kernels).
+    Otherwise the full-lane columns are multiplied in NumPy's order ``((x0 x1) x2) …``.
+    """
     if kw or keepdims or out is not None or dtype not in (None, float, np.float64) or x._value.ndim != 2 \
             or axis not in (1, -1, (1,), (-1,)) or not 1 <= x._value.shape[1] <= 8:
         return NotImplemented
-    r = _column(x, 0)
-    for c in range(1, x._value.shape[1]):
-        r = r * _column(x, c)
-    return r
+    v = x._value
+    m = v.shape[1]
+    if m > 4 or not np.isfinite(v).all():
+        r = _column(x, 0)
+        for c in range(1, m):
+            r = r * _column(x, c)
+        return r
+    cs = x._ctx.columns
+    real, col = cs.ctx, cs.col
+    cols = [v[:, c] for c in range(m)]
+    value = cols[0].copy()
+    for c in range(1, m):
+        value = value * cols[c]
+    others: dict = {}
+
+    def q(skip):  # the product of the other columns, in order; None for none
+        key = tuple(sorted(set(skip)))
+        if key not in others:
+            r = None
+            for c in range(m):
+                if c not in key:
+                    r = cols[c] if r is None else r * cols[c]
+            others[key] = r
+        return others[key]
+
+    def scaled(factor, lane):
+        return lane.copy() if factor is None else factor * lane
+
+    def first(lane, rows):
+        if lane is None:
+            return None
+        return np.stack([scaled(q((col[k],)), lane[0][:, col[k]]) for k in range(rows)]) if rows else \
+            np.zeros((0,) + value.shape)
+    e1 = first(x._e1, real.k1)
+    e2 = e1 if x._e2 is x._e1 else first(x._e2, real.k2)
+    e12 = None
+    if x._e12 is not None or (e1 is not None and e2 is not None):
+        e12 = np.zeros((real.npairs,) + value.shape)
+        for p_ in range(real.npairs):
+            i, j = real.ip[p_], real.jp[p_]
+            ci, cj = col[i], col[j]
+            if ci == cj:
+                if x._e12 is not None:
+                    e12[p_] = scaled(q((ci,)), x._e12[0][:, ci])
+            else:
+                e12[p_] = scaled(q((ci, cj)), x._e1[0][:, ci] * x._e2[0][:, cj])
+    return _new(value, e1, e2, e12, real)
 
 
 _ALL = slice(None)

@@ -219,3 +219,48 @@ def test_prod_of_many_columns_expands():
     np.testing.assert_allclose(a, b, rtol=1e-13)
     a, b = _both(lambda X: np.prod(X ** 2, axis=-1, keepdims=True), X)
     np.testing.assert_allclose(a, b, rtol=1e-13)
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("special", [None, "nan", "inf", "zero"])
+def test_prod_over_columns_closed_form_and_fallback(m, special):
+    """``np.prod(Y, axis=1)`` with column lanes: the closed form (up to 4 finite columns)
+    and the full-lane products agree with full lanes throughout, including zero, NaN
+    and infinite entries."""
+    x = np.random.default_rng(m).uniform(0.5, 1.5, (5, m))
+    if special == "nan":
+        x[1, 0] = np.nan
+    elif special == "inf":
+        x[2, m - 1] = np.inf
+    elif special == "zero":
+        x[3, :] = 0.0
+    f = lambda X: np.prod(np.sin(X) + X, axis=1)  # noqa: E731 - a column lane with e12
+    with np.errstate(invalid="ignore"):
+        a, b = _both(f, x)
+    np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13, equal_nan=True)
+    if special is None:
+        s = np.sin(x) + x
+        d1, d2 = np.cos(x) + 1.0, -np.sin(x)
+        for r in range(5):
+            ref = np.empty((m, m))
+            for i in range(m):
+                for j in range(m):
+                    rest = np.prod(np.delete(s[r], [i, j]))
+                    ref[i, j] = rest * (d2[r, i] if i == j else d1[r, i] * d1[r, j])
+            np.testing.assert_allclose(a[r], ref, rtol=1e-12, atol=1e-13)
+
+
+def test_prod_of_the_input_itself():
+    a, b = _both(lambda X: np.prod(X, axis=-1), X)
+    np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+    for r in range(X.shape[0]):
+        ref = np.array([[0.0 if i == j else np.prod(np.delete(X[r], [i, j])) for j in range(3)]
+                        for i in range(3)])
+        np.testing.assert_allclose(a[r], ref, rtol=1e-13)
+
+
+def test_gradient_of_prod_over_columns():
+    """A gradient pass (no e2 lanes) through the closed-form product."""
+    g = hyperdual.hessian(lambda X: np.prod(X, axis=1), X, batch_axis=0).gradient
+    ref = np.stack([[np.prod(np.delete(x, k)) for k in range(3)] for x in X])
+    np.testing.assert_allclose(g, ref, rtol=1e-13)
