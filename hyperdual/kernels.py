@@ -155,6 +155,67 @@ def _chain_single_row(g1, g2, e1, e2, e12, o1, o2, o12):  # pragma: no cover - c
         o12[t] = _mul(g, e12[t]) + _mul(g2[t], x1 * x2)
 
 
+#: Up to this many elements a kernel runs plain loops over (row, element): per-row
+#: helper calls and slices would cost more than the arithmetic (small Hessians).
+_SMALL = 256
+
+
+@_jit
+def _chain_small(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12, cross, has12):  # pragma: no cover
+    """:func:`chain_lanes` for short lanes, the same arithmetic in the same order."""
+    n = y.shape[0]
+    s1 = _stride(g1)
+    s2 = _stride(g2) if g2.shape[0] > 0 else 0
+    for k in range(o1.shape[0]):
+        for t in range(n):
+            o1[k, t] = _mul(g1[t * s1], e1[k, t])
+    for k in range(o2.shape[0]):
+        for t in range(n):
+            o2[k, t] = _mul(g1[t * s1], e2[k, t])
+    if cross:
+        for p in range(o12.shape[0]):
+            a = ip[p]
+            b = jp[p]
+            if has12:
+                for t in range(n):
+                    o12[p, t] = _mul(g1[t * s1], e12[p, t]) + _mul(g2[t * s2], e1[a, t] * e2[b, t])
+            else:
+                for t in range(n):
+                    o12[p, t] = _mul(g2[t * s2], e1[a, t] * e2[b, t])
+    elif has12:
+        for p in range(o12.shape[0]):
+            for t in range(n):
+                o12[p, t] = _mul(g1[t * s1], e12[p, t])
+    elif o12.shape[0] > 0:
+        o12[:, :] = 0.0
+    if _has_nan(y):
+        _poison(y, o1)
+        _poison(y, o2)
+        _poison(y, o12)
+
+
+@_jit
+def _product_small(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12):  # pragma: no cover
+    """The all-lanes :func:`product_lanes` for short lanes, the same arithmetic in the same order."""
+    n = y.shape[0]
+    for k in range(o1.shape[0]):
+        for t in range(n):
+            o1[k, t] = _mul(yv[t], xe1[k, t]) + _mul(xv[t], ye1[k, t])
+    for k in range(o2.shape[0]):
+        for t in range(n):
+            o2[k, t] = _mul(yv[t], xe2[k, t]) + _mul(xv[t], ye2[k, t])
+    for p in range(o12.shape[0]):
+        a = ip[p]
+        b = jp[p]
+        for t in range(n):
+            o12[p, t] = (_mul(yv[t], xe12[p, t]) + _mul(xv[t], ye12[p, t])
+                         + xe1[a, t] * ye2[b, t] + ye1[a, t] * xe2[b, t])
+    if _has_nan(y):
+        _poison(y, o1)
+        _poison(y, o2)
+        _poison(y, o12)
+
+
 @_jit
 def chain_lanes(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12):  # pragma: no cover - compiled
     """Unary chain rule on every lane; zero-row arrays are absent lanes/outputs.
@@ -167,6 +228,9 @@ def chain_lanes(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12):  # pragma: no cove
     n = y.shape[0]
     cross = g2.shape[0] > 0 and e1.shape[0] > 0 and e2.shape[0] > 0
     has12 = e12.shape[0] > 0
+    if n <= _SMALL:
+        _chain_small(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12, cross, has12)
+        return
     m0 = min(n, _BLOCK)
     c1 = np.full(m0, g1[0]) if g1.shape[0] == 1 else g1[:0]
     c2 = np.full(m0, g2[0]) if g2.shape[0] == 1 else g2[:0]
@@ -314,6 +378,9 @@ def product_lanes(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12
         one = np.ones(1)
         none = np.zeros(0)
         binary_lanes(y, yv, xv, none, one, none, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12)
+        return
+    if n <= _SMALL:
+        _product_small(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12)
         return
     single = o1.shape[0] == 1 and o2.shape[0] == 1 and o12.shape[0] == 1
     for t0 in range(0, n, _BLOCK):

@@ -12,12 +12,12 @@ IP = RNG.integers(0, K1, P)
 JP = RNG.integers(0, K2, P)
 
 
-def lane(rows, present):
-    return RNG.standard_normal((rows, N)) if present else np.zeros((0, N))
+def lane(rows, present, n=N):
+    return RNG.standard_normal((rows, n)) if present else np.zeros((0, n))
 
 
-def factor(kind):
-    return {"array": RNG.standard_normal(N), "const": np.array([1.7]), "zero": np.zeros(0)}[kind]
+def factor(kind, n=N):
+    return {"array": RNG.standard_normal(n), "const": np.array([1.7]), "zero": np.zeros(0)}[kind]
 
 
 def run_both(kernel, twin, args, outs):
@@ -34,15 +34,16 @@ def run_both(kernel, twin, args, outs):
                          list(itertools.product([True, False], [True, False], [True, False],
                                                 ["array", "const"], ["array", "const", "zero"],
                                                 [False, True])))
-def test_chain_lanes_twin(has1, has2, has12, g1kind, g2kind, nan):
-    y = RNG.standard_normal(N)
+@pytest.mark.parametrize("n", [N, kernels._SMALL + 1])  # plain loops, and the blocked path
+def test_chain_lanes_twin(has1, has2, has12, g1kind, g2kind, nan, n):
+    y = RNG.standard_normal(n)
     if nan:
         y[2] = np.nan
-    e1, e2, e12 = lane(K1, has1), lane(K2, has2), lane(P, has12)
+    e1, e2, e12 = lane(K1, has1, n), lane(K2, has2, n), lane(P, has12, n)
     cross = g2kind != "zero" and has1 and has2
-    outs = [np.empty((K1 if has1 else 0, N)), np.empty((K2 if has2 else 0, N)),
-            np.empty((P if (has12 or cross) else 0, N))]
-    g1, g2 = factor(g1kind), factor(g2kind)
+    outs = [np.empty((K1 if has1 else 0, n)), np.empty((K2 if has2 else 0, n)),
+            np.empty((P if (has12 or cross) else 0, n))]
+    g1, g2 = factor(g1kind, n), factor(g2kind, n)
     got = run_both(kernels.chain_lanes, lanes.chain_lanes_numpy,
                    (y, g1, g2, e1, e2, e12, IP, JP), outs)
     # the formula itself, written out
@@ -130,7 +131,7 @@ def test_import_does_not_import_numba():
 
 
 @pytest.mark.parametrize("g1kind,g2kind", list(itertools.product(["array", "const"], ["array", "const"])))
-@pytest.mark.parametrize("n", [7, 70_001])
+@pytest.mark.parametrize("n", [7, kernels._SMALL + 1, 70_001])
 def test_one_pair_and_blocked_paths_match_the_twins(g1kind, g2kind, n):
     # K1 = K2 = P = 1 takes the one-pass kernels; n above the block size crosses blocks.
     rng = np.random.default_rng(n)
@@ -151,7 +152,7 @@ def test_one_pair_and_blocked_paths_match_the_twins(g1kind, g2kind, n):
     run_both(kernels.product_lanes, lanes.product_lanes_numpy, (y, xv, yv, *lanes_, ip, jp), outs)
 
 
-@pytest.mark.parametrize("n", [5, 70_001])
+@pytest.mark.parametrize("n", [5, kernels._SMALL, kernels._SMALL + 1, 70_001])
 def test_wide_blocked_paths_match_the_twins(n):
     rng = np.random.default_rng(n)
     k1, k2 = 3, 2
