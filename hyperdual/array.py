@@ -153,7 +153,7 @@ class HyperDual(NDArrayOperatorsMixin):
         self._value, self._e1, self._e2, self._e12 = v, l1, l2, l12
         self._ctx, self._node = ctx, None
         self._base = self._views = self._win = None
-        self._flat = False  # see hyperdual.chain.flat
+        self._flat = v.ndim == 1  # fresh C-contiguous copies: (n,) and (K, n) (hyperdual.chain.flat)
 
     @classmethod
     def _new(cls, value, e1, e2, e12, ctx, node=None) -> "HyperDual":
@@ -337,6 +337,11 @@ class HyperDual(NDArrayOperatorsMixin):
                 f"does not depend on the derivative, or register an implementation with "
                 f"hyperdual.register_function({getattr(func, '__name__', 'func')}, impl) "
                 f"(elementwise ufuncs: hyperdual.register_ufunc).")
+        if len(args) == 1 and args[0] is self and self._node is None and self._win is None \
+                and (self._ctx is None or (self._ctx.pattern is None and self._ctx.columns is None)) \
+                and not any(type(v) is HyperDual or type(v) is list or type(v) is tuple
+                            for v in kwargs.values()):
+            return impl(self, **kwargs)  # np.sum(x), np.exp… of one plain array: nothing to dispatch
         return dispatch(impl, args, kwargs)
 
     # Arithmetic operators go straight to the chain rule (what NDArrayOperatorsMixin

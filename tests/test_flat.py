@@ -114,9 +114,12 @@ def test_slices_of_a_flat_array_are_linked_views():
         v[0] = 1.0
 
 
-def test_hand_made_arrays_are_not_flat_but_their_results_are():
+def test_hand_made_arrays_are_flat_when_1d():
     x = HyperDual(np.array([1.0, 2.0, 3.0]), np.eye(3), np.eye(3))
-    assert not x._flat
+    _check_flat(x)
+    assert not HyperDual(np.ones((2, 2)), np.ones((2, 2)))._flat
+    assert not HyperDual(2.0, 1.0)._flat
+    _check_flat(HyperDual(np.arange(4.0)[::2], np.arange(4.0)[::2], None, np.ones((1, 2))))
     y = np.sin(x) * x
     np.testing.assert_allclose(y.value, np.sin([1.0, 2.0, 3.0]) * [1.0, 2.0, 3.0])
     # d/dx (x sin x) = sin x + x cos x on the diagonal
