@@ -76,7 +76,6 @@ def _has_nan(p: np.ndarray) -> bool:
     return bool(s != s)
 
 
-@dataclass
 class InputSpace:
     """The flat index space of one or several inputs.
 
@@ -84,19 +83,19 @@ class InputSpace:
     with a batch); its entries are flat indices ``offsets[m] .. offsets[m] + sizes[m]``.
     """
 
-    points: list
-    batch: int | None
+    __slots__ = ("points", "batch", "sizes", "has_axis", "offsets", "n", "has_nan")
 
-    def __post_init__(self):
-        nb = 0 if self.batch is None else 1
-        self.sizes = [int(p.shape[nb]) if p.ndim > nb else 1 for p in self.points]
-        self.has_axis = [p.ndim > nb for p in self.points]
+    def __init__(self, points: list, batch: int | None):
+        self.points, self.batch = points, batch
+        nb = 0 if batch is None else 1
+        self.has_axis = [p.ndim > nb for p in points]
+        self.sizes = [int(p.shape[nb]) if ax else 1 for p, ax in zip(points, self.has_axis)]
         offsets = [0]
         for size in self.sizes:
             offsets.append(offsets[-1] + size)
         self.offsets = offsets
         self.n = offsets[-1]
-        self.has_nan = [_has_nan(p) for p in self.points]
+        self.has_nan = [_has_nan(p) for p in points]
 
     def elements(self, nsamples: int | None) -> int:
         """Input elements of one lane row (the size estimate for intermediates)."""
