@@ -129,6 +129,8 @@ def _as_tuple(xs):
 
 def _check_shapes(points, batch, what="xs"):
     for k, p in enumerate(points):
+        if (p.ndim <= 1) if batch is None else (p.ndim in (1, 2)):
+            continue
         name = f"{what}[{k}]" if len(points) > 1 else what
         if batch is None and p.ndim > 1:
             raise ValueError(f"{name}.ndim should be 0 or 1 when batch_axis is None but got {p.ndim} "
