@@ -106,6 +106,12 @@ def unsupported_ufunc(ufunc):
 
 # ---- entry point --------------------------------------------------------------
 def apply_ufunc(ufunc, *inputs):
+    if len(inputs) == 1:  # the common cases first: np.sin(x), x * y
+        rule = UNARY.get(ufunc)
+        if rule is not None:
+            return unary(ufunc, inputs[0], rule)
+    elif ufunc is np.multiply and type(inputs[0]) is HyperDual and type(inputs[1]) is HyperDual:
+        return _binary_both(ufunc, None, *inputs)  # (the product rule needs no table entry)
     if ufunc in VALUE_ONLY:
         return ufunc(*(value_of(x) for x in inputs))
     if ufunc is np.matmul:
@@ -156,9 +162,9 @@ def lift(y, x, g1, g2):
     """The chain rule: ``y = g(x)`` with ``g1 = g'(x)`` and ``g2 = g''(x)`` (None: zero)."""
     if type(y) is not np.ndarray:
         y = np.asarray(y)
-    e1 = x._e1
-    if e1 is not None and x._e2 is e1 and y.ndim == 1 and x._win is None:
-        out = _lift_1d(y, x, e1, g1, g2)
+    e1, e2 = x._e1, x._e2
+    if e1 is not None and e2 is not None and y.ndim == 1 and x._win is None:
+        out = _lift_1d(y, x, e1, e2, g1, g2)
         if out is not None:
             return out
     if x._win is not None:
@@ -184,31 +190,33 @@ def lift(y, x, g1, g2):
     return _new(y, n1, n1 if shared else n2, n12, ctx)
 
 
-def _lift_1d(y, x, e1, g1, g2):
+def _lift_1d(y, x, e1, e2, g1, g2):
     """:func:`lift` for the common case, with fewer checks: a 1-D elementwise result
-    of an input whose ``e2`` is its ``e1`` (every pass of a Hessian), no pattern pass.
-    None when another case applies."""
+    of an input with both first-order lanes (``e2`` often ``e1``: every pass of a
+    Hessian), no pattern pass.  None when another case applies."""
     ctx = x._ctx
     e12 = x._e12
     if ctx.pattern is not None or y.shape != x._value.shape:
         return None
+    shared = e2 is e1
     if not x._flat:  # lanes of the value's shape, contiguous
-        if e1.shape[1:] != y.shape or (e12 is not None and e12.shape[1:] != y.shape):
+        shape = y.shape
+        if e1.shape[1:] != shape or e2.shape[1:] != shape or (e12 is not None and e12.shape[1:] != shape):
             return None
-        if not e1.flags.c_contiguous:
-            e1 = np.ascontiguousarray(e1)
-        if e12 is not None and not e12.flags.c_contiguous:
-            e12 = np.ascontiguousarray(e12)
+        e1 = np.ascontiguousarray(e1)
+        e2 = e1 if shared else np.ascontiguousarray(e2)
+        e12 = None if e12 is None else np.ascontiguousarray(e12)
     n = y.shape[0]
-    k1 = e1.shape[0]
+    k1, k2 = e1.shape[0], e2.shape[0]
     rows = 0 if e12 is None and g2 is None else ctx.ip.shape[0]
     o1 = np.empty((k1, n)) if k1 * n < POOL_MIN_ENTRIES else _empty((k1, n), k1 * n)
+    o2 = _EMPTY2 if shared else np.empty((k2, n)) if k2 * n < POOL_MIN_ENTRIES else _empty((k2, n), k2 * n)
     o12 = _EMPTY2 if rows == 0 else np.empty((rows, n)) if rows * n < POOL_MIN_ENTRIES \
         else _empty((rows, n), rows * n)
-    kernels = _Choice.kernels if _Choice.ready else lanes.choose(n * (k1 + rows))
-    kernels[0](y, _flat_factor(g1, y.shape, n), _flat_factor(g2, y.shape, n), e1, e1,
-               _EMPTY2 if e12 is None else e12, ctx.ip, ctx.jp, o1, _EMPTY2, o12)
-    return flat(y, o1, o1, None if rows == 0 else o12, ctx)
+    kernels = _Choice.kernels if _Choice.ready else lanes.choose(n * (k1 + o2.shape[0] + rows))
+    kernels[0](y, _flat_factor(g1, y.shape, n), _flat_factor(g2, y.shape, n), e1, e2,
+               _EMPTY2 if e12 is None else e12, ctx.ip, ctx.jp, o1, o2, o12)
+    return flat(y, o1, o1 if shared else o2, None if rows == 0 else o12, ctx)
 
 
 def flat(y, e1, e2, e12, ctx):
