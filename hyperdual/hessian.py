@@ -187,7 +187,8 @@ class _Problem:
         self.evaluate = evaluate          # inputs -> output (HyperDual or constant)
         self.space = InputSpace(points, batch)
         self.batch = batch
-        self.value = out_value
+        self._value = out_value           # None: not known yet (see the value property)
+        self._subset = None               # (samples, their outputs) of a subset evaluation
         self.replay_all = replay_all      # the ys form replays every sample
         self.memory_budget = memory_budget
         self.kind = order_kind
@@ -198,6 +199,36 @@ class _Problem:
         self._gval = np.zeros(gshape)
         self._gknown = np.zeros(gshape, dtype=bool)
         self.lock = threading.RLock()
+
+    @property
+    def value(self):
+        """The function value at the point; a batched callable-form Hessian learns it from
+        its first pass over every sample, or from one plain evaluation if asked first."""
+        if self._value is None:
+            with self.lock:
+                if self._value is None:
+                    y = self.evaluate([p.copy() for p in self.space.points])
+                    self.stats.function_calls += 1
+                    value = _output_value(y)
+                    self._check_output(value, self.batch, None, constant=True)
+                    self._set_value(value, check=False)  # (checked by the next request)
+        return self._value
+
+    @value.setter
+    def value(self, v):
+        self._value = v
+
+    def _set_value(self, value, check=True):
+        """Keep the full batch's output values; check them against the subset evaluated
+        when the Hessian was made (the independence check of the callable form)."""
+        self._value = value.reshape(self.batch) if value.ndim else value
+        if check and self._subset is not None:
+            pick, got = self._subset
+            full = np.reshape(self._value, -1)
+            if full.shape != (self.batch,) or not np.allclose(got, full[pick], rtol=1e-9, atol=1e-12,
+                                                               equal_nan=True):
+                self._value = None  # so every later request checks, and refuses, again
+                raise ValueError(_COUPLED)
 
     # The dense cache is allocated with np.zeros, which maps untouched pages lazily:
     # memory grows with the entries actually written, not with N².
@@ -229,6 +260,8 @@ class _Problem:
         nb = None if self.batch is None else (self.batch if samples is None else len(samples))
         value = _output_value(y)
         self._check_output(value, nb, samples, constant=not dual)
+        if samples is None and self._value is None:  # the first pass over every sample
+            self._set_value(value)                   # (ValueError for coupled samples)
         if dual and y._ctx is not None and y._ctx is not ctx:
             join_contexts(y._ctx, ctx)  # lanes of another pass: PassMismatchError
         rows = 1 if nb is None else nb
@@ -289,11 +322,17 @@ class _Problem:
         checks), and outputs that depend on the batch size count as coupled.
         """
         self._independent = True
-        if self.batch is None or self.batch < 2 or np.ndim(self.value) == 0:
+        if self.batch is None or self.batch < 2:
+            return
+        if self._subset is not None:  # evaluated when the Hessian was made: compared with
+            if self._value is not None:  # the full batch's values as soon as they are known
+                self._set_value(self._value)  # (by the first pass over every sample, or here)
+            return
+        if np.ndim(self.value) == 0:
             return
         want = np.reshape(self.value, -1)
         B = self.batch
-        pick = _distinct(np.array([0, 1, B // 3, B - 1]), B)
+        pick = _check_samples(B)
         moved = self.replay_all or pick.size == B
         if moved:
             trials = []
@@ -758,12 +797,44 @@ def _callable_points(xs, batch_axis):
     return points, batch, multi
 
 
+def _check_samples(B: int) -> np.ndarray:
+    """The samples of the independence check: ``0, 1, B // 3, B - 1`` (distinct)."""
+    return _distinct(np.array([0, 1, B // 3, B - 1]), B)
+
+
+def _subset_output(evaluate, points, pick):
+    """The outputs of ``pick``'s samples alone (``[len(pick)]``), or None when that
+    evaluation fails or its output does not follow the batch."""
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            y = evaluate([p[pick] for p in points])
+        value = _output_value(y)
+    except Exception:  # noqa: BLE001 - the full evaluation then raises it, or not
+        return None
+    if value.shape not in ((pick.size,), (pick.size, 1)):
+        return None
+    return value.reshape(-1)
+
+
 def _callable_problem(func, xs, batch_axis, memory_budget):
     points, batch, multi = _callable_points(xs, batch_axis)
     evaluate = _CallFunction(func, multi)
+    if batch is not None and batch > 4:
+        # A batch: the value call runs on the independence check's samples alone, which
+        # shows the output's shape; the full batch's values come with the first pass
+        # (or one plain evaluation when asked first) and are compared with these.
+        pick = _check_samples(batch)
+        got = _subset_output(evaluate, points, pick)
+        if got is not None:
+            problem = _Problem(evaluate, points, batch, None, "callable", memory_budget, replay_all=False)
+            problem._subset = (pick, got)
+            return problem, multi
     y = evaluate([p.copy() for p in points])
     value = _output_value(y)
     problem = _Problem(evaluate, points, batch, value, "callable", memory_budget, replay_all=False)
+    if batch is not None and batch > 4:
+        problem.stats.function_calls += 1  # the subset evaluation that did not serve
     problem._check_output(value, batch, None, constant=not isinstance(y, HyperDual))
     problem.value = value.reshape(()) if batch is None else (value.reshape(batch) if value.ndim else value)
     return problem, multi

@@ -38,8 +38,11 @@ def test_full_batch_matches_closed_form(X):
     got = H[:]
     want = np.stack([f_hessian(x) for x in X])
     np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
-    # value call, one subset evaluation (independence check), one pass
-    assert H.stats.function_calls == 3 and H.stats.passes == 1
+    # one evaluation of the check's samples alone when H was made (its value call), one
+    # pass: the full batch's values come from the pass and are compared with the subset's
+    assert H.stats.function_calls == 2 and H.stats.passes == 1
+    np.testing.assert_allclose(H.value, f(X), rtol=1e-15)
+    assert H.stats.function_calls == 2
 
 
 INDEXES = [np.s_[:], np.s_[...], np.s_[2:9, 1], np.s_[::-3, :, 0], np.s_[5], np.s_[None, 3:5],
@@ -175,3 +178,46 @@ def test_whole_batched_request_with_tuple_inputs_takes_the_general_path(X):
     H = hyperdual.hessian(lambda A, C: np.sum(A * C ** 2, axis=1), (X, X + 1.0), batch_axis=0)
     got = H[0][1][:]
     np.testing.assert_allclose(got, np.stack([np.diag(2.0 * (x + 1.0)) for x in X]), rtol=1e-13)
+
+
+# ---- the value call of a batch runs on the independence check's samples ------------------
+def test_value_before_any_pass_then_everything(X):
+    H = hyperdual.hessian(f, X, batch_axis=0)
+    assert H.stats.function_calls == 1  # the check's samples alone
+    np.testing.assert_allclose(H.value, f(X), rtol=1e-15)
+    assert H.stats.function_calls == 2 and H.stats.passes == 0  # one plain evaluation
+    got = H[:]
+    np.testing.assert_allclose(got, np.stack([f_hessian(x) for x in X]), rtol=1e-13, atol=1e-14)
+    assert H.stats.function_calls == 3 and H.stats.passes == 1
+
+
+@pytest.mark.parametrize("value_first", [False, True])
+def test_coupled_samples_found_from_the_subset_evaluation(X, value_first):
+    """The outputs of the check's samples alone (evaluated when H was made) differ from the
+    full batch's: the first request over every sample refuses, and caches nothing."""
+    coupled = lambda A: A[:, 0] * np.sum(A)  # noqa: E731
+    H = hyperdual.hessian(coupled, X, batch_axis=0)
+    if value_first:
+        np.testing.assert_allclose(H.value, coupled(X), rtol=1e-15)  # the value itself is fine
+    with pytest.raises(ValueError, match="samples"):
+        H[:]
+    assert H.stats.entries_cached == 0
+    with pytest.raises(ValueError, match="samples"):
+        H[:, 0, 1]
+
+
+def test_subset_evaluation_that_fails_falls_back_to_the_full_batch(X):
+    """A function that only runs on the full batch (a batch-shaped constant): the value call
+    is the full batch's, and the independence check gives no verdict, as before."""
+    W = np.linspace(1.0, 2.0, X.size).reshape(X.shape)
+    g = lambda A: np.sum(A ** 2 * W, axis=1)  # noqa: E731
+    H = hyperdual.hessian(g, X, batch_axis=0)
+    assert H.stats.function_calls == 2  # the subset (failed) and the full batch
+    got = H[:]
+    np.testing.assert_allclose(got, np.stack([np.diag(2.0 * w) for w in W]), rtol=1e-13)
+
+
+def test_subset_output_not_following_the_batch_falls_back(X):
+    """A wrong output shape is reported with the full batch's shapes."""
+    with pytest.raises(ValueError, match=r"shape \(12, 2\)"):
+        hyperdual.hessian(lambda A: A[:, :2] ** 2, X, batch_axis=0)
