@@ -47,6 +47,7 @@ def pool_limit() -> int:
 
 
 class _Pool:
+    heap_ready = False  # see _heap_for_lanes
     lock = threading.Lock()
     #: shape -> list of buffers; ordered from the least to the most recently requested shape.
     buffers: dict = {}
@@ -87,6 +88,30 @@ def _make_room(nbytes, limit, keep):
     return _Pool.nbytes + nbytes <= limit
 
 
+#: Bytes of the one block that :func:`_heap_for_lanes` maps and frees: just under
+#: glibc's largest dynamic mmap threshold (32 MiB on 64-bit systems).
+HEAP_BLOCK_BYTES = 31 * 2 ** 20
+
+
+def _heap_for_lanes() -> None:
+    """Let lane-sized temporaries come from the heap, once per process.
+
+    glibc serves allocations above its mmap threshold (128 KiB at start) with
+    fresh mappings, whose pages fault in and are zeroed on first touch, and
+    returns heap memory above twice that threshold to the OS; freeing a mapped
+    block raises the threshold to the block's size.  A pass's temporaries (values,
+    derivative factors: NumPy's allocations, which the pool cannot serve) are
+    hundreds of KiB, so without this each one is mapped afresh, which measured at
+    about half the time of a batched Hessian.  Mapping and freeing one untouched
+    block of ``HEAP_BLOCK_BYTES`` raises the threshold as any program that once
+    freed a large array has it (a few microseconds, no memory kept; elsewhere than
+    glibc, a harmless allocation).
+    """
+    block = np.empty(HEAP_BLOCK_BYTES // 8)
+    del block
+    _Pool.heap_ready = True
+
+
 def empty(shape, entries):
     """``np.empty(shape)``, recycling a pooled buffer that nothing references any more.
 
@@ -96,6 +121,8 @@ def empty(shape, entries):
     """
     if entries < POOL_MIN_ENTRIES:
         return np.empty(shape)
+    if not _Pool.heap_ready:
+        _heap_for_lanes()
     limit = pool_limit()
     with _Pool.lock:
         pool = _Pool.buffers

@@ -134,3 +134,18 @@ def test_forked_child_starts_with_an_empty_pool():
     report = os.read(r, 100).decode()
     os.waitpid(pid, 0)
     assert report == "0 0"
+
+
+def test_heap_is_prepared_once_for_lane_sized_temporaries(monkeypatch):
+    """The first large request maps and frees one block (glibc then serves lane-sized
+    temporaries from its heap); later ones do not, and small requests never do."""
+    calls = []
+    real = pool._heap_for_lanes
+    monkeypatch.setattr(pool._Pool, "heap_ready", False)
+    monkeypatch.setattr(pool, "_heap_for_lanes", lambda: (calls.append(1), real()))
+    pool.empty((2, 3), 6)
+    assert calls == [] and not pool._Pool.heap_ready
+    a = pool.empty((1, BIG), BIG)
+    b = pool.empty((1, BIG), BIG)
+    assert calls == [1] and pool._Pool.heap_ready
+    assert a.shape == b.shape == (1, BIG) and a is not b
