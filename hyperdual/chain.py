@@ -140,7 +140,7 @@ def apply_ufunc(ufunc, *inputs):
 # ---- unary ---------------------------------------------------------------------
 def unary(ufunc, x, rule):
     a = x._value
-    y = ufunc(a) if a.size < POOL_MIN_ENTRIES else ufunc(a, out=_empty(a.shape, a.size))
+    y = ufunc(a)
     w = None if x._win is None else _factor_window(x, y)
     if w is not None:  # the derivatives are needed on the window only
         out = _lift_window(y, x, *rule(a[w[0]:w[1]], y[w[0]:w[1]]), cut=False)
@@ -548,10 +548,7 @@ def _product_1d(a, b, ctx, y):
 def _binary_both(ufunc, rule, a, b):
     av, bv = a._value, b._value
     ctx = join_contexts(a._ctx, b._ctx)
-    if av.size < POOL_MIN_ENTRIES or av.shape != bv.shape:
-        y = ufunc(av, bv)
-    else:  # a large value: a recycled buffer, like the lanes (fresh pages cost more than the op)
-        y = ufunc(av, bv, out=_empty(av.shape, av.size))
+    y = ufunc(av, bv)
     if type(y) is not np.ndarray:
         y = np.asarray(y)
     if ctx is None:
