@@ -533,6 +533,20 @@ def _flags(args) -> int:
     return flags
 
 
+def nested(obj, cls):
+    """Every instance of ``cls`` in ``obj`` and in its nested lists, tuples and dict values
+    (the operands of a NumPy call)."""
+    t = type(obj)
+    if t is cls:
+        yield obj
+    elif t is list or t is tuple:
+        for o in obj:
+            yield from nested(o, cls)
+    elif t is dict:
+        for o in obj.values():
+            yield from nested(o, cls)
+
+
 def _dense(x: HyperDual) -> None:
     """Expand windowed lanes to full size, in place (the same numbers, stored densely)."""
     if x._win is not None:

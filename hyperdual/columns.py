@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .array import _IMPL, FUNCTIONS, HyperDual, link_view
+from .array import _IMPL, FUNCTIONS, HyperDual, link_view, nested
 from .context import SeedContext
 
 __all__ = ["ColumnSeeds", "seed", "densify", "settle", "compact_call"]
@@ -111,16 +111,9 @@ def settle(y):
 
 
 def _densify_all(obj) -> None:
-    t = type(obj)
-    if t is HyperDual:
-        if obj._ctx is not None and obj._ctx.columns is not None:
-            densify(obj)
-    elif t is list or t is tuple:
-        for o in obj:
-            _densify_all(o)
-    elif t is dict:
-        for o in obj.values():
-            _densify_all(o)
+    for x in nested(obj, HyperDual):
+        if x._ctx is not None and x._ctx.columns is not None:
+            densify(x)
 
 
 def _elementwise(args) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .array import HyperDual, as_float_array, dispatch, link_view
+from .array import HyperDual, as_float_array, dispatch, link_view, nested
 
 __all__ = ["variable", "record_call", "replay", "Node", "trace_of", "RecordedNode"]
 
@@ -135,22 +135,9 @@ def record_call(impl, args, kwargs):
 
 
 def _parents(node):
-    out = []
-
-    def walk(t):
-        tt = type(t)
-        if tt is _Ref:
-            out.append(t.node)
-        elif tt is list or tt is tuple:
-            for o in t:
-                walk(o)
-        elif tt is dict:
-            for o in t.values():
-                walk(o)
-    if node.call is not None:
-        walk(node.call.args)
-        walk(node.call.kwargs)
-    return out
+    if node.call is None:
+        return []
+    return [r.node for r in nested((node.call.args, node.call.kwargs), _Ref)]
 
 
 def topological(node: Node) -> list[Node]:

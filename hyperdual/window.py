@@ -38,7 +38,7 @@ import numbers
 
 import numpy as np
 
-from .array import _IMPL, FUNCTIONS, HyperDual, link_view
+from .array import _IMPL, FUNCTIONS, HyperDual, link_view, nested
 from .rules import SELECT
 
 __all__ = ["densify", "windowed", "cut", "union", "pad", "result"]
@@ -64,13 +64,9 @@ def densify(x: HyperDual) -> None:
 
 
 def _densify_all(obj) -> None:
-    t = type(obj)
-    if t is HyperDual:
-        if obj._win is not None:
-            densify(obj)
-    elif t is list or t is tuple:
-        for o in obj:
-            _densify_all(o)
+    for x in nested(obj, HyperDual):
+        if x._win is not None:
+            densify(x)
 
 
 # ---- helpers for the chain rule on windows --------------------------------------------
