@@ -311,9 +311,12 @@ class _Problem:
 
         A function that couples samples (a sum or mean over the batch, a neighbour,
         a reversal, a cumulative sum) has no per-sample Hessian.  The callable form
-        evaluates it once more on a few samples alone (``0, 1, B // 3, B - 1``, an
-        asymmetric choice so reversals and shifts move their partners): independent
-        samples give the full batch's outputs.  A record (the ys form) cannot run on
+        evaluates it on a few samples alone (``0, 1, B // 3, B - 1``, an asymmetric
+        choice so reversals and shifts move their partners) when the Hessian is made,
+        as its value call; independent samples give the full batch's outputs, which the
+        first pass over every sample computes anyway (if that evaluation failed or did
+        not follow the batch, the full batch is the value call and the subset is
+        evaluated here, with no verdict if it fails).  A record (the ys form) cannot run on
         a subset (it may hold batch-shaped constants), and for ``B <= 4`` that subset
         is the batch, so these are evaluated twice on the full batch, once with the
         even-numbered samples moved and once with the odd ones: the samples left in
