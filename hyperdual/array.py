@@ -23,7 +23,7 @@ __all__ = ["HyperDual", "as_float_array", "FUNCTIONS", "dispatch", "link_view"]
 class _IMPL:
     """Implementations that live in modules importing this one (set when they load)."""
 
-    apply_ufunc = getitem = setitem = windowed = densify = check_pattern = columns = None
+    apply_ufunc = getitem = setitem = windowed = densify = check_pattern = columns = densify_columns = None
     number_ops: dict = {}  # (ufunc, reflected) -> f(x, c) for a HyperDual and a Python number
 
 
@@ -181,8 +181,10 @@ class HyperDual(NDArrayOperatorsMixin):
         """The primal value (a plain ndarray, no derivatives)."""
         return self._value
 
-    def _lane(self, name, rows):
+    def _lane(self, name, kind):
         _dense(self)
+        ctx = self._ctx
+        rows = 0 if ctx is None else ctx.k1 if kind == 1 else ctx.k2 if kind == 2 else ctx.npairs
         lane = getattr(self, name)
         if lane is None:
             out = np.broadcast_to(np.zeros((), np.float64), (rows,) + self._value.shape)
@@ -194,21 +196,22 @@ class HyperDual(NDArrayOperatorsMixin):
     @property
     def e1(self) -> np.ndarray:
         """First-order lane, ``(K1, *shape)``: derivative along each ``e1`` seed (read-only)."""
-        return self._lane("_e1", self._ctx.k1 if self._ctx else 0)
+        return self._lane("_e1", 1)
 
     @property
     def e2(self) -> np.ndarray:
         """First-order lane, ``(K2, *shape)``: derivative along each ``e2`` seed (read-only)."""
-        return self._lane("_e2", self._ctx.k2 if self._ctx else 0)
+        return self._lane("_e2", 2)
 
     @property
     def e12(self) -> np.ndarray:
         """Cross lane, ``(P, *shape)``: second derivative along each seed pair (read-only)."""
-        return self._lane("_e12", self._ctx.npairs if self._ctx else 0)
+        return self._lane("_e12", 12)
 
     @property
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """The pair map ``(ip, jp)``: cross-lane row ``p`` pairs ``e1[ip[p]]`` with ``e2[jp[p]]``."""
+        _dense(self)
         if self._ctx is None:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return self._ctx.ip.copy(), self._ctx.jp.copy()
@@ -548,9 +551,12 @@ def nested(obj, cls):
 
 
 def _dense(x: HyperDual) -> None:
-    """Expand windowed lanes to full size, in place (the same numbers, stored densely)."""
+    """Expand windowed lanes (:mod:`hyperdual.window`) and column lanes
+    (:mod:`hyperdual.columns`) to full lanes, in place (the same numbers, stored densely)."""
     if x._win is not None:
         _IMPL.densify(x)
+    if x._ctx is not None and x._ctx.columns is not None:
+        _IMPL.densify_columns(x)
 
 
 def dispatch(impl: Callable, args: tuple, kwargs: dict):

@@ -310,3 +310,4 @@ def compact_call(impl, args: tuple, kwargs: dict):
 
 
 _IMPL.columns = compact_call
+_IMPL.densify_columns = densify

@@ -264,3 +264,23 @@ def test_gradient_of_prod_over_columns():
     g = hyperdual.hessian(lambda X: np.prod(X, axis=1), X, batch_axis=0).gradient
     ref = np.stack([[np.prod(np.delete(x, k)) for k in range(3)] for x in X])
     np.testing.assert_allclose(g, ref, rtol=1e-13)
+
+
+def test_public_lanes_and_pairs_of_column_lanes_are_full():
+    """``.e1``, ``.e2``, ``.e12`` and ``.pairs`` inside a batched pass show the pass's full
+    lanes (the column layout is an internal detail), and pickling keeps them."""
+    import pickle
+    x, ctx = _compact_input()
+    y = np.sin(x) * x
+    assert y.e1.shape == (3, 6, 3) and y.e12.shape == (6, 6, 3)
+    ip, jp = y.pairs
+    np.testing.assert_array_equal(ip, ctx.ip)
+    np.testing.assert_array_equal(jp, ctx.jp)
+    d1 = np.cos(X) * X + np.sin(X)
+    for k in range(3):
+        np.testing.assert_allclose(y.e1[k][:, k], d1[:, k], rtol=1e-15)
+        np.testing.assert_array_equal(np.delete(y.e1[k], k, axis=1), 0.0)
+    z = np.sin(x) * 2.0
+    back = pickle.loads(pickle.dumps(z))
+    assert back.e1.shape == (3, 6, 3)
+    np.testing.assert_allclose(back.e12, z.e12, rtol=0)
