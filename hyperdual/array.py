@@ -262,6 +262,8 @@ class HyperDual(NDArrayOperatorsMixin):
         if self._node is not None and self._ctx is None and self._e1 is None:
             return f"HyperDual(value={self._value!r}, recorded)"
         ctx = self._ctx
+        if ctx is not None and ctx.columns is not None:
+            ctx = ctx.columns.ctx  # (column lanes stand for the pass's full lanes)
         k = f"K1={ctx.k1}, K2={ctx.k2}, P={ctx.npairs}" if ctx is not None else "constant"
         return f"HyperDual(value={self._value!r}, {k})"
 

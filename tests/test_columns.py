@@ -272,6 +272,7 @@ def test_public_lanes_and_pairs_of_column_lanes_are_full():
     import pickle
     x, ctx = _compact_input()
     y = np.sin(x) * x
+    assert repr(y).endswith("K1=3, K2=3, P=6)") and y._ctx.columns is not None
     assert y.e1.shape == (3, 6, 3) and y.e12.shape == (6, 6, 3)
     ip, jp = y.pairs
     np.testing.assert_array_equal(ip, ctx.ip)
