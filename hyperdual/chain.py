@@ -214,8 +214,11 @@ def _lift_1d(y, x, e1, e2, g1, g2):
     o12 = _EMPTY2 if rows == 0 else np.empty((rows, n)) if rows * n < POOL_MIN_ENTRIES \
         else _empty((rows, n), rows * n)
     kernels = _Choice.kernels if _Choice.ready else lanes.choose(n * (k1 + o2.shape[0] + rows))
-    kernels[0](y, _flat_factor(g1, y.shape, n), _flat_factor(g2, y.shape, n), e1, e2,
-               _EMPTY2 if e12 is None else e12, ctx.ip, ctx.jp, o1, o2, o12)
+    f1 = g1 if type(g1) is np.ndarray and g1.shape == y.shape and g1.flags.c_contiguous \
+        else _flat_factor(g1, y.shape, n)
+    f2 = g2 if type(g2) is np.ndarray and g2.shape == y.shape and g2.flags.c_contiguous \
+        else _flat_factor(g2, y.shape, n)
+    kernels[0](y, f1, f2, e1, e2, _EMPTY2 if e12 is None else e12, ctx.ip, ctx.jp, o1, o2, o12)
     return flat(y, o1, o1 if shared else o2, None if rows == 0 else o12, ctx)
 
 
@@ -224,9 +227,15 @@ def flat(y, e1, e2, e12, ctx):
     lanes (those present) C-contiguous ``(K, n)`` arrays, and it has no window.  The
     lean paths here then skip their shape and layout checks.  Lanes are never written
     in place, so the mark stays true (``__setitem__`` replaces it with the new one's)."""
-    out = _new(y, e1, e2, e12, ctx)
+    out = _object_new(HyperDual)  # (HyperDual._new inlined: y is a 1-D ndarray here)
+    out._value, out._e1, out._e2, out._e12 = y, e1, e2, e12
+    out._ctx = ctx
+    out._node = out._base = out._views = out._win = None
     out._flat = True
     return out
+
+
+_object_new = object.__new__
 
 
 def _lift_window(y, x, g1, g2, cut=True):
