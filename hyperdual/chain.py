@@ -117,11 +117,8 @@ def apply_ufunc(ufunc, *inputs):
     if ufunc is np.matmul:
         from .functions import matmul
         return matmul(*inputs)  # (a pattern pass stops before this: hyperdual.pattern.check)
-    if ufunc.nin == 1:
+    if ufunc.nin == 1:  # (the table's own unary functions were handled above)
         (x,) = inputs
-        rule = UNARY.get(ufunc)
-        if rule is not None:
-            return unary(ufunc, x, rule)
         if ufunc in ZERO_DERIVATIVE:
             return _new(ufunc(x._value), None, None, None, x._ctx)
         raise unsupported_ufunc(ufunc)

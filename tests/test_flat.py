@@ -137,3 +137,35 @@ def test_full_hessian_through_the_lean_paths_matches_closed_form():
         ref[i + 1, i + 1] += 200.0
         ref[i, i + 1] = ref[i + 1, i] = -400.0 * x[i]
     np.testing.assert_allclose(H[:], ref, rtol=1e-13, atol=1e-12)
+
+
+# ---- the lean paths hand over to the general ones where their case does not apply -----------
+def test_broadcast_result_larger_than_the_operand():
+    """``x ** [1, 2, 3]`` with a one-element ``x``: the result is not x's shape."""
+    x = HyperDual(np.array([2.0]), np.array([[1.0]]), np.array([[1.0]]), np.array([[0.0]]))
+    y = x ** np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(y.value, [2.0, 4.0, 8.0])
+    np.testing.assert_allclose(y.e1[0], [1.0, 4.0, 12.0])      # p x^(p-1)
+    np.testing.assert_allclose(y.e12[0], [0.0, 2.0, 12.0])     # p (p-1) x^(p-2)
+
+
+def test_product_with_an_operand_without_lanes():
+    x = _seeded(5)
+    f = np.floor(x * 3.0)  # zero derivative: no lanes, the pass's context
+    assert f._e1 is None
+    y = f * x
+    np.testing.assert_allclose(y.value, np.floor(3.0 * x.value) * x.value)
+    np.testing.assert_allclose(y.e1, np.diag(np.floor(3.0 * x.value)), rtol=1e-15)
+    assert not np.any(y.e12)
+
+
+def test_product_of_shared_and_separate_second_lanes():
+    v = np.array([0.5, 1.5, -2.0])
+    E = np.eye(3)
+    x = HyperDual(v, E, E)                 # e2 is e1
+    y = HyperDual(v * 2.0, E.copy(), E.copy())   # e2 a separate array
+    assert x._e2 is x._e1 and y._e2 is not y._e1
+    z = x * y                              # d²(x y)/dx_i dx_j = 2 δ_ij (here x = y/2 pointwise)
+    np.testing.assert_allclose(z.value, 2.0 * v * v)
+    np.testing.assert_allclose(z.e1, np.diag(3.0 * v), rtol=1e-15)
+    np.testing.assert_allclose(z.e12.reshape(3, 3, 3)[np.arange(3), np.arange(3), np.arange(3)], 2.0)
