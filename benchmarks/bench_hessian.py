@@ -177,33 +177,41 @@ class LogSumExpFull(_Timing):
 
 
 # ---- 3. batched per-sample Hessians -------------------------------------------------------------
-class Batched(_Timing):
+class Batched(_Switch, _Timing):
     """``H[:]`` (``[B, 3, 3]``) with ``batch_axis=0`` for ``B = 10000`` samples of 3 inputs.
 
     ``time_f_numpy`` is one vectorized evaluation of all ``B`` samples.  The
-    request also includes hyperdual's independence check (one extra plain
-    evaluation on 4 of the samples alone).
+    request includes hyperdual's value call, which for a batch runs on 4 of the
+    samples alone (the independence check's), and the pass, whose values are
+    compared with theirs.
+
+    ``lanes``: ``"columns"`` is the default (the pass starts with one lane row
+    per derivative order, :mod:`hyperdual.columns`); ``"full"`` switches column
+    lanes off, so the two columns of one run show what they save.
     """
 
-    params = [[10_000]]
-    param_names = ["B"]
+    params = [[10_000], ["columns", "full"]]
+    param_names = ["B", "lanes"]
+    switch_field = "column_lanes"
+    off_value = False
 
-    def setup(self, B):
+    def setup(self, B, lanes):
         self.X = np.random.default_rng(0).uniform(-1.0, 1.0, (B, 3))
+        self._switch(lanes == "columns")
         hyperdual.load_kernels()
 
-    def time_hessian_full(self, B):
+    def time_hessian_full(self, B, lanes):
         hyperdual.hessian(batched, self.X, batch_axis=0)[:]
 
-    def time_f_numpy(self, B):
+    def time_f_numpy(self, B, lanes):
         batched(self.X)
 
-    def track_passes(self, B):
+    def track_passes(self, B, lanes):
         return _stats(batched, self.X, slice(None), batch_axis=0).passes
 
     track_passes.unit = "passes"
 
-    def track_pairs_evaluated(self, B):
+    def track_pairs_evaluated(self, B, lanes):
         return _stats(batched, self.X, slice(None), batch_axis=0).pairs_evaluated
 
     track_pairs_evaluated.unit = "pairs"
