@@ -441,10 +441,13 @@ class _Problem:
         too few pairs to look for a sparsity pattern, and the pass plan would not split
         them.  (A pattern is only found for larger requests, which fill the cache.)"""
         pairs = n * (n + 1) // 2
-        per_pair = self.space.elements(None) * 8 * LIVE_FACTOR  # as plan_passes sizes a pass
-        return (pairs < settings.pattern_min_pairs and per_pair <= self.budget
-                and pairs <= min(self.budget // per_pair,
-                                 max(MIN_PAIRS, settings.chunk_elements // self.space.elements(None))))
+        if pairs >= settings.pattern_min_pairs:
+            return False
+        elements = max(1, n)  # (self.space.elements(None))
+        per_pair = elements * 8 * LIVE_FACTOR  # as plan_passes sizes a pass
+        budget = self.budget
+        return per_pair <= budget and pairs <= min(budget // per_pair,
+                                                   max(MIN_PAIRS, settings.chunk_elements // elements))
 
     def _whole_space(self):
         """The whole Hessian of a small problem from one pass over every pair ``i <= j``,
@@ -454,7 +457,7 @@ class _Problem:
         n = self.space.n
         U, ip, jp = _upper_pairs(n)
         g, h = self._run(U, ip, jp, None, True)
-        full = np.take(h[:, 0], _symmetric_rows(n))  # entry (i, j) is row p of its pair
+        full = h[:, 0].take(_symmetric_rows(n))  # entry (i, j) is row p of its pair
         self._store(None, U, g, ip, jp, None)  # the gradient and the counts; the values:
         self.stats.entries_cached += self.cache.store_all(full)
         return full
