@@ -31,7 +31,7 @@ from .cache import PairCache
 from .columns import settle
 from .context import SeedContext, join_contexts
 from .pattern import Recorder
-from .seeding import LIVE_FACTOR, MIN_PAIRS, InputSpace, plan_passes, seed_inputs, settings
+from .seeding import LIVE_FACTOR, InputSpace, pass_capacity, plan_passes, seed_inputs, settings
 from .window import densify
 
 __all__ = ["Hessian", "Jacobian", "hessian", "jacobian", "hvp", "gradient", "Stats"]
@@ -441,50 +441,39 @@ class _Problem:
         too few pairs to look for a sparsity pattern, and the pass plan would not split
         them.  (A pattern is only found for larger requests, which fill the cache.)"""
         pairs = n * (n + 1) // 2
-        if pairs >= settings.pattern_min_pairs:
-            return False
-        elements = max(1, n)  # (self.space.elements(None))
-        per_pair = elements * 8 * LIVE_FACTOR  # as plan_passes sizes a pass
-        budget = self.budget
-        return per_pair <= budget and pairs <= min(budget // per_pair,
-                                                   max(MIN_PAIRS, settings.chunk_elements // elements))
+        return pairs < settings.pattern_min_pairs and pairs <= pass_capacity(max(1, n), self.budget)
 
     def _whole_space(self):
-        """The whole Hessian of a small problem from one pass over every pair ``i <= j``,
-        with nothing cached yet: the shortcut of :meth:`hessian_block` for what it would
-        do anyway (the pairs, seeds and pass are the same), without the per-entry
-        bookkeeping of a partial request."""
+        """The whole Hessian (``[n, n]``, or ``[B, n, n]`` with a batch) from one pass over
+        every pair ``i <= j``, with nothing cached yet: the shortcut of a whole request for
+        what the general path would do anyway (the pairs, seeds and pass are the same),
+        without its per-entry bookkeeping.  The pass's rows are gathered into the result
+        and, gathered again, become the cache's tile."""
         n = self.space.n
+        B = 1 if self.batch is None else self.batch
         U, ip, jp = _upper_pairs(n)
         g, h = self._run(U, ip, jp, None, True)
-        full = h[:, 0].take(_symmetric_rows(n))  # entry (i, j) is row p of its pair
+        rows = _symmetric_rows(n).reshape(-1)  # (i, j) -> the row of its pair
+        full = h.T[:, rows].reshape(B, n, n)
         self._store(None, U, g, ip, jp, None)  # the gradient and the counts; the values:
-        self.stats.entries_cached += self.cache.store_all(full)
-        return full
+        tile = h.T[:, rows].reshape(B, n, n) if self.batch is not None else full[0].copy()
+        self.stats.entries_cached += self.cache.store_all(tile, copy=False) * B
+        return full if self.batch is not None else full[0]
 
     def hessian_all_samples(self):
         """``H[:]`` of a batched single-input Hessian with nothing cached, when every pair
-        fits one pass: that pass, its rows gathered into ``[B, n, n]`` and stored as the
-        cache's tile (None otherwise: the general path then runs)."""
+        fits one pass (None otherwise: the general path then runs)."""
         sp = self.space
-        n, B = sp.n, self.batch
-        pairs = n * (n + 1) // 2
-        per_pair = sp.elements(B) * 8 * LIVE_FACTOR  # as plan_passes sizes a pass
-        if len(sp.points) != 1 or self.cache.ntiles != 1 or per_pair > self.budget \
-                or pairs > min(self.budget // per_pair, max(MIN_PAIRS, settings.chunk_elements // sp.elements(B))):
+        n = sp.n
+        if len(sp.points) != 1 or self.cache.ntiles != 1 \
+                or n * (n + 1) // 2 > pass_capacity(sp.elements(self.batch), self.budget):
             return None
         with self.lock:
             if self.cache.tiles:
                 return None
             if not getattr(self, "_independent", False):
                 self._check_independent()
-            U, ip, jp = _upper_pairs(n)
-            g, h = self._run(U, ip, jp, None, True)
-            rows = _symmetric_rows(n).reshape(-1)
-            full = h.T[:, rows].reshape(B, n, n)  # (b, i, j): the row of pair (i, j)
-            self._store(None, U, g, ip, jp, None)  # the gradient and the counts; the values:
-            self.stats.entries_cached += self.cache.store_all(h.T[:, rows].reshape(B, n, n), copy=False) * B
-            return full
+            return self._whole_space()
 
     def _drop_structural_zeros(self, flat, store=True):
         """Store the pairs outside the sparsity pattern as exact zeros; return the others

@@ -23,7 +23,7 @@ from . import columns
 from .array import HyperDual
 from .context import SeedContext
 
-__all__ = ["InputSpace", "plan_passes", "seed_inputs", "settings", "set_memory_budget"]
+__all__ = ["InputSpace", "pass_capacity", "plan_passes", "seed_inputs", "settings", "set_memory_budget"]
 
 #: Estimated number of lane-sized intermediates alive at once in a pass.
 LIVE_FACTOR = 16
@@ -102,16 +102,25 @@ class InputSpace:
         return max(1, self.n * (1 if nsamples is None else nsamples))
 
 
+def pass_capacity(lane_elements: int, budget: int, chunk_elements: int | None = None) -> int:
+    """Pairs one pass may take: its lanes within ``budget`` (0 if not even one pair fits)
+    and, past ``MIN_PAIRS``, no larger than ``chunk_elements`` per lane."""
+    chunk = settings.chunk_elements if chunk_elements is None else chunk_elements
+    per_pair = lane_elements * 8 * LIVE_FACTOR
+    if per_pair > budget:
+        return 0
+    return max(1, min(budget // per_pair, max(MIN_PAIRS, chunk // lane_elements)))
+
+
 def plan_passes(lo, hi, lane_elements: int, budget: int, chunk_elements: int | None = None):
     """Split the pairs ``(lo[p], hi[p])`` into passes; yields ``(lo, hi)`` chunks."""
-    chunk = settings.chunk_elements if chunk_elements is None else chunk_elements
     per_pair = lane_elements * 8 * LIVE_FACTOR
     if per_pair > budget:
         raise ValueError(
             f"the memory budget of {budget} bytes is too small for even one index pair: a pass "
             f"needs about {per_pair} bytes of lanes for inputs of {lane_elements} elements; "
             f"raise memory_budget (or hyperdual.set_memory_budget)")
-    pmax = max(1, min(budget // per_pair, max(MIN_PAIRS, chunk // lane_elements)))
+    pmax = pass_capacity(lane_elements, budget, chunk_elements)
     npairs = len(lo)
     if npairs <= pmax:
         yield lo, hi
