@@ -73,20 +73,29 @@ def _densify_all(obj) -> None:
 def cut(g, lo: int, hi: int, n: int):
     """A derivative factor restricted to the window: ``g[lo:hi]`` for a length-n array,
     ``g`` itself for a constant (or None).  ``NotImplemented`` for any other shape."""
-    if g is None or isinstance(g, numbers.Number):
+    t = type(g)
+    if g is None or t is float or t is int or t is np.float64:
         return g
-    if type(g) is np.ndarray:
+    if t is np.ndarray:
         if g.shape == (n,):
             return g[lo:hi]
         if g.size == 1:
             return g
-    return NotImplemented
+        return NotImplemented
+    return g if isinstance(g, numbers.Number) else NotImplemented
 
 
 def union(*wins):
     """The smallest window covering every given window (None entries are ignored)."""
-    ws = [w for w in wins if w is not None]
-    return min(w[0] for w in ws), max(w[1] for w in ws)
+    lo = hi = None
+    for w in wins:
+        if w is None:
+            continue
+        if lo is None or w[0] < lo:
+            lo = w[0]
+        if hi is None or w[1] > hi:
+            hi = w[1]
+    return lo, hi
 
 
 def pad(lane, win, to):
