@@ -28,6 +28,7 @@ import numpy as np
 
 from .array import _IMPL, FUNCTIONS, HyperDual, as_float_array, link_view
 from .chain import _align, flat, lane_to, operand, value_of
+from .lanes import lane_sums as _lane_sums
 from .context import join_contexts
 
 __all__ = ["implements", "register_function", "linear", "multilinear", "getitem", "setitem"]
@@ -247,11 +248,10 @@ def sum_(a, axis=None, dtype=None, keepdims=False, initial=None, where=None):
     if initial is not None or where is not None:
         raise TypeError("hyperdual's numpy.sum does not support initial= or where=")
     if type(a) is HyperDual and a._flat and axis is None and not keepdims and a._value.shape[0] <= 64:
-        ones = _ones(a._value.shape[0])  # a short 1-D array: one BLAS call per lane
-        e1, e2, e12 = a._e1, a._e2, a._e12
-        n1 = None if e1 is None else e1 @ ones
-        n2 = n1 if e2 is e1 else (None if e2 is None else e2 @ ones)
-        return _new(np.add.reduce(a._value), n1, n2, None if e12 is None else e12 @ ones, a._ctx)
+        e1, e2, e12 = a._e1, a._e2, a._e12  # a short 1-D array: one BLAS call per lane
+        n1 = None if e1 is None else _lane_sums(e1)
+        n2 = n1 if e2 is e1 else (None if e2 is None else _lane_sums(e2))
+        return _new(np.add.reduce(a._value), n1, n2, None if e12 is None else _lane_sums(e12), a._ctx)
     x = _hd(a)
     ax = _axes(axis, x.ndim, zero_d_axis=True)
     lax = _shift(ax)
@@ -259,23 +259,12 @@ def sum_(a, axis=None, dtype=None, keepdims=False, initial=None, where=None):
                   lambda lane: _add_reduce(lane, lax, keepdims))
 
 
-_ONES: dict[int, np.ndarray] = {}
-
-
-def _ones(n):
-    ones = _ONES.get(n)
-    if ones is None:
-        ones = _ONES[n] = np.ones(n)
-        ones.flags.writeable = False
-    return ones
-
-
 def _add_reduce(lane, axes, keepdims):
     """``np.add.reduce`` of a lane; a short axis (2-8 entries) is summed as slices, in
     NumPy's order (``(a0 + a1) + a2 …``), which is several times faster for a long
     lane than NumPy's reduction loop over a short inner axis."""
-    if len(axes) == 1 and lane.ndim == 2 and axes[0] == 1 and lane.shape[1] <= 64 and not keepdims:
-        return lane @ _ones(lane.shape[1])  # a short lane: one BLAS call, not a reduction loop
+    if len(axes) == 1 and lane.ndim == 2 and axes[0] == 1 and not keepdims:
+        return _lane_sums(lane)
     if len(axes) == 1 and lane.size >= 4096:
         a = axes[0]
         m = lane.shape[a]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["choose", "load_kernels", "chain_lanes_numpy", "binary_lanes_numpy", "product_lanes_numpy"]
+__all__ = ["choose", "load_kernels", "lane_sums", "chain_lanes_numpy", "binary_lanes_numpy",
+           "product_lanes_numpy"]
 
 def _mul_np(lane, g, out=None):
     """``lane * g`` where exact zeros of the lane stay zero (``inf * 0 -> 0``)."""
@@ -87,6 +88,25 @@ _NONE = np.zeros(0)
 def product_lanes_numpy(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12):
     """NumPy twin of :func:`hyperdual.kernels.product_lanes`."""
     binary_lanes_numpy(y, yv, xv, _NONE, _ONE, _NONE, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12)
+
+
+_ONES: dict[int, np.ndarray] = {}
+
+
+def _ones(n):
+    ones = _ONES.get(n)
+    if ones is None:
+        ones = _ONES[n] = np.ones(n)
+        ones.flags.writeable = False
+    return ones
+
+
+def lane_sums(lane):
+    """Row sums of a ``(K, n)`` lane: one BLAS call for a short row, NumPy's reduction
+    otherwise."""
+    if lane.shape[1] <= 64:
+        return lane @ _ones(lane.shape[1])
+    return np.add.reduce(lane, axis=1)
 
 
 #: Elements of lane work after which the Numba kernels are loaded (one op, or in total).

@@ -39,6 +39,7 @@ import numbers
 import numpy as np
 
 from .array import _IMPL, FUNCTIONS, HyperDual, link_view, nested
+from .lanes import lane_sums as _lane_sums
 from .rules import SELECT
 
 __all__ = ["densify", "windowed", "cut", "union", "pad", "result"]
@@ -171,12 +172,12 @@ def _sum(a, axis=None, dtype=None, keepdims=False, out=None):
     if axis is not None and (type(axis) is not tuple and not isinstance(axis, (int, np.integer))
                              or axis not in (0, -1, (0,), (-1,))):
         return NotImplemented
-    value = np.sum(a._value, keepdims=bool(keepdims))
+    value = np.add.reduce(a._value, axis=0, keepdims=bool(keepdims))
 
     def total(lane):
         if lane is None:
             return None
-        s = lane.sum(axis=1)
+        s = _lane_sums(lane)
         return s[:, None] if keepdims else s
     e1 = total(a._e1)
     return _new(value, e1, e1 if a._e2 is a._e1 else total(a._e2), total(a._e12), a._ctx)
