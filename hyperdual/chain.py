@@ -259,11 +259,16 @@ def _lift_window(y, x, g1, g2, cut=True):
     n2, f2 = _out(e2 is not None and not shared, ctx.k2, shape, w)
     n12, f12 = _out(e12 is not None or cross, ctx.npairs, shape, w)
     fe1 = _flat_lane(e1, shape, w)
-    lanes.choose(w * (f1.shape[0] + f2.shape[0] + f12.shape[0]))[0](
-        np.ascontiguousarray(y[lo:hi]), _flat_factor(c1, shape, w), _flat_factor(c2, shape, w),
-        fe1, fe1 if shared else _flat_lane(e2, shape, w), _flat_lane(e12, shape, w),
-        ctx.ip, ctx.jp, f1, f2, f12)
-    return window.result(y, n1, n1 if shared else n2, n12, ctx, x._win)
+    kernels = _Choice.kernels if _Choice.ready else lanes.choose(w * (f1.shape[0] + f2.shape[0] + f12.shape[0]))
+    kernels[0](y[lo:hi], _flat_factor(c1, shape, w), _flat_factor(c2, shape, w),
+               fe1, fe1 if shared else _flat_lane(e2, shape, w), _flat_lane(e12, shape, w),
+               ctx.ip, ctx.jp, f1, f2, f12)  # (y[lo:hi] of a 1-D y is contiguous)
+    out = _object_new(HyperDual)  # window.result inlined
+    out._value, out._e1, out._e2, out._e12 = y, n1, n1 if shared else n2, n12
+    out._ctx, out._win = ctx, x._win
+    out._node = out._base = out._views = None
+    out._flat = False
+    return out
 
 
 # ---- linear and selection ----------------------------------------------------------
