@@ -147,7 +147,7 @@ class HyperDual(NDArrayOperatorsMixin):
             ctx = SeedContext.all_pairs(k1, k2)
         else:
             ip, jp = pairs
-            ctx = SeedContext(ip, jp, k1, k2)
+            ctx = SeedContext.shared(ip, jp, k1, k2)
         if l12 is not None and l12.shape[0] != ctx.npairs:
             raise ValueError(f"lane e12 has {l12.shape[0]} rows but the pair map has {ctx.npairs} pairs")
         self._value, self._e1, self._e2, self._e12 = v, l1, l2, l12

@@ -83,6 +83,21 @@ class SeedContext:
             _ALL_PAIRS[int(k1), int(k2)] = ctx
         return ctx
 
+    @classmethod
+    def shared(cls, ip, jp, k1: int, k2: int) -> "SeedContext":
+        """A context without a token for a given pair map, shared by every call with the
+        same map (contexts are immutable): hand-made hyper-duals with equal pair maps
+        then meet without comparing them."""
+        ctx = cls(ip, jp, k1, k2)
+        key = (ctx.k1, ctx.k2, ctx.ip.tobytes(), ctx.jp.tobytes())
+        found = _SHARED.get(key)
+        if found is not None:
+            return found
+        if len(_SHARED) >= 64:
+            _SHARED.clear()
+        _SHARED[key] = ctx
+        return ctx
+
     def compatible(self, other: "SeedContext") -> bool:
         if self is other:
             return True
@@ -101,6 +116,7 @@ class SeedContext:
 
 
 _ALL_PAIRS: dict[tuple[int, int], SeedContext] = {}
+_SHARED: dict[tuple, SeedContext] = {}
 
 
 def join_contexts(a: SeedContext | None, b: SeedContext | None) -> SeedContext | None:

@@ -169,3 +169,19 @@ def test_product_of_shared_and_separate_second_lanes():
     np.testing.assert_allclose(z.value, 2.0 * v * v)
     np.testing.assert_allclose(z.e1, np.diag(3.0 * v), rtol=1e-15)
     np.testing.assert_allclose(z.e12.reshape(3, 3, 3)[np.arange(3), np.arange(3), np.arange(3)], 2.0)
+
+
+def test_hand_made_arrays_with_equal_pair_maps_share_one_context():
+    from hyperdual import context
+    v = np.array([1.0, 2.0])
+    pairs = (np.array([0, 1]), np.array([1, 0]))
+    a = HyperDual(v, np.eye(2), np.eye(2), np.ones((2, 2)), pairs=pairs)
+    b = HyperDual(2 * v, np.eye(2), np.eye(2), np.zeros((2, 2)), pairs=(pairs[0].copy(), pairs[1].copy()))
+    c = HyperDual(v, np.eye(2), np.eye(2), np.ones((2, 2)), pairs=(np.array([0, 1]), np.array([0, 1])))
+    assert a._ctx is b._ctx and a._ctx is not c._ctx
+    # e12[p] = b a.e12[p] + a b.e12[p] + a.e1[i] b.e2[j] + b.e1[i] a.e2[j]; the unit seeds
+    # of pairs (0, 1) and (1, 0) never meet at one element, so only b a.e12 remains
+    np.testing.assert_allclose((a * b).e12, [[2.0, 4.0], [2.0, 4.0]])
+    for k in range(70):  # the shared table stays bounded
+        context.SeedContext.shared(np.array([k % 3]), np.array([0]), 3, 1 + k)
+    assert len(context._SHARED) <= 64
