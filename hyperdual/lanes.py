@@ -93,19 +93,20 @@ def product_lanes_numpy(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o
 _ONES: dict[int, np.ndarray] = {}
 
 
-def _ones(n):
-    ones = _ONES.get(n)
-    if ones is None:
-        ones = _ONES[n] = np.ones(n)
-        ones.flags.writeable = False
-    return ones
+def ones(n):
+    """``np.ones(n)``, shared and read-only."""
+    arr = _ONES.get(n)
+    if arr is None:
+        arr = _ONES[n] = np.ones(n)
+        arr.flags.writeable = False
+    return arr
 
 
 def lane_sums(lane):
     """Row sums of a ``(K, n)`` lane: one BLAS call for a short row, NumPy's reduction
     otherwise."""
     if lane.shape[1] <= 64:
-        return lane @ _ones(lane.shape[1])
+        return lane @ ones(lane.shape[1])
     return np.add.reduce(lane, axis=1)
 
 
