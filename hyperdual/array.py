@@ -27,6 +27,19 @@ class _IMPL:
     number_ops: dict = {}  # (ufunc, reflected) -> f(x, c) for a HyperDual and a Python number
 
 
+#: ``HyperDual._flat`` of a *lean* array (:mod:`hyperdual.lean`): flat, one seed set
+#: (``e2 is e1``), a plain pass context, small lanes.  ``True``: flat only.
+LEAN = 2
+
+
+class _LEAN_OPS:
+    """The lean paths of :mod:`hyperdual.lean` (set when it loads)."""
+
+    both: dict = {}       # ufunc -> f(a, b) for two lean operands
+    functions: dict = {}  # numpy function -> f(x) for one lean argument
+    check_both = number = unary = negative = getitem = promote = None
+
+
 #: ``numpy function -> implementation`` for ``__array_function__``; filled by
 #: :mod:`hyperdual.functions` and :func:`hyperdual.register_function`.
 FUNCTIONS: dict[Callable, Callable] = {}
@@ -294,6 +307,10 @@ class HyperDual(NDArrayOperatorsMixin):
 
     # ---- NumPy protocols --------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if self._flat is LEAN and len(inputs) == 1 and method == "__call__" and not kwargs:
+            out = _LEAN_OPS.unary(ufunc, self)
+            if out is not None:
+                return out
         if len(inputs) == 1 and method == "__call__" and not kwargs and self._node is None \
                 and self._win is None and (self._ctx is None or self._ctx.pattern is None):
             return _IMPL.apply_ufunc(ufunc, self)  # np.sin(x) and the like: nothing to dispatch
@@ -330,6 +347,12 @@ class HyperDual(NDArrayOperatorsMixin):
         return result
 
     def __array_function__(self, func, types, args, kwargs):
+        if self._flat is LEAN and not kwargs and len(args) == 1:
+            lean = _LEAN_OPS.functions.get(func)
+            if lean is not None:
+                out = lean(self)
+                if out is not None:
+                    return out
         impl = FUNCTIONS.get(func)
         if impl is None:
             if any(not issubclass(t, (HyperDual, np.ndarray)) for t in types):
@@ -353,9 +376,20 @@ class HyperDual(NDArrayOperatorsMixin):
     # would reach through NumPy's override machinery, a microsecond later).
     def _binop(ufunc, reflected=False):
         shift = ufunc is np.add or (ufunc is np.subtract and not reflected)
+        lean_both = None if reflected else ufunc  # (its lean path is looked up when called)
 
         def op(self, other):
             t = type(other)
+            if self._flat is LEAN:  # (see hyperdual.lean)
+                if t is HyperDual:
+                    if lean_both is not None and _LEAN_OPS.check_both(self, other):
+                        f = _LEAN_OPS.both.get(lean_both)
+                        if f is not None:
+                            return f(self, other)
+                elif (t is float or t is int) and not shift:
+                    out = _LEAN_OPS.number(self, np.float64(other), ufunc, reflected)
+                    if out is not None:
+                        return out
             if shift and (t is float or t is int) and self._node is None:
                 # x ± c: the lanes are unchanged (they are never written in place)
                 out = HyperDual._new(self._value + other if ufunc is np.add else self._value - other,
@@ -387,11 +421,17 @@ class HyperDual(NDArrayOperatorsMixin):
     del _binop
 
     def __neg__(self):
+        if self._flat is LEAN:
+            return _LEAN_OPS.negative(self)
         return dispatch(_IMPL.apply_ufunc, (np.negative, self), {})
 
     # ---- indexing -----------------------------------------------------------
     def __getitem__(self, index):
         t = type(index)
+        if t is slice and self._flat is LEAN:
+            out = _LEAN_OPS.getitem(self, index)
+            if out is not None:
+                return out
         if (t is slice or t is int) and self._node is None and self._win is None \
                 and (self._ctx is None or (self._ctx.pattern is None and self._ctx.columns is None)):
             return _IMPL.getitem(self, index)  # x[1:], x[0]: nothing to dispatch

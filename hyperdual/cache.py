@@ -172,11 +172,13 @@ class PairCache:
         Returns the pairs stored (per sample)."""
         if self.ntiles != 1 or self.tiles:
             raise ValueError("store_all fills an empty cache of one tile")
-        n = self.n
-        known = np.empty(full.shape, dtype=bool)
-        known[...] = _upper_mask(n)  # (a broadcast assignment: much faster than copying a broadcast view)
+        # Every entry is known from now on, so nothing will write the mask: a read-only
+        # broadcast of the shared upper-triangle mask serves (any write would raise).
+        known = _upper_mask(self.n)
+        if full.ndim == 3:
+            known = np.broadcast_to(known, full.shape)
         self.tiles[0, 0] = (full.copy() if copy else full, known)
-        return n * (n + 1) // 2
+        return self.n * (self.n + 1) // 2
 
     def store(self, samples, lo, hi, h):
         """Store pass results ``h`` (``(P, rows)``) for pairs ``(lo[p], hi[p])``.

@@ -21,6 +21,7 @@ from .lanes import _Choice
 from .pool import POOL_MIN_ENTRIES, empty as _empty
 from .array import _IMPL, HyperDual, as_float_array
 from .context import join_contexts
+from .lean import promote
 from .rules import BINARY, SELECT, UNARY, VALUE_ONLY, ZERO_DERIVATIVE
 
 __all__ = ["apply_ufunc", "operand", "lane_to", "UFUNC_METHODS", "unsupported_ufunc"]
@@ -229,7 +230,7 @@ def flat(y, e1, e2, e12, ctx):
     out._ctx = ctx
     out._node = out._base = out._views = out._win = None
     out._flat = True
-    return out
+    return promote(out)
 
 
 _object_new = object.__new__

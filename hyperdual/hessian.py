@@ -76,13 +76,12 @@ _UPPER: dict = {}
 
 def _upper_pairs(n: int):
     """``(arange(n), i, j)`` with ``i <= j`` row by row: every unordered pair of ``n`` indices
-    (shared, read-only: one set per size)."""
+    (shared, one set per size, never written; left writeable because the pair map goes
+    to every kernel call, and Numba types read-only arguments on its slow path)."""
     found = _UPPER.get(n)
     if found is None:
         i, j = np.triu_indices(n)
         found = (np.arange(n), i.astype(np.int64), j.astype(np.int64))
-        for a in found:
-            a.flags.writeable = False
         if len(_UPPER) >= 64:
             _UPPER.clear()
         _UPPER[n] = found
@@ -199,6 +198,7 @@ class _Problem:
         self._gval = np.zeros(gshape)
         self._gknown = np.zeros(gshape, dtype=bool)
         self.lock = threading.RLock()
+        self._one_pass_key = self._one_pass_answer = None
 
     @property
     def value(self):
@@ -250,8 +250,8 @@ class _Problem:
         return settings.memory_budget if self.memory_budget is None else self.memory_budget
 
     def _run(self, U, ip, jp, samples, second, recorder=None):
-        inputs, ctx = seed_inputs(self.space, U, ip, jp, samples, second, window=recorder is None)
-        ctx.pattern = recorder
+        inputs, ctx = seed_inputs(self.space, U, ip, jp, samples, second, window=recorder is None,
+                                  pattern=recorder)
         y = settle(self.evaluate(inputs, samples))
         self.stats.function_calls += 1
         dual = type(y) is HyperDual
@@ -440,8 +440,13 @@ class _Problem:
         """Whether every pair of a small problem (no batch) goes in one ordinary pass:
         too few pairs to look for a sparsity pattern, and the pass plan would not split
         them.  (A pattern is only found for larger requests, which fill the cache.)"""
-        pairs = n * (n + 1) // 2
-        return pairs < settings.pattern_min_pairs and pairs <= pass_capacity(max(1, n), self.budget)
+        key = (n, self.budget, settings.pattern_min_pairs)
+        if self._one_pass_key is not key and self._one_pass_key != key:
+            pairs = n * (n + 1) // 2
+            self._one_pass_answer = pairs < settings.pattern_min_pairs and \
+                pairs <= pass_capacity(max(1, n), self.budget)
+            self._one_pass_key = key
+        return self._one_pass_answer
 
     def _whole_space(self):
         """The whole Hessian (``[n, n]``, or ``[B, n, n]`` with a batch) from one pass over
@@ -450,15 +455,18 @@ class _Problem:
         without its per-entry bookkeeping.  The pass's rows are gathered into the result
         and, gathered again, become the cache's tile."""
         n = self.space.n
-        B = 1 if self.batch is None else self.batch
         U, ip, jp = _upper_pairs(n)
         g, h = self._run(U, ip, jp, None, True)
-        rows = _symmetric_rows(n).reshape(-1)  # (i, j) -> the row of its pair
-        full = h.T[:, rows].reshape(B, n, n)
+        rows = _symmetric_rows(n)  # (i, j) -> the row of its pair
         self._store(None, U, g, ip, jp, None)  # the gradient and the counts; the values:
-        tile = h.T[:, rows].reshape(B, n, n) if self.batch is not None else full[0].copy()
-        self.stats.entries_cached += self.cache.store_all(tile, copy=False) * B
-        return full if self.batch is not None else full[0]
+        if self.batch is None:
+            full = h.reshape(-1).take(rows)
+            self.stats.entries_cached += self.cache.store_all(full.copy(), copy=False)
+            return full
+        full = h.T[:, rows.reshape(-1)].reshape(self.batch, n, n)
+        tile = h.T[:, rows.reshape(-1)].reshape(self.batch, n, n)
+        self.stats.entries_cached += self.cache.store_all(tile, copy=False) * self.batch
+        return full
 
     def hessian_all_samples(self):
         """``H[:]`` of a batched single-input Hessian with nothing cached, when every pair

@@ -22,6 +22,7 @@ import numpy as np
 from . import columns
 from .array import HyperDual
 from .context import SeedContext
+from .lean import seeded
 
 __all__ = ["InputSpace", "pass_capacity", "plan_passes", "seed_inputs", "settings", "set_memory_budget"]
 
@@ -148,14 +149,17 @@ def _window(space: InputSpace, m: int, cols: np.ndarray):
 
 
 _IDENTITY: dict = {}
+#: Inputs up to this many elements get a writeable copy of the point in each pass.
+_COPY_POINT = 4096
 
 
 def _identity(n: int) -> np.ndarray:
-    """``np.eye(n)``, shared and read-only (lanes are never written in place)."""
+    """``np.eye(n)``, shared (lanes are never written in place, and the public lane
+    properties give read-only views).  Left writeable: Numba dispatches a call with a
+    read-only array argument through its slow typing path (about 0.4 µs more each)."""
     eye = _IDENTITY.get(n)
     if eye is None:
         eye = np.eye(n)
-        eye.flags.writeable = False
         if len(_IDENTITY) >= 16 or n > 4096:
             _IDENTITY.clear()
         if n <= 4096:
@@ -163,22 +167,28 @@ def _identity(n: int) -> np.ndarray:
     return eye
 
 
-def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=True, window=False):
+def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=True, window=False,
+                pattern=None):
     """HyperDual inputs seeded along the flat indices ``U``.
 
     ``e1`` row ``k`` (and ``e2``, the same array, when ``second``) is the unit
     vector of flat index ``U[k]``; the context pairs rows ``(ip[p], jp[p])``.
     ``samples`` selects batch samples (None: all).  ``window``: a long 1-D
     input seeded in a narrow range of columns gets windowed lanes
-    (:mod:`hyperdual.window`).
+    (:mod:`hyperdual.window`).  ``pattern``: the recorder of a pattern pass
+    (:mod:`hyperdual.pattern`), set on the context before any input exists.
     """
     k = len(U)
     ctx = SeedContext.trusted(ip, jp, k, k if second else 0)
+    ctx.pattern = pattern
     inputs = []
     single = len(space.points) == 1
     for m, point in enumerate(space.points):
         if samples is not None:
             point = point[samples]
+        elif point.size <= _COPY_POINT:
+            point = point.copy()  # writeable (the Hessian's own point is read-only, which
+            # would send every kernel call with its value to Numba's slow typing path)
         lo, size = space.offsets[m], space.sizes[m]
         if single:
             rows, cols = np.arange(k), U
@@ -203,7 +213,7 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
             lane = _identity(k)  # every input seeded (U = 0 .. n-1): shared, read-only
             x = HyperDual._new(point, lane, lane if second else None, None, ctx)
             x._flat = point.flags.c_contiguous
-            inputs.append(x)
+            inputs.append(seeded(x))
             continue
         if single and space.batch is not None and space.has_axis[m] and settings.column_lanes:
             inputs.append(columns.seed(point, ctx, cols, second))  # one lane row, not K + P
@@ -220,5 +230,5 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
             lane[:, np.isnan(point)] = np.nan
         x = HyperDual._new(point, lane, lane if second else None, None, ctx)
         x._flat = point.ndim == 1 and point.flags.c_contiguous  # (hyperdual.chain.flat)
-        inputs.append(x)
+        inputs.append(seeded(x))
     return inputs, ctx

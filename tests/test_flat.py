@@ -11,7 +11,9 @@ import pytest
 import hyperdual
 from hyperdual import HyperDual
 from hyperdual.context import SeedContext
+from hyperdual.array import LEAN
 from hyperdual.hessian import _upper_pairs
+from hyperdual.pool import POOL_MIN_ENTRIES
 from hyperdual.seeding import InputSpace, seed_inputs
 from seeds import rosen, rosen_hessian
 
@@ -34,6 +36,17 @@ def _check_flat(v):
     for lane in (v._e1, v._e2, v._e12):
         if lane is not None:
             assert lane.ndim == 2 and lane.shape[1] == n and lane.flags.c_contiguous
+
+
+def _check_lean(v):
+    """The promise of the lean mark: flat, one seed set, a plain pass context, small lanes."""
+    _check_flat(v)
+    assert v._e1 is not None and v._e2 is v._e1 and v._node is None
+    assert v._ctx is not None and v._ctx.pattern is None and v._ctx.columns is None
+    rows = v._e1.shape[0] + (0 if v._e12 is None else v._e12.shape[0])
+    assert rows * v._value.shape[0] < POOL_MIN_ENTRIES
+    if v._e12 is not None:
+        assert v._e12.shape[0] == v._ctx.npairs
 
 
 PROGRAMS = {
@@ -59,9 +72,13 @@ def test_flat_mark_keeps_its_promise(name):
     assert x._flat
     out = PROGRAMS[name](x)
     # the quotient of two arrays takes the general binary rule, which does not mark
-    assert out._flat == (name != "quotient")
+    assert bool(out._flat) == (name != "quotient")
     if out._flat:
         _check_flat(out)
+    # ... and every other result of a seeded pass input is *lean* (hyperdual.lean)
+    assert (out._flat is LEAN) == (name != "quotient")
+    if out._flat is LEAN:
+        _check_lean(out)
 
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
