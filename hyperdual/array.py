@@ -37,7 +37,8 @@ class _LEAN_OPS:
 
     both: dict = {}       # ufunc -> f(a, b) for two lean operands
     functions: dict = {}  # numpy function -> f(x) for one lean argument
-    check_both = number = unary = negative = getitem = promote = None
+    numbers: dict = {}    # (ufunc, reflected) -> f(x, c) for a lean x and a Python float c
+    check_both = unary = negative = getitem = promote = None
 
 
 #: ``numpy function -> implementation`` for ``__array_function__``; filled by
@@ -376,7 +377,8 @@ class HyperDual(NDArrayOperatorsMixin):
     # would reach through NumPy's override machinery, a microsecond later).
     def _binop(ufunc, reflected=False):
         shift = ufunc is np.add or (ufunc is np.subtract and not reflected)
-        lean_both = None if reflected else ufunc  # (its lean path is looked up when called)
+        lean_both = None if reflected else ufunc  # (lean paths are looked up when called)
+        key = (ufunc, reflected)
 
         def op(self, other):
             t = type(other)
@@ -387,9 +389,11 @@ class HyperDual(NDArrayOperatorsMixin):
                         if f is not None:
                             return f(self, other)
                 elif (t is float or t is int) and not shift:
-                    out = _LEAN_OPS.number(self, np.float64(other), ufunc, reflected)
-                    if out is not None:
-                        return out
+                    f = _LEAN_OPS.numbers.get(key)
+                    if f is not None:
+                        out = f(self, float(other))
+                        if out is not None:
+                            return out
             if shift and (t is float or t is int) and self._node is None:
                 # x ± c: the lanes are unchanged (they are never written in place)
                 out = HyperDual._new(self._value + other if ufunc is np.add else self._value - other,

@@ -151,6 +151,8 @@ def _point(x, k, multi):
         raise TypeError(f"{name} is a HyperDual: hessian()/jacobian() inside a function being "
                         "differentiated (nested differentiation) is not supported; compute the inner "
                         "derivative analytically or differentiate the outer function directly")
+    if type(x) is np.ndarray and x.dtype == np.float64:
+        return x.copy()  # (the common case, without the conversions below)
     return np.array(as_float_array(x, name), dtype=np.float64, copy=True)
 
 

@@ -48,7 +48,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["chain_lanes", "binary_lanes"]
+__all__ = ["chain_lanes", "binary_lanes", "product_lanes", "square_lanes"]
 
 _jit = nb.njit(cache=True, nogil=True, error_model="numpy")
 
@@ -406,3 +406,33 @@ def product_lanes(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12
             _poison_block(vb, o1, t0, t1)
             _poison_block(vb, o2, t0, t1)
             _poison_block(vb, o12, t0, t1)
+
+
+@_jit
+def square_lanes(a, e1, e12, ip, jp, y, o1, o12):  # pragma: no cover - compiled
+    """``y = a ** 2`` and its lanes in one call: :func:`chain_lanes` with ``g' = 2a``,
+    ``g'' = 2`` and ``e2 = e1``, the same arithmetic in the same order (``o12`` has
+    ``len(ip)`` rows; ``e12`` none when absent).  For the short lanes of small problems
+    (:mod:`hyperdual.lean`), where computing ``y`` and ``g'`` in NumPy first would cost
+    more than the arithmetic."""
+    n = a.shape[0]
+    for t in range(n):
+        y[t] = a[t] * a[t]
+    for k in range(o1.shape[0]):
+        for t in range(n):
+            o1[k, t] = _mul(2.0 * a[t], e1[k, t])
+    if e12.shape[0] > 0:
+        for p in range(o12.shape[0]):
+            i = ip[p]
+            j = jp[p]
+            for t in range(n):
+                o12[p, t] = _mul(2.0 * a[t], e12[p, t]) + _mul(2.0, e1[i, t] * e1[j, t])
+    else:
+        for p in range(o12.shape[0]):
+            i = ip[p]
+            j = jp[p]
+            for t in range(n):
+                o12[p, t] = _mul(2.0, e1[i, t] * e1[j, t])
+    if _has_nan(y):
+        _poison(y, o1)
+        _poison(y, o12)

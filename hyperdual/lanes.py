@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["choose", "load_kernels", "lane_sums", "chain_lanes_numpy", "binary_lanes_numpy",
-           "product_lanes_numpy"]
+           "product_lanes_numpy", "square_lanes_numpy"]
 
 def _mul_np(lane, g, out=None):
     """``lane * g`` where exact zeros of the lane stay zero (``inf * 0 -> 0``)."""
@@ -90,6 +90,16 @@ def product_lanes_numpy(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o
     binary_lanes_numpy(y, yv, xv, _NONE, _ONE, _NONE, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12)
 
 
+_TWO = np.full(1, 2.0)
+_EMPTY = np.zeros((0, 0))
+
+
+def square_lanes_numpy(a, e1, e12, ip, jp, y, o1, o12):
+    """NumPy twin of :func:`hyperdual.kernels.square_lanes`."""
+    np.multiply(a, a, out=y)
+    chain_lanes_numpy(y, 2.0 * a, _TWO, e1, e1, e12, ip, jp, o1, _EMPTY, o12)
+
+
 _ONES: dict[int, np.ndarray] = {}
 
 
@@ -118,7 +128,7 @@ LOAD_AFTER_TOTAL = 2 ** 24
 class _Choice:
     ready = False
     work = 0
-    kernels = (chain_lanes_numpy, binary_lanes_numpy, product_lanes_numpy)
+    kernels = (chain_lanes_numpy, binary_lanes_numpy, product_lanes_numpy, square_lanes_numpy)
 
 
 def choose(work: int):
@@ -144,7 +154,7 @@ def load_kernels() -> None:
     """
     if _Choice.ready:
         return
-    from .kernels import binary_lanes, chain_lanes, product_lanes
+    from .kernels import binary_lanes, chain_lanes, product_lanes, square_lanes
 
     y = np.ones(1)
     lane = np.ones((1, 1))
@@ -155,5 +165,6 @@ def load_kernels() -> None:
                  np.empty((1, 1)), none, np.empty((1, 1)))
     product_lanes(y, y, y, lane, lane, lane, lane, lane, lane, pair, pair,
                   np.empty((1, 1)), none, np.empty((1, 1)))
-    _Choice.kernels = (chain_lanes, binary_lanes, product_lanes)
+    square_lanes(y, lane, lane, pair, pair, np.empty(1), np.empty((1, 1)), np.empty((1, 1)))
+    _Choice.kernels = (chain_lanes, binary_lanes, product_lanes, square_lanes)
     _Choice.ready = True

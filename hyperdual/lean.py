@@ -42,7 +42,6 @@ __all__ = ["promote", "seeded"]
 _object_new = object.__new__
 _EMPTY2 = np.zeros((0, 0))
 _EMPTY1 = np.zeros(0)
-_TWO = np.full(1, 2.0)
 _CONST: dict = {}
 
 
@@ -56,10 +55,17 @@ def _lean(y, e1, e12, ctx):
     return out
 
 
+class switch:
+    """``switch.on = False`` makes nothing lean (every operation takes the general path):
+    for tests, which compare the two."""
+
+    on = True
+
+
 def promote(out):
     """Mark a flat HyperDual (``hyperdual.chain.flat``) lean when it qualifies."""
     e1, e12, ctx = out._e1, out._e12, out._ctx
-    if e1 is not None and out._e2 is e1 and ctx is not None and ctx.pattern is None \
+    if e1 is not None and out._e2 is e1 and ctx is not None and ctx.pattern is None and switch.on \
             and ctx.columns is None \
             and out._value.shape[0] * (e1.shape[0] + (0 if e12 is None else e12.shape[0])) < POOL_MIN_ENTRIES:
         out._flat = LEAN
@@ -150,16 +156,26 @@ def rsubtract(x, c):
 
 
 def power(x, c):
-    """``x ** c`` (``c`` a real number other than 0 and 1):
+    """``x ** c`` (``c`` a real number other than 0, 1 and 2):
     ``g' = c x^(c-1)``, ``g'' = c (c-1) x^(c-2)``."""
     a = x._value
-    if c == 2.0:
-        return _chain(a * a, x, 2.0 * a, _TWO)
     y = np.asarray(np.power(a, c))
     with np.errstate(divide="ignore", invalid="ignore"):
         g1 = c * np.power(a, c - 1.0)
         g2 = (c * (c - 1.0)) * np.power(a, c - 2.0)
     return _chain(y, x, g1, g2)
+
+
+def square(x):
+    """``x ** 2`` in one kernel call (:func:`hyperdual.kernels.square_lanes`)."""
+    a, e1, e12, ctx = x._value, x._e1, x._e12, x._ctx
+    n = a.shape[0]
+    y = np.empty(n)
+    o1 = np.empty(e1.shape)
+    o12 = np.empty((ctx.ip.shape[0], n))
+    kernels = _Choice.kernels if _Choice.ready else choose(n * (e1.shape[0] + o12.shape[0]))
+    kernels[3](a, e1, _EMPTY2 if e12 is None else e12, ctx.ip, ctx.jp, y, o1, o12)
+    return _lean(y, o1, o12, ctx)
 
 
 def negative(x):
@@ -169,6 +185,8 @@ def negative(x):
 
 def unary(ufunc, x):
     """``g(x)`` for a ufunc of the derivative table (None when it has no entry)."""
+    if ufunc is np.square:
+        return square(x)
     rule = UNARY.get(ufunc)
     if rule is None:
         return None
@@ -206,21 +224,21 @@ def sum_(x):
     return out
 
 
-def _number_ops(x, c, ufunc, reflected):
-    if ufunc is np.multiply:
-        return scale(x, c, c * x._value if reflected else x._value * c)
-    if reflected:
-        return rsubtract(x, c) if ufunc is np.subtract else None
-    if ufunc is np.true_divide:
-        return scale(x, 1.0 / c, x._value / c)
-    if ufunc is np.power and c != 0.0 and c != 1.0:
-        return power(x, c)
-    return None
+def _power_number(x, c):
+    if c == 2.0:
+        return square(x)
+    return None if c == 0.0 or c == 1.0 else power(x, c)
 
 
 _LEAN_OPS.both.update({np.add: add, np.subtract: subtract, np.multiply: multiply})
 _LEAN_OPS.check_both = _both
-_LEAN_OPS.number = _number_ops
+_LEAN_OPS.numbers.update({
+    (np.multiply, False): lambda x, c: scale(x, c, x._value * c),
+    (np.multiply, True): lambda x, c: scale(x, c, c * x._value),
+    (np.true_divide, False): lambda x, c: scale(x, 1.0 / c, x._value / c),
+    (np.subtract, True): rsubtract,
+    (np.power, False): _power_number,
+})
 _LEAN_OPS.unary = unary
 _LEAN_OPS.negative = negative
 _LEAN_OPS.getitem = getitem

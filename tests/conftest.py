@@ -17,6 +17,8 @@ passes and evaluated pairs of small requests pin the default threshold with the
 counts one pair less in that mode (a structural zero), by design.
 Batched passes over one 2-D input use column lanes (hyperdual.columns) by
 default; HYPERDUAL_TEST_COLUMNS=off runs the suite with full lanes only.
+Small 1-D pass arrays take the lean paths (hyperdual.lean); HYPERDUAL_TEST_LEAN=off
+runs the suite on the general paths only.
 """
 import os
 
@@ -39,6 +41,10 @@ if os.environ.get("HYPERDUAL_TEST_PATTERN") == "always":
 
 if os.environ.get("HYPERDUAL_TEST_COLUMNS") == "off":
     settings.column_lanes = False
+
+if os.environ.get("HYPERDUAL_TEST_LEAN") == "off":
+    from hyperdual import lean
+    lean.switch.on = False
 
 
 @pytest.fixture

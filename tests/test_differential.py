@@ -1037,7 +1037,7 @@ def sympy_reference(prog, z0):
 # ---- helpers shared by the tests ---------------------------------------------------------------------
 ENGINES = st.sampled_from(["numpy", "numba"])
 
-_TWINS = ("chain_lanes_numpy", "binary_lanes_numpy", "product_lanes_numpy")
+_TWINS = ("chain_lanes_numpy", "binary_lanes_numpy", "product_lanes_numpy", "square_lanes_numpy")
 
 
 @contextlib.contextmanager

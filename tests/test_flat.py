@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import hyperdual
-from hyperdual import HyperDual
+from hyperdual import HyperDual, lean
 from hyperdual.context import SeedContext
 from hyperdual.array import LEAN
 from hyperdual.hessian import _upper_pairs
@@ -63,11 +63,37 @@ PROGRAMS = {
     "rosen_terms": lambda x: 100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2,
     "product_chain": lambda x: x * np.sin(x) * np.cos(x),
     "quotient": lambda x: np.sin(x) / (1.0 + x * x),
+    # the lean paths one by one (hyperdual.lean), with and without cross lanes
+    "negate": lambda x: -(x * x),
+    "negate_input": lambda x: -x,
+    "deg2rad": np.deg2rad,                   # a constant g', no g''
+    "absolute": lambda x: np.abs(x - 0.7),   # g'' none: no cross lane at all
+    "sqrt_power": lambda x: x ** 0.5,
+    "cube_power": lambda x: (x * 2.0) ** 3,
+    "square_ufunc": lambda x: np.square(np.sin(x)),
+    "square_int": lambda x: (x + 1) ** 2,
+    "rtruediv_number": lambda x: (x / 4) * 3,
+    "sub_both": lambda x: x ** 2 - np.exp(x),
+    "sub_cross_right": lambda x: x - x ** 2,
+    "sub_cross_left": lambda x: x ** 2 - x,
+    "add_cross_right": lambda x: x + x ** 2,
+    "add_cross_left": lambda x: np.cos(x) + x,
+    "add_plain": lambda x: x + x,
+    "rsub_cross": lambda x: 2 - x ** 2,
+    "mul_input": lambda x: x * x,
+    "mul_mixed": lambda x: x[1:] * x[:-1] ** 2,
+    "exp_log": lambda x: np.log(np.exp(x) + 1.5),
 }
 
 
+@pytest.fixture
+def lean_on(monkeypatch):
+    """Lean paths on, also in the HYPERDUAL_TEST_LEAN=off run (these tests are about them)."""
+    monkeypatch.setattr(lean.switch, "on", True)
+
+
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
-def test_flat_mark_keeps_its_promise(name):
+def test_flat_mark_keeps_its_promise(name, lean_on):
     x = _seeded(8)
     assert x._flat
     out = PROGRAMS[name](x)
@@ -82,16 +108,19 @@ def test_flat_mark_keeps_its_promise(name):
 
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
-def test_lean_paths_equal_the_general_paths(name):
-    """The same program on inputs without the mark (the checked paths) gives the same lanes."""
+def test_lean_paths_equal_the_general_paths(name, lean_on, monkeypatch):
+    """The same program on inputs without the marks (the checked paths everywhere: nothing
+    is made lean, and the input is not flat) gives the same bits."""
     marked = _seeded(8)
+    monkeypatch.setattr(lean.switch, "on", False)
     plain = _seeded(8)
     plain._flat = False
     a = PROGRAMS[name](marked)
     b = PROGRAMS[name](plain)
+    assert b._flat is not LEAN
     np.testing.assert_array_equal(a.value, b.value)
     for la, lb in ((a.e1, b.e1), (a.e2, b.e2), (a.e12, b.e12)):
-        np.testing.assert_allclose(la, lb, rtol=1e-15, atol=0)
+        np.testing.assert_array_equal(la, lb)
 
 
 def test_lean_paths_on_non_contiguous_lanes():
@@ -196,3 +225,54 @@ def test_hand_made_arrays_with_equal_pair_maps_share_one_context():
     for k in range(70):  # the shared table stays bounded
         context.SeedContext.shared(np.array([k % 3]), np.array([0]), 3, 1 + k)
     assert len(context._SHARED) <= 64
+
+
+# ---- the lean mark (hyperdual.lean) -------------------------------------------------------
+@pytest.mark.parametrize("n", [8, 100])  # a BLAS product with ones; past 64, the general sum
+def test_lean_sum_equals_the_general_sum(n, lean_on, monkeypatch):
+    marked = _seeded(n)
+    a = np.sum(np.sin(marked) * marked)
+    monkeypatch.setattr(lean.switch, "on", False)
+    plain = _seeded(n)
+    b = np.sum(np.sin(plain) * plain)
+    np.testing.assert_array_equal(a.value, b.value)
+    np.testing.assert_array_equal(a.e1, b.e1)
+    np.testing.assert_array_equal(a.e12, b.e12)
+    v = marked.value  # d²/dx_i² of sum(x sin x) = 2 cos x - x sin x, off-diagonal 0
+    hess = np.zeros((n, n))
+    hess[np.triu_indices(n)] = a.e12
+    np.testing.assert_allclose(np.diag(hess), 2 * np.cos(v) - v * np.sin(v), rtol=1e-13)
+    np.testing.assert_array_equal(hess[np.triu_indices(n, 1)], 0.0)
+
+
+def test_lean_needs_one_context_and_one_length(lean_on):
+    """Operands of two passes still raise (the general path joins contexts); operands of
+    two lengths broadcast through the general path."""
+    x, y = _seeded(5), _seeded(5)
+    assert x._flat is LEAN and y._flat is LEAN and x._ctx is not y._ctx
+    with pytest.raises(hyperdual.PassMismatchError):
+        x + y * 1.0
+    z = x[:1] * x  # (1,) * (5,): broadcast
+    np.testing.assert_allclose(z.value, x.value[0] * x.value)
+    np.testing.assert_allclose(z.e1[0], x.value + np.r_[x.value[0], 0, 0, 0, 0])  # d/dx0 (x0 x_t)
+
+
+def test_nothing_is_lean_in_a_pattern_pass_or_a_record():
+    from hyperdual.pattern import Recorder
+    point = np.linspace(0.5, 1.0, 6)
+    U, ip, jp = _upper_pairs(6)
+    (x,), ctx = seed_inputs(InputSpace([point], None), U, ip, jp, pattern=Recorder(6))
+    assert x._flat is True and ctx.pattern is not None
+    assert (x * x)._flat is not LEAN
+    v = hyperdual.variable(point)
+    assert v._flat is not LEAN and (v * 2.0)._flat is not LEAN
+
+
+def test_lean_factors_of_every_form():
+    one = np.array([3.0])
+    np.testing.assert_array_equal(lean._factor(one, 4), [3.0])
+    np.testing.assert_array_equal(lean._factor(np.array(2.0), 4), [2.0])       # 0-d: one value
+    np.testing.assert_array_equal(lean._factor(np.arange(8.0)[::2], 4), [0, 2, 4, 6])  # strided
+    assert lean._factor(np.arange(8.0)[::2], 4).flags.c_contiguous
+    np.testing.assert_array_equal(lean._factor(0.25, 4), [0.25])
+    assert lean._factor(None, 4).shape == (0,)

@@ -116,7 +116,7 @@ def test_choice_switches_to_numba_after_enough_work(monkeypatch):
     monkeypatch.setattr(lanes._Choice, "ready", False)
     monkeypatch.setattr(lanes._Choice, "work", 0)
     monkeypatch.setattr(lanes._Choice, "kernels", (lanes.chain_lanes_numpy, lanes.binary_lanes_numpy,
-                                                   lanes.product_lanes_numpy))
+                                                   lanes.product_lanes_numpy, lanes.square_lanes_numpy))
     assert lanes.choose(10)[0] is lanes.chain_lanes_numpy
     assert lanes.choose(lanes.LOAD_AFTER_OP)[0] is kernels.chain_lanes
     assert lanes._Choice.ready
@@ -169,3 +169,32 @@ def test_wide_blocked_paths_match_the_twins(n):
     xv, yv = rng.standard_normal(n), rng.standard_normal(n)
     yv[::5] = -np.inf
     run_both(kernels.product_lanes, lanes.product_lanes_numpy, (y, xv, yv, *lanes_, ip, jp), outs)
+
+
+@pytest.mark.parametrize("has12", [True, False])
+@pytest.mark.parametrize("n", [1, 9, kernels._SMALL + 3])
+def test_square_lanes_twin_and_formula(has12, n):
+    """``y = a**2``: ``e1' = 2a e1``, ``e12' = 2a e12 + 2 e1[ip] e1[jp]``, with structural
+    zeros kept through an infinite factor and NaN values poisoning every lane."""
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal(n)
+    a[0] = np.inf
+    if n > 2:
+        a[2] = np.nan
+    e1 = rng.standard_normal((K1, n))
+    e1[:, 0] = 0.0  # a structural zero under the infinite factor 2a
+    e12 = rng.standard_normal((P, n)) if has12 else np.zeros((0, 0))
+    if has12:
+        e12[:, 0] = 0.0
+    outs = [np.empty(n), np.empty((K1, n)), np.empty((P, n))]
+    got = run_both(kernels.square_lanes, lanes.square_lanes_numpy, (a, e1, e12, IP, IP), outs)
+    y, o1, o12 = got
+    np.testing.assert_array_equal(y, a * a)
+    ok = np.isfinite(a)
+    with np.errstate(invalid="ignore"):  # (inf * 0 in the reference, outside `ok`)
+        np.testing.assert_allclose(o1[:, ok], (2 * a * e1)[:, ok], rtol=1e-15)
+        want = (2 * a * e12 if has12 else 0.0) + 2 * e1[IP] * e1[IP]
+    np.testing.assert_allclose(o12[:, ok], np.broadcast_to(want, o12.shape)[:, ok], rtol=1e-14)
+    assert (o1[:, 0] == 0).all() and (o12[:, 0] == 0).all()  # 2a = inf meets exact zeros
+    if n > 2:
+        assert np.isnan(o1[:, 2]).all() and np.isnan(o12[:, 2]).all()
