@@ -91,14 +91,17 @@ class InputSpace:
     def __init__(self, points: list, batch: int | None):
         self.points, self.batch = points, batch
         nb = 0 if batch is None else 1
-        self.has_axis = [p.ndim > nb for p in points]
-        self.sizes = [int(p.shape[nb]) if ax else 1 for p, ax in zip(points, self.has_axis)]
-        offsets = [0]
-        for size in self.sizes:
-            offsets.append(offsets[-1] + size)
-        self.offsets = offsets
-        self.n = offsets[-1]
-        self.has_nan = [_has_nan(p) for p in points]
+        self.has_axis, self.sizes, self.offsets, self.has_nan = [], [], [0], []
+        n = 0
+        for p in points:
+            ax = p.ndim > nb
+            size = int(p.shape[nb]) if ax else 1
+            n += size
+            self.has_axis.append(ax)
+            self.sizes.append(size)
+            self.offsets.append(n)
+            self.has_nan.append(_has_nan(p))
+        self.n = n
 
     def elements(self, nsamples: int | None) -> int:
         """Input elements of one lane row (the size estimate for intermediates)."""
@@ -183,8 +186,17 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
     k = len(U)
     ctx = SeedContext.trusted(ip, jp, k, k if second else 0)
     ctx.pattern = pattern
-    inputs = []
     single = len(space.points) == 1
+    if single and space.batch is None and k == space.n and k and second and not space.has_nan[0] \
+            and space.points[0].ndim == 1 and space.points[0].size <= _COPY_POINT \
+            and (not window or k < settings.window_min_size) and U[0] == 0 and U[-1] == k - 1:
+        # The whole-Hessian pass of a small vector (U = 0 .. n-1, U sorted): the inputs
+        # of the general loop below, without its cases.
+        lane = _identity(k)
+        x = HyperDual._new(space.points[0].copy(), lane, lane, None, ctx)
+        x._flat = True
+        return [seeded(x)], ctx
+    inputs = []
     for m, point in enumerate(space.points):
         if samples is not None:
             point = point[samples]
