@@ -144,6 +144,32 @@ class PairCache:
                 filled += int(np.count_nonzero(mask))
         return filled
 
+    # A request of a few entries (no batch): Python lists, one tile entry at a time, cost
+    # less than the array machinery above.
+    def get_few(self, lo: list, hi: list):
+        """``(values, missing)`` of pairs ``(lo[k], hi[k])`` (Python lists, no batch):
+        the values as a list (0.0 where unknown) and the pairs not known yet."""
+        T, tiles = self.tile, self.tiles
+        values, missing = [], []
+        for a, b in zip(lo, hi):
+            tile = tiles.get((a // T, b // T))
+            if tile is not None and tile[1][a % T, b % T]:
+                values.append(float(tile[0][a % T, b % T]))
+            else:
+                values.append(0.0)
+                missing.append((a, b))
+        return values, missing
+
+    def store_few(self, lo: list, hi: list, h):
+        """:meth:`store` (no batch) of a few pairs given as Python lists; ``h`` is ``(P, 1)``.
+        Values before masks, pair by pair."""
+        T, tiles = self.tile, self.tiles
+        for k, (a, b) in enumerate(zip(lo, hi)):
+            key = (a // T, b // T)
+            tile = tiles.get(key) or self._make(*key)
+            tile[0][a % T, b % T] = h[k, 0]
+            tile[1][a % T, b % T] = True
+
     def lookup_samples(self, samples, lo, hi):
         """``(values, known)`` of ``H[samples[s], lo, hi]``, shaped ``(len(samples), *lo.shape)``."""
         shape = (len(samples),) + lo.shape

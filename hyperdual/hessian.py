@@ -37,6 +37,9 @@ from .window import densify
 __all__ = ["Hessian", "Jacobian", "hessian", "jacobian", "hvp", "gradient", "Stats"]
 
 
+#: Requests (and passes) of at most this many entries (pairs) take Python-list paths.
+_FEW = 16
+
 _COUPLED = ("with batch_axis=0 the samples must be independent, but the outputs of some samples "
             "depend on other samples' inputs (e.g. a sum over the batch axis): a per-sample Hessian "
             "is not defined. Use batch_axis=None on the flattened input instead")
@@ -300,6 +303,8 @@ class _Problem:
     # -- Hessian entries ---------------------------------------------------------------
     def hessian_entries(self, b, i, j):
         """Values at flat entries (``b`` sample numbers or None, ``i``, ``j`` flat indices)."""
+        if b is None and i.size <= _FEW and i.shape == j.shape:
+            return self._few_entries(i, j)
         lo, hi = np.minimum(i, j), np.maximum(i, j)
         with self.lock:
             values, known = self.cache.lookup(b, lo, hi)
@@ -307,6 +312,25 @@ class _Problem:
                 self._compute(b, lo, hi, known)
                 values, known = self.cache.lookup(b, lo, hi)
             return values
+
+    def _few_entries(self, i, j):
+        """:meth:`hessian_entries` (no batch) of at most ``_FEW`` entries, in Python lists:
+        the same cache, passes and counts, without array bookkeeping that would cost more
+        than the lookups (a block like ``H[0:2, 0:2]`` of a long input)."""
+        il, jl = i.reshape(-1).tolist(), j.reshape(-1).tolist()
+        lo = [a if a <= b else b for a, b in zip(il, jl)]
+        hi = [b if a <= b else a for a, b in zip(il, jl)]
+        with self.lock:
+            values, missing = self.cache.get_few(lo, hi)
+            if missing:
+                n = self.space.n
+                flat = np.array(sorted({a * n + b for a, b in missing}), dtype=np.int64)
+                self._compute_flat(flat, None)
+                values, missing = self.cache.get_few(lo, hi)
+                if missing:  # (the passes store every pair they are given)
+                    raise RuntimeError(f"hyperdual internal error: pairs {missing[:4]} were "
+                                       "not stored by their pass")
+        return np.array(values).reshape(i.shape)
 
     def _check_independent(self):
         """With a batch, check once that the samples are independent; ValueError if not.
@@ -539,6 +563,18 @@ class _Problem:
             self._check_independent()
         nsamp = None if self.batch is None else (self.batch if samples is None else len(samples))
         for clo, chi in plan_passes(plo, phi, self.space.elements(nsamp), self.budget):
+            if clo.size <= _FEW and self.batch is None:  # a few pairs: Python lists
+                lo, hi = clo.tolist(), chi.tolist()
+                seeds = sorted(set(lo) | set(hi))
+                row = {u: k for k, u in enumerate(seeds)}
+                U = np.array(seeds, dtype=np.int64)
+                ip = np.array([row[a] for a in lo], dtype=np.int64)
+                jp = np.array([row[b] for b in hi], dtype=np.int64)
+                g, h = self._run(U, ip, jp, samples, True)
+                self._store(samples, U, g, clo, chi, None)  # (gradient and counts)
+                self.cache.store_few(lo, hi, h)
+                self.stats.entries_cached += len(lo)
+                continue
             U = _distinct(np.concatenate([clo, chi]), n)
             ip, jp = np.searchsorted(U, clo), np.searchsorted(U, chi)
             g, h = self._run(U, ip, jp, samples, True)

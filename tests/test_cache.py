@@ -79,3 +79,28 @@ def test_store_all_fills_only_an_empty_one_tile_cache():
         c.store_all(full)
     with pytest.raises(ValueError, match="empty cache of one tile"):
         PairCache(300, None).store_all(np.zeros((300, 300)))
+
+
+def test_few_entry_requests_refuse_to_return_unstored_pairs(monkeypatch):
+    """The Python-list path of small requests (hessian._few_entries) reads values back from
+    the cache; a pass that stored nothing must not turn into zeros."""
+    H = hyperdual.hessian(lambda x: np.sum(x ** 3), np.arange(1.0, 6.0))
+    monkeypatch.setattr(H._problem.cache, "store_few", lambda lo, hi, h: None)
+    with pytest.raises(RuntimeError, match="not stored"):
+        H[0:2, 0:2]
+
+
+def test_few_entry_requests_match_the_array_path():
+    x = np.linspace(-1.0, 1.0, 300)  # several tiles
+    f = lambda v: np.sum(np.sin(v[1:]) * v[:-1] ** 2)
+    few = hyperdual.hessian(f, x)
+    many = hyperdual.hessian(f, x)
+    idx = (np.array([[0, 299], [150, 64]]), np.array([[1, 298], [149, 63]]))
+    got = few[idx]                       # 4 entries: the Python-list path
+    rows = np.r_[idx[0].ravel(), np.arange(40)]
+    cols = np.r_[idx[1].ravel(), np.arange(40)]
+    want = many[rows, cols][:4].reshape(2, 2)  # 44 entries: the array path
+    np.testing.assert_array_equal(got, want)
+    # closed form: d²/dx_t dx_{t+1} of sin(x_{t+1}) x_t² is 2 x_t cos(x_{t+1})
+    t = np.minimum(*idx)
+    np.testing.assert_allclose(got, 2 * x[t] * np.cos(x[t + 1]), rtol=1e-13)
