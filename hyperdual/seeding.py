@@ -43,6 +43,11 @@ class Settings:
     #: elements, when the seeded columns span at most this fraction of them.
     window_min_size: int = 256
     window_max_fraction: float = 0.5
+    #: ... and when a full lane set would hold at least this many elements (lane rows
+    #: ``K + P`` times the input's length): below it, full lanes cost less than the
+    #: windows' bookkeeping (measured: Rosenbrock ``H[0:2, 0:2]``, 5 rows, breaks even
+    #: near 3000 inputs; a 3 x 3 block, 9 rows, near 1000).
+    window_min_lanes: int = 12_000
     #: A request for at least this many pairs (and 4 per input) first finds the
     #: Hessian's sparsity pattern (:mod:`hyperdual.pattern`) and seeds only the pairs
     #: that can be nonzero.
@@ -138,12 +143,13 @@ def plan_passes(lo, hi, lane_elements: int, budget: int, chunk_elements: int | N
         yield lo[s:s + pmax], hi[s:s + pmax]
 
 
-def _window(space: InputSpace, m: int, cols: np.ndarray):
+def _window(space: InputSpace, m: int, cols: np.ndarray, rows: int):
     """The window ``(lo, hi)`` of the seeded columns of input ``m``, when windowed
-    lanes pay (see :mod:`hyperdual.window`); None for full lanes."""
+    lanes pay (see :mod:`hyperdual.window`); None for full lanes.  ``rows``: the
+    pass's lane rows (``K + P``)."""
     size = space.sizes[m]
     if space.batch is not None or not space.has_axis[m] or size < settings.window_min_size \
-            or cols.size == 0:
+            or cols.size == 0 or rows * size < settings.window_min_lanes:
         return None
     if cols.size <= 64:
         c = cols.tolist()
@@ -189,9 +195,9 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
     single = len(space.points) == 1
     if single and space.batch is None and k == space.n and k and second and not space.has_nan[0] \
             and space.points[0].ndim == 1 and space.points[0].size <= _COPY_POINT \
-            and (not window or k < settings.window_min_size) and U[0] == 0 and U[-1] == k - 1:
-        # The whole-Hessian pass of a small vector (U = 0 .. n-1, U sorted): the inputs
-        # of the general loop below, without its cases.
+            and (not window or settings.window_max_fraction < 1.0) and U[0] == 0 and U[-1] == k - 1:
+        # The whole-Hessian pass of a small vector (U = 0 .. n-1, U sorted; a window
+        # would span every column): the inputs of the general loop below, without its cases.
         lane = _identity(k)
         x = HyperDual._new(space.points[0].copy(), lane, lane, None, ctx)
         x._flat = True
@@ -212,7 +218,7 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
                 inputs.append(HyperDual._new(point, None, None, None, ctx))
                 continue
             cols = U[rows] - lo
-        win = _window(space, m, cols) if window else None
+        win = _window(space, m, cols, k + len(ip)) if window else None
         if win is not None:
             lane = np.zeros((k, win[1] - win[0]))
             lane[rows, cols - win[0]] = 1.0

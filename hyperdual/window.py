@@ -4,7 +4,11 @@ A pass that seeds only inputs ``x[lo:hi]`` of a long 1-D input has lanes
 that are exactly zero outside ``[lo, hi)``.  :func:`hyperdual.seeding.seed_inputs`
 then stores them *windowed*: a 1-D HyperDual of length ``n`` with
 ``_win = (lo, hi)`` keeps lanes of shape ``(K, hi - lo)``, the columns
-``lo .. hi - 1`` of its full lanes; every other column is zero.
+``lo .. hi - 1`` of its full lanes; every other column is zero.  It does so
+when the input is long enough for that to pay (``settings.window_min_size``
+elements, ``window_min_lanes`` elements of full lanes) and the window narrow
+enough (``window_max_fraction``): each windowed operation costs a few
+microseconds of bookkeeping that full lanes of a short input would not.
 
 Which operations keep a window, and why the numbers are the same as with
 full lanes:

@@ -34,7 +34,7 @@ else:
     lanes.LOAD_AFTER_OP = lanes.LOAD_AFTER_TOTAL = float("inf")
 
 if os.environ.get("HYPERDUAL_TEST_WINDOWS") == "always":
-    settings.window_min_size, settings.window_max_fraction = 0, 1.0
+    settings.window_min_size, settings.window_max_fraction, settings.window_min_lanes = 0, 1.0, 0
 
 if os.environ.get("HYPERDUAL_TEST_PATTERN") == "always":
     settings.pattern_min_pairs = 0
@@ -76,7 +76,7 @@ def no_pattern(set_settings):
 @pytest.fixture
 def default_windows(set_settings):
     """The default window thresholds, whatever HYPERDUAL_TEST_WINDOWS says."""
-    set_settings(window_min_size=256, window_max_fraction=0.5)
+    set_settings(window_min_size=256, window_max_fraction=0.5, window_min_lanes=12_000)
 
 
 @pytest.fixture

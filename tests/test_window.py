@@ -107,10 +107,13 @@ def test_block_request_seeds_a_window(point, default_windows):
         seen.append(getattr(x, "_win", "plain"))
         return rosen(x)
     H = hyperdual.hessian(f, point)
-    H[10:12, 10:13]
-    assert seen[-1] == (10, 13)
+    H[10:15, 10:15]  # 5 seeds + 15 pairs = 20 lane rows of 600: 12 000 elements, windowed
+    assert seen[-1] == (10, 15)
     H[[0, N - 1], [0, N - 1]]  # the seeded columns span the input: full lanes
     assert seen[-1] is None
+    H[20:22, 20:23]  # 3 seeds + 5 pairs = 8 rows of 600: full lanes cost less than windows
+    assert seen[-1] is None
+    np.testing.assert_allclose(H[20:22, 20:23], rosen_hessian(point)[20:22, 20:23], rtol=1e-13)
 
 
 def test_window_needs_a_long_input(no_windows, point):
@@ -158,7 +161,8 @@ def test_nan_outside_the_window_removed_by_where(point):
     np.testing.assert_allclose(got, np.diag(6 * x[0:2]), rtol=1e-14)
 
 
-def test_windowed_array_shows_full_lanes():
+def test_windowed_array_shows_full_lanes(set_settings):
+    set_settings(window_min_size=256, window_max_fraction=0.5, window_min_lanes=0)
     space = hyperdual.seeding.InputSpace([np.linspace(0.0, 1.0, 300)], None)
     (x,), _ = hyperdual.seeding.seed_inputs(space, np.array([4, 6]), np.array([0, 0]), np.array([0, 1]),
                                             window=True)
