@@ -199,9 +199,7 @@ class _Problem:
         self.stats = Stats(function_calls=1 if order_kind == "callable" else 0)
         n = self.space.n
         self.cache = PairCache(n, batch)
-        gshape = (n,) if batch is None else (batch, n)
-        self._gval = np.zeros(gshape)
-        self._gknown = np.zeros(gshape, dtype=bool)
+        self._gval = self._gknown = None  # the gradient cache, allocated by _gradient_cache()
         self.lock = threading.RLock()
         self._one_pass_key = self._one_pass_answer = None
 
@@ -484,11 +482,16 @@ class _Problem:
         U, ip, jp = _upper_pairs(n)
         g, h = self._run(U, ip, jp, None, True)
         rows = _symmetric_rows(n)  # (i, j) -> the row of its pair
-        self._store(None, U, g, ip, jp, None)  # the gradient and the counts; the values:
-        if self.batch is None:
+        if self.batch is None:  # the gradient (every input: U = 0 .. n-1) and the counts
+            gval, gknown = self._gradient_cache()
+            gval[...] = g[:, 0]
+            gknown[...] = True
+            self.stats.passes += 1
+            self.stats.pairs_evaluated += len(ip)
             full = h.reshape(-1).take(rows)
             self.stats.entries_cached += self.cache.store_all(full.copy(), copy=False)
             return full
+        self._store(None, U, g, ip, jp, None)  # the gradient and the counts
         full = h.T[:, rows.reshape(-1)].reshape(self.batch, n, n)
         tile = h.T[:, rows.reshape(-1)].reshape(self.batch, n, n)
         self.stats.entries_cached += self.cache.store_all(tile, copy=False) * self.batch
@@ -580,8 +583,18 @@ class _Problem:
             g, h = self._run(U, ip, jp, samples, True)
             self._store(samples, U, g, clo, chi, h)
 
+    def _gradient_cache(self):
+        """The gradient values and their "known" mask (``[n]``, or ``[B, n]``)."""
+        if self._gval is None:
+            n = self.space.n
+            shape = (n,) if self.batch is None else (self.batch, n)
+            self._gknown = np.zeros(shape, dtype=bool)
+            self._gval = np.zeros(shape)
+        return self._gval, self._gknown
+
     def _store(self, samples, U, g, lo, hi, h):
         # Values first, then the mask: an interruption leaves entries unknown, never wrong.
+        self._gradient_cache()
         if self.batch is None:
             self._gval[U] = g[:, 0]
             self._gknown[U] = True
@@ -605,7 +618,7 @@ class _Problem:
     def gradient_entries(self, b, i):
         key = i if b is None else (b, i)
         with self.lock:
-            known = self._gknown[key]
+            known = self._gradient_cache()[1][key]
             if not known.all():
                 miss = ~known
                 U = _distinct(i[miss], self.space.n)
@@ -830,6 +843,10 @@ class _CallFunction:
 
 
 def _callable_points(xs, batch_axis):
+    if type(xs) is np.ndarray and xs.dtype == np.float64 and batch_axis is None and xs.ndim <= 1:
+        point = xs.copy()  # the common case: one float vector, nothing to convert or check
+        point.flags.writeable = False
+        return [point], None, False
     items, multi = _as_tuple(xs)
     points = [_point(x, k, multi) for k, x in enumerate(items)]
     batch = _check_shapes(points, batch_axis)
