@@ -168,6 +168,8 @@ class HyperDual(NDArrayOperatorsMixin):
         self._ctx, self._node = ctx, None
         self._base = self._views = self._win = None
         self._flat = v.ndim == 1  # fresh C-contiguous copies: (n,) and (K, n) (hyperdual.chain.flat)
+        if self._flat and _LEAN_OPS.promote is not None:
+            _LEAN_OPS.promote(self)  # (and maybe lean: hyperdual.lean)
 
     @classmethod
     def _new(cls, value, e1, e2, e12, ctx, node=None) -> "HyperDual":
@@ -387,7 +389,9 @@ class HyperDual(NDArrayOperatorsMixin):
                     if lean_both is not None and _LEAN_OPS.check_both(self, other):
                         f = _LEAN_OPS.both.get(lean_both)
                         if f is not None:
-                            return f(self, other)
+                            out = f(self, other)
+                            if out is not None:
+                                return out
                 elif (t is float or t is int) and not shift:
                     f = _LEAN_OPS.numbers.get(key)
                     if f is not None:

@@ -8,8 +8,9 @@ broadcast — costs more than the arithmetic.  A HyperDual whose ``_flat`` is
 needs asking again:
 
 * its value is a C-contiguous ``(n,)`` array and its lanes C-contiguous
-  ``(K, n)`` / ``(P, n)`` arrays (``e2`` *is* ``e1``: one seed set, as in every
-  Hessian pass; ``e12`` may be absent);
+  ``(K1, n)``, ``(K2, n)``, ``(P, n)`` arrays; both first-order lanes are
+  present (``e2`` is often ``e1`` itself: one seed set, as in every Hessian
+  pass), ``e12`` may be absent;
 * its context is a pass's own (no pattern pass, no column lanes), it has no
   window and no record;
 * its lanes are small (under the pool's threshold: plain ``np.empty``).
@@ -25,8 +26,9 @@ The math, as everywhere (``e1`` first-order lanes, ``e12`` cross lane):
 
 * ``a ± b``: every lane is the sum or difference of the operands' lanes;
 * ``c * a``: every lane scaled by ``c``;
-* ``g(a)``: ``e1 = g' a.e1``, ``e12 = g' a.e12 + g'' a.e1[ip] a.e1[jp]``;
-* ``a * b``: ``e12 = b a.e12 + a b.e12 + a.e1[ip] b.e1[jp] + b.e1[ip] a.e1[jp]``.
+* ``g(a)``: ``e1 = g' a.e1``, ``e2 = g' a.e2``,
+  ``e12 = g' a.e12 + g'' a.e1[ip] a.e2[jp]``;
+* ``a * b``: ``e12 = b a.e12 + a b.e12 + a.e1[ip] b.e2[jp] + b.e1[ip] a.e2[jp]``.
 """
 from __future__ import annotations
 
@@ -42,13 +44,14 @@ __all__ = ["promote", "seeded"]
 _object_new = object.__new__
 _EMPTY2 = np.zeros((0, 0))
 _EMPTY1 = np.zeros(0)
+_TWO = np.full(1, 2.0)
 _CONST: dict = {}
 
 
-def _lean(y, e1, e12, ctx):
+def _lean(y, e1, e2, e12, ctx):
     """A new lean HyperDual (the caller guarantees the layout of the module docstring)."""
     out = _object_new(HyperDual)
-    out._value, out._e1, out._e2, out._e12 = y, e1, e1, e12
+    out._value, out._e1, out._e2, out._e12 = y, e1, e2, e12
     out._ctx = ctx
     out._node = out._base = out._views = out._win = None
     out._flat = LEAN
@@ -64,16 +67,17 @@ class switch:
 
 def promote(out):
     """Mark a flat HyperDual (``hyperdual.chain.flat``) lean when it qualifies."""
-    e1, e12, ctx = out._e1, out._e12, out._ctx
-    if e1 is not None and out._e2 is e1 and ctx is not None and ctx.pattern is None and switch.on \
-            and ctx.columns is None \
-            and out._value.shape[0] * (e1.shape[0] + (0 if e12 is None else e12.shape[0])) < POOL_MIN_ENTRIES:
+    e1, e2, e12, ctx = out._e1, out._e2, out._e12, out._ctx
+    if e1 is not None and e2 is not None and ctx is not None and ctx.pattern is None \
+            and ctx.columns is None and switch.on and out._value.shape[0] * (
+                e1.shape[0] + (0 if e2 is e1 else e2.shape[0]) + (0 if e12 is None else e12.shape[0])
+            ) < POOL_MIN_ENTRIES:
         out._flat = LEAN
     return out
 
 
 def seeded(x):
-    """Mark a freshly seeded input lean when it qualifies (its lanes are ``e2 is e1``)."""
+    """Mark a freshly seeded (or hand-made) flat input lean when it qualifies."""
     if x._flat is True and x._win is None:
         promote(x)
     return x
@@ -99,15 +103,16 @@ def _factor(g, n):
 
 def _chain(y, x, g1, g2):
     """The chain rule on a lean ``x`` (``y = g(x)``, ``g1 = g'``, ``g2 = g''``; None: zero)."""
-    e1, e12, ctx = x._e1, x._e12, x._ctx
+    e1, e2, e12, ctx = x._e1, x._e2, x._e12, x._ctx
     n = y.shape[0]
     rows = 0 if e12 is None and g2 is None else ctx.ip.shape[0]
     o1 = np.empty(e1.shape)
+    o2 = _EMPTY2 if e2 is e1 else np.empty(e2.shape)
     o12 = _EMPTY2 if rows == 0 else np.empty((rows, n))
-    kernels = _Choice.kernels if _Choice.ready else choose(n * (e1.shape[0] + rows))
-    kernels[0](y, _factor(g1, n), _factor(g2, n), e1, e1, _EMPTY2 if e12 is None else e12,
-               ctx.ip, ctx.jp, o1, _EMPTY2, o12)
-    return _lean(y, o1, None if rows == 0 else o12, ctx)
+    kernels = _Choice.kernels if _Choice.ready else choose(n * (e1.shape[0] + o2.shape[0] + rows))
+    kernels[0](y, _factor(g1, n), _factor(g2, n), e1, e2, _EMPTY2 if e12 is None else e12,
+               ctx.ip, ctx.jp, o1, o2, o12)
+    return _lean(y, o1, o1 if e2 is e1 else o2, None if rows == 0 else o12, ctx)
 
 
 # ---- two lean operands (same context, same length) --------------------------------
@@ -117,42 +122,60 @@ def _both(a, b):
 
 
 def add(a, b):
-    a12, b12 = a._e12, b._e12
+    a1, b1, a12, b12 = a._e1, b._e1, a._e12, b._e12
+    e1 = a1 + b1
+    e2 = e1 if (a._e2 is a1 and b._e2 is b1) else a._e2 + b._e2
     e12 = a12 if b12 is None else b12 if a12 is None else a12 + b12
-    return _lean(a._value + b._value, a._e1 + b._e1, e12, a._ctx)
+    return _lean(a._value + b._value, e1, e2, e12, a._ctx)
 
 
 def subtract(a, b):
-    a12, b12 = a._e12, b._e12
+    a1, b1, a12, b12 = a._e1, b._e1, a._e12, b._e12
+    e1 = a1 - b1
+    e2 = e1 if (a._e2 is a1 and b._e2 is b1) else a._e2 - b._e2
     e12 = a12 if b12 is None else -b12 if a12 is None else a12 - b12
-    return _lean(a._value - b._value, a._e1 - b._e1, e12, a._ctx)
+    return _lean(a._value - b._value, e1, e2, e12, a._ctx)
 
 
 def multiply(a, b):
-    """The product rule (one kernel for every lane)."""
+    """The product rule (one kernel for every lane); None when one operand shares its
+    first-order lanes and the other does not (the general path handles that mix)."""
+    a1, b1, a2, b2 = a._e1, b._e1, a._e2, b._e2
+    shared = a2 is a1 and b2 is b1
+    if not shared and (a2 is a1 or b2 is b1):
+        return None
     av, bv, ctx = a._value, b._value, a._ctx
     y = av * bv
     n = y.shape[0]
-    a1, b1, a12, b12 = a._e1, b._e1, a._e12, b._e12
+    a12, b12 = a._e12, b._e12
     o1 = np.empty(a1.shape)
+    o2 = _EMPTY2 if shared else np.empty(a2.shape)
     o12 = np.empty((ctx.ip.shape[0], n))
-    kernels = _Choice.kernels if _Choice.ready else choose(n * (a1.shape[0] + o12.shape[0]))
-    kernels[2](y, av, bv, a1, a1, _EMPTY2 if a12 is None else a12, b1, b1,
-               _EMPTY2 if b12 is None else b12, ctx.ip, ctx.jp, o1, _EMPTY2, o12)
-    return _lean(y, o1, o12, ctx)
+    kernels = _Choice.kernels if _Choice.ready else choose(n * (a1.shape[0] + o2.shape[0] + o12.shape[0]))
+    kernels[2](y, av, bv, a1, a2, _EMPTY2 if a12 is None else a12, b1, b2,
+               _EMPTY2 if b12 is None else b12, ctx.ip, ctx.jp, o1, o2, o12)
+    return _lean(y, o1, o1 if shared else o2, o12, ctx)
 
 
 # ---- a lean operand and a Python number c ------------------------------------------
 def scale(x, c, y):
     """``y = x * c`` (or ``x / (1/c)``): every lane scaled by ``c``."""
-    e12 = x._e12
-    return _lean(y, x._e1 * c, None if e12 is None else e12 * c, x._ctx)
+    e1, e2, e12 = x._e1, x._e2, x._e12
+    n1 = e1 * c
+    return _lean(y, n1, n1 if e2 is e1 else e2 * c, None if e12 is None else e12 * c, x._ctx)
 
 
 def rsubtract(x, c):
     """``c - x``: the lanes negated."""
-    e12 = x._e12
-    return _lean(c - x._value, -x._e1, None if e12 is None else -e12, x._ctx)
+    e1, e2, e12 = x._e1, x._e2, x._e12
+    n1 = -e1
+    return _lean(c - x._value, n1, n1 if e2 is e1 else -e2, None if e12 is None else -e12, x._ctx)
+
+
+def negative(x):
+    e1, e2, e12 = x._e1, x._e2, x._e12
+    n1 = -e1
+    return _lean(-x._value, n1, n1 if e2 is e1 else -e2, None if e12 is None else -e12, x._ctx)
 
 
 def power(x, c):
@@ -167,20 +190,18 @@ def power(x, c):
 
 
 def square(x):
-    """``x ** 2`` in one kernel call (:func:`hyperdual.kernels.square_lanes`)."""
+    """``x ** 2``: in one kernel call (:func:`hyperdual.kernels.square_lanes`) when ``e2`` is
+    ``e1``, else the chain rule with ``g' = 2x``, ``g'' = 2``."""
     a, e1, e12, ctx = x._value, x._e1, x._e12, x._ctx
+    if x._e2 is not e1:
+        return _chain(a * a, x, 2.0 * a, 2.0)
     n = a.shape[0]
     y = np.empty(n)
     o1 = np.empty(e1.shape)
     o12 = np.empty((ctx.ip.shape[0], n))
     kernels = _Choice.kernels if _Choice.ready else choose(n * (e1.shape[0] + o12.shape[0]))
     kernels[3](a, e1, _EMPTY2 if e12 is None else e12, ctx.ip, ctx.jp, y, o1, o12)
-    return _lean(y, o1, o12, ctx)
-
-
-def negative(x):
-    e12 = x._e12
-    return _lean(-x._value, -x._e1, None if e12 is None else -e12, x._ctx)
+    return _lean(y, o1, o1, o12, ctx)
 
 
 def unary(ufunc, x):
@@ -201,8 +222,10 @@ def getitem(x, index):
     value = x._value[index]
     if not value.flags.c_contiguous or value.ndim != 1:
         return None
-    e12 = x._e12
-    out = _lean(value, x._e1[:, index].copy(), None if e12 is None else e12[:, index].copy(), x._ctx)
+    e1, e2, e12 = x._e1, x._e2, x._e12
+    n1 = e1[:, index].copy()
+    out = _lean(value, n1, n1 if e2 is e1 else e2[:, index].copy(),
+                None if e12 is None else e12[:, index].copy(), x._ctx)
     return link_view(x, out)
 
 
@@ -213,10 +236,10 @@ def sum_(x):
     if n > 64:
         return None
     one = ones(n)
-    e1, e12 = x._e1, x._e12
+    e1, e2, e12 = x._e1, x._e2, x._e12
     n1 = e1 @ one
     out = _object_new(HyperDual)
-    out._value, out._e1, out._e2 = np.add.reduce(v), n1, n1
+    out._value, out._e1, out._e2 = np.add.reduce(v), n1, n1 if e2 is e1 else e2 @ one
     out._e12 = None if e12 is None else e12 @ one
     out._ctx = x._ctx
     out._node = out._base = out._views = out._win = None
@@ -243,4 +266,4 @@ _LEAN_OPS.unary = unary
 _LEAN_OPS.negative = negative
 _LEAN_OPS.getitem = getitem
 _LEAN_OPS.functions.update({np.sum: sum_})
-_LEAN_OPS.promote = promote
+_LEAN_OPS.promote = seeded

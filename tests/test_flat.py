@@ -39,11 +39,14 @@ def _check_flat(v):
 
 
 def _check_lean(v):
-    """The promise of the lean mark: flat, one seed set, a plain pass context, small lanes."""
+    """The promise of the lean mark: flat, both first-order lanes, a plain pass context,
+    small lanes."""
     _check_flat(v)
-    assert v._e1 is not None and v._e2 is v._e1 and v._node is None
+    assert v._e1 is not None and v._e2 is not None and v._node is None
     assert v._ctx is not None and v._ctx.pattern is None and v._ctx.columns is None
-    rows = v._e1.shape[0] + (0 if v._e12 is None else v._e12.shape[0])
+    assert v._e1.shape[0] == v._ctx.k1 and v._e2.shape[0] == v._ctx.k2
+    rows = v._e1.shape[0] + (0 if v._e2 is v._e1 else v._e2.shape[0]) + (
+        0 if v._e12 is None else v._e12.shape[0])
     assert rows * v._value.shape[0] < POOL_MIN_ENTRIES
     if v._e12 is not None:
         assert v._e12.shape[0] == v._ctx.npairs
@@ -276,3 +279,54 @@ def test_lean_factors_of_every_form():
     assert lean._factor(np.arange(8.0)[::2], 4).flags.c_contiguous
     np.testing.assert_array_equal(lean._factor(0.25, 4), [0.25])
     assert lean._factor(None, 4).shape == (0,)
+
+
+def _hand_made(n=8, seed=5):
+    """A hand-made HyperDual with separate first-order lanes (K1 = 3, K2 = 2, P = 6):
+    the textbook number with several seeds on each side, as hvp-style passes use."""
+    rng = np.random.default_rng(seed)
+    ip, jp = np.repeat(np.arange(3), 2), np.tile(np.arange(2), 3)
+    return HyperDual(rng.uniform(0.2, 1.5, n), rng.standard_normal((3, n)), rng.standard_normal((2, n)),
+                     rng.standard_normal((6, n)), pairs=(ip, jp))
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_lean_paths_with_separate_second_lanes(name, lean_on, monkeypatch):
+    """Lean arrays whose ``e2`` is not ``e1`` (hand-made, K1 != K2): the lean paths give the
+    bits of the general ones, and the results stay lean where the program allows."""
+    marked = _hand_made()
+    assert marked._flat is LEAN and marked._e2 is not marked._e1
+    a = PROGRAMS[name](marked)
+    if name != "quotient":
+        assert a._flat is LEAN and a._e2 is not a._e1
+        _check_lean(a)
+    monkeypatch.setattr(lean.switch, "on", False)
+    plain = _hand_made()
+    assert plain._flat is True
+    b = PROGRAMS[name](plain)
+    np.testing.assert_array_equal(a.value, b.value)
+    for la, lb in ((a.e1, b.e1), (a.e2, b.e2), (a.e12, b.e12)):
+        np.testing.assert_array_equal(la, lb)
+
+
+def test_lean_product_of_one_shared_and_one_separate_operand(lean_on):
+    """x * y with e2 is e1 on one side only: the general product rule (no lean result)."""
+    v = np.array([0.5, 1.5, -2.0])
+    E = np.eye(3)
+    x = HyperDual(v, E, E)
+    y = HyperDual(v * 2.0, E.copy(), E.copy())
+    assert x._flat is LEAN and y._flat is LEAN and x._ctx is y._ctx
+    z = x * y
+    assert z._flat is not LEAN
+    # e1 = y x.e1 + x y.e1 = (2v + v) on the diagonal; e12 = x.e1[i] y.e2[j] + y.e1[i] x.e2[j]
+    np.testing.assert_allclose(z.e1, np.diag(3.0 * v), rtol=1e-15)
+    np.testing.assert_allclose(z.e12.reshape(3, 3, 3)[np.arange(3), np.arange(3), np.arange(3)], 2.0)
+    np.testing.assert_allclose((y * x).e1, z.e1, rtol=1e-15)
+
+
+def test_lean_sum_with_separate_second_lanes(lean_on):
+    x = _hand_made(5)
+    s = np.sum(x)
+    np.testing.assert_allclose(s.e1, x.e1.sum(axis=1), rtol=1e-15)
+    np.testing.assert_allclose(s.e2, x.e2.sum(axis=1), rtol=1e-15)
+    np.testing.assert_allclose(s.e12, x.e12.sum(axis=1), rtol=1e-15)

@@ -100,7 +100,7 @@ def test_windowed_rosenbrock_closed_form(block, point):
     np.testing.assert_allclose(got, rosen_hessian(point)[index], rtol=1e-12, atol=1e-9)
 
 
-def test_block_request_seeds_a_window(point, default_windows):
+def test_block_request_seeds_a_window(point, default_windows, default_pattern):
     seen = []
 
     def f(x):
