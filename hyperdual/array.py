@@ -38,7 +38,7 @@ class _LEAN_OPS:
     both: dict = {}       # ufunc -> f(a, b) for two lean operands
     functions: dict = {}  # numpy function -> f(x) for one lean argument
     numbers: dict = {}    # (ufunc, reflected) -> f(x, c) for a lean x and a Python float c
-    check_both = unary = negative = getitem = promote = None
+    unary = negative = getitem = promote = None
 
 
 #: ``numpy function -> implementation`` for ``__array_function__``; filled by
@@ -386,7 +386,8 @@ class HyperDual(NDArrayOperatorsMixin):
             t = type(other)
             if self._flat is LEAN:  # (see hyperdual.lean)
                 if t is HyperDual:
-                    if lean_both is not None and _LEAN_OPS.check_both(self, other):
+                    if lean_both is not None and other._flat is LEAN and other._ctx is self._ctx \
+                            and other._value.shape[0] == self._value.shape[0]:
                         f = _LEAN_OPS.both.get(lean_both)
                         if f is not None:
                             out = f(self, other)
