@@ -24,6 +24,7 @@ class _IMPL:
     """Implementations that live in modules importing this one (set when they load)."""
 
     apply_ufunc = getitem = setitem = windowed = densify = check_pattern = columns = densify_columns = None
+    window_getitem = window_sum = None  # hyperdual.window's own x[i], x[a:b], np.sum(x)
     number_ops: dict = {}  # (ufunc, reflected) -> f(x, c) for a HyperDual and a Python number
 
 
@@ -315,8 +316,9 @@ class HyperDual(NDArrayOperatorsMixin):
             if out is not None:
                 return out
         if len(inputs) == 1 and method == "__call__" and not kwargs and self._node is None \
-                and self._win is None and (self._ctx is None or self._ctx.pattern is None):
+                and (self._ctx is None or self._ctx.pattern is None):
             return _IMPL.apply_ufunc(ufunc, self)  # np.sin(x) and the like: nothing to dispatch
+            # (the chain rule keeps a window itself, as dispatch would have it do)
         for x in inputs:
             if type(x) not in _PLAIN and _foreign(x):
                 return NotImplemented
@@ -373,6 +375,12 @@ class HyperDual(NDArrayOperatorsMixin):
                 and not any(type(v) is HyperDual or type(v) is list or type(v) is tuple
                             for v in kwargs.values()):
             return impl(self, **kwargs)  # np.sum(x), np.exp… of one plain array: nothing to dispatch
+        if func is np.sum and len(args) == 1 and args[0] is self and self._win is not None \
+                and self._node is None and self._ctx is not None and self._ctx.pattern is None \
+                and self._ctx.columns is None and set(kwargs) <= {"axis", "dtype", "keepdims", "out"}:
+            out = _IMPL.window_sum(self, **kwargs)  # (what dispatch would reach)
+            if out is not NotImplemented:
+                return out
         return dispatch(impl, args, kwargs)
 
     # Arithmetic operators go straight to the chain rule (what NDArrayOperatorsMixin
@@ -441,9 +449,13 @@ class HyperDual(NDArrayOperatorsMixin):
             out = _LEAN_OPS.getitem(self, index)
             if out is not None:
                 return out
-        if (t is slice or t is int) and self._node is None and self._win is None \
+        if (t is slice or t is int) and self._node is None \
                 and (self._ctx is None or (self._ctx.pattern is None and self._ctx.columns is None)):
-            return _IMPL.getitem(self, index)  # x[1:], x[0]: nothing to dispatch
+            if self._win is None:
+                return _IMPL.getitem(self, index)  # x[1:], x[0]: nothing to dispatch
+            out = _IMPL.window_getitem(self, index)  # (what dispatch would reach)
+            if out is not NotImplemented:
+                return out
         return dispatch(_IMPL.getitem, (self, index), {})
 
     def __setitem__(self, index, val):

@@ -242,6 +242,12 @@ def _lift_window(y, x, g1, g2, cut=True):
     already (None is returned, and ``x`` kept, if they are not window-shaped)."""
     n = x._value.shape[0]
     lo, hi = x._win
+    e1 = x._e1
+    if not cut and x._e2 is e1 and e1 is not None and y.shape == (n,) and type(g1) is np.ndarray \
+            and g1.shape == (hi - lo,) and (g2 is None or type(g2) is float or (
+                type(g2) is np.ndarray and g2.shape == g1.shape)) \
+            and e1.flags.c_contiguous and y.flags.c_contiguous:
+        return _lift_window_lean(y, x, g1, g2)
     if cut:
         c1, c2 = window.cut(g1, lo, hi, n), window.cut(g2, lo, hi, n)
     else:
@@ -266,6 +272,28 @@ def _lift_window(y, x, g1, g2, cut=True):
                ctx.ip, ctx.jp, f1, f2, f12)  # (y[lo:hi] of a 1-D y is contiguous)
     out = _object_new(HyperDual)  # window.result inlined
     out._value, out._e1, out._e2, out._e12 = y, n1, n1 if shared else n2, n12
+    out._ctx, out._win = ctx, x._win
+    out._node = out._base = out._views = None
+    out._flat = False
+    return out
+
+
+def _lift_window_lean(y, x, g1, g2):
+    """:func:`_lift_window` for the common case: ``e2 is e1`` (contiguous), ``g'`` given
+    on the window, ``g''`` on the window, a number or None: the same kernel call,
+    without the general case's layout work."""
+    lo, hi = x._win
+    e1, e12, ctx = x._e1, x._e12, x._ctx
+    w = hi - lo
+    rows = 0 if e12 is None and g2 is None else ctx.ip.shape[0]
+    o1 = np.empty(e1.shape)
+    o12 = np.empty((rows, w)) if rows else _EMPTY2
+    kernels = _Choice.kernels if _Choice.ready else lanes.choose(w * (e1.shape[0] + rows))
+    kernels[0](y[lo:hi], g1 if g1.flags.c_contiguous else np.ascontiguousarray(g1),
+               _flat_factor(g2, g1.shape, w), e1, e1,
+               _EMPTY2 if e12 is None else np.ascontiguousarray(e12), ctx.ip, ctx.jp, o1, _EMPTY2, o12)
+    out = _object_new(HyperDual)
+    out._value, out._e1, out._e2, out._e12 = y, o1, o1, o12 if rows else None
     out._ctx, out._win = ctx, x._win
     out._node = out._base = out._views = None
     out._flat = False
@@ -378,6 +406,11 @@ def _windowed_operands(a, b, y):
 
 def _add_window(a, b, negate_b):
     """``a ± b`` with windowed operands: lanes added on the covering window."""
+    if type(a) is HyperDual and type(b) is HyperDual and a._win is not None and b._win is not None \
+            and a._ctx is b._ctx and a._e1 is not None and b._e1 is not None \
+            and ((a._e2 is a._e1 and b._e2 is b._e1) or (a._e2 is None and b._e2 is None)) \
+            and a._value.shape == b._value.shape:
+        return _add_windows(a, b, negate_b)
     av, bv = value_of(a), value_of(b)
     y = np.asarray(av - bv if negate_b else av + bv)
     wins = _windowed_operands(a, b, y)
@@ -412,6 +445,44 @@ def _add_window(a, b, negate_b):
     shared = (wa is None or a2 is a1) and (wb is None or b2 is b1)
     e2 = e1 if shared else combine(a2, b2)
     return window.result(y, e1, e2, combine(a12, b12), ctx, win)
+
+
+def _add_windows(a, b, negate_b):
+    """:func:`_add_window` for the common case: two windowed 1-D operands of one pass
+    with ``e2 is e1`` (or no ``e2``: a gradient pass).  The result's window covers
+    both; each lane is ``a``'s lane placed on it plus (minus) ``b``'s."""
+    av, bv = a._value, b._value
+    y = av - bv if negate_b else av + bv
+    wa, wb = a._win, b._win
+    if wa == wb:
+        win = wa
+        e1 = a._e1 - b._e1 if negate_b else a._e1 + b._e1
+        a12, b12 = a._e12, b._e12
+        e12 = a12 if b12 is None else (-b12 if negate_b else b12) if a12 is None else \
+            a12 - b12 if negate_b else a12 + b12
+    else:
+        lo, hi = min(wa[0], wb[0]), max(wa[1], wb[1])
+        win = (lo, hi)
+        sa, sb = slice(wa[0] - lo, wa[1] - lo), slice(wb[0] - lo, wb[1] - lo)
+
+        def put(la, lb):
+            if la is None and lb is None:
+                return None
+            rows = (la if la is not None else lb).shape[0]
+            out = np.zeros((rows, hi - lo))  # a new array: lanes are never written in place
+            if la is not None:
+                out[:, sa] = la
+            if lb is not None:
+                if negate_b:
+                    out[:, sb] -= lb
+                else:
+                    out[:, sb] += lb
+            return out
+        e1 = put(a._e1, b._e1)
+        e12 = put(a._e12, b._e12)
+    out = _new(y, e1, None if a._e2 is None else e1, e12, a._ctx)
+    out._win = win
+    return out
 
 
 def select(ufunc, a, b):

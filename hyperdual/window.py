@@ -220,3 +220,4 @@ def _selects(ufunc):
 
 
 _IMPL.windowed, _IMPL.densify = windowed, densify
+_IMPL.window_getitem, _IMPL.window_sum = _getitem, _sum

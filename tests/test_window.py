@@ -54,6 +54,15 @@ FUNCTIONS = {
                                          + np.arctan2(np.linspace(1.0, 2.0, x.size), x) + 2.0 ** x
                                          + x ** np.linspace(1.0, 2.0, x.size) + x ** 3.5 + x ** 1.0),
     "sum_axis_0d_array": lambda x: np.sum(x ** 3, axis=np.array(0)),  # densifies
+    # x ± y of two windowed operands: equal and different windows, with and without
+    # cross lanes on either side (hyperdual.chain._add_windows)
+    "diff_windows": lambda x: np.sum((x[1:] - x[:-1] ** 2) ** 2),
+    "minus_plain_right": lambda x: np.sum((np.sin(x[2:]) - x[:-2]) ** 2),
+    "minus_plain_left": lambda x: np.sum((x[:-2] - np.sin(x[2:])) ** 2),
+    "plus_plain_right": lambda x: np.sum((np.exp(x[1:]) + x[:-1]) ** 3),
+    "same_window_minus": lambda x: np.sum((x ** 2 - np.cos(x)) ** 2) + np.sum((x - x ** 3) ** 2),
+    "same_window_plus": lambda x: np.sum((x + np.sin(x)) ** 2) + np.sum((x ** 2 + x) ** 3),
+    "plain_plus_plain": lambda x: np.sum((x[1:] + x[:-1]) ** 2 * (x[1:] - x[:-1])),
 }
 
 
@@ -80,16 +89,15 @@ def point():
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
 @pytest.mark.parametrize("block", range(len(BLOCKS)))
-def test_windowed_equals_full_lanes(name, block, point, request):
+def test_windowed_equals_full_lanes(name, block, point, set_settings):
     f = FUNCTIONS[name]
     index = BLOCKS[block]
+    # windows wherever the seeded columns are narrow (the default lane threshold would
+    # give these short blocks full lanes: they cost less there)
+    set_settings(window_min_size=256, window_max_fraction=0.5, window_min_lanes=0)
     got = hyperdual.hessian(f, point)[index]
-    saved = settings.window_min_size
-    settings.window_min_size = 10 ** 9
-    try:
-        want = hyperdual.hessian(f, point)[index]
-    finally:
-        settings.window_min_size = saved
+    set_settings(window_min_size=10 ** 9)
+    want = hyperdual.hessian(f, point)[index]
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
@@ -216,3 +224,49 @@ def test_rule_with_factors_of_a_fixed_size(point):
             table.pop(triple, None)
             table.pop(getattr(triple, "ufunc", None), None)
     np.testing.assert_allclose(got, 18.0 * np.eye(2), rtol=1e-14)
+
+
+def test_windowed_sums_of_every_lane_layout():
+    """``x ± y`` of windowed operands: the common case (one pass, ``e2 is e1`` or absent)
+    and the general one (separate ``e2`` lanes) give the numbers of full lanes."""
+    from hyperdual.chain import _add_window
+    rng = np.random.default_rng(11)
+    n = 12
+    ctx = hyperdual.SeedContext(np.array([0, 1, 1]), np.array([0, 0, 1]), 2, 2)
+
+    def windowed(win, with12, second):
+        w = win[1] - win[0]
+        e1 = rng.standard_normal((2, w))
+        e2 = e1 if second == "shared" else None if second == "none" else rng.standard_normal((2, w))
+        x = HyperDual._new(rng.standard_normal(n), e1, e2, rng.standard_normal((3, w)) if with12 else None, ctx)
+        x._win = win
+        return x
+
+    def full(x):
+        lo, hi = x._win
+        out = []
+        for lane in (x._e1, x._e2, x._e12):
+            if lane is None:
+                out.append(None)
+                continue
+            big = np.zeros((lane.shape[0], n))
+            big[:, lo:hi] = lane
+            out.append(big)
+        return out
+
+    for second in ("shared", "none", "separate"):
+        for wa, wb in (((2, 5), (2, 5)), ((2, 5), (4, 9)), ((6, 8), (1, 3))):
+            for a12, b12 in ((True, True), (True, False), (False, True), (False, False)):
+                for negate in (False, True):
+                    a, b = windowed(wa, a12, second), windowed(wb, b12, second)
+                    fa, fb = full(a), full(b)
+                    got = _add_window(a, b, negate)
+                    np.testing.assert_array_equal(got.value, a.value - b.value if negate else a.value + b.value)
+                    for k, lane in enumerate((got.e1, got.e2, got.e12)):
+                        la, lb = fa[k], fb[k]
+                        if la is None and lb is None:
+                            assert not np.any(lane)
+                            continue
+                        la = 0.0 if la is None else la
+                        lb = 0.0 if lb is None else lb
+                        np.testing.assert_allclose(lane, la - lb if negate else la + lb, rtol=1e-15, atol=0)
