@@ -414,7 +414,11 @@ def square_lanes(a, e1, e12, ip, jp, y, o1, o12):  # pragma: no cover - compiled
     ``g'' = 2`` and ``e2 = e1``, the same arithmetic in the same order (``o12`` has
     ``len(ip)`` rows; ``e12`` none when absent).  For the short lanes of small problems
     (:mod:`hyperdual.lean`), where computing ``y`` and ``g'`` in NumPy first would cost
-    more than the arithmetic."""
+    more than the arithmetic (1.6 µs of 4.1 per ``x ** 2`` at n = 9, K = 10, P = 55).
+
+    The one place a rule of the table (``np.square`` in :mod:`hyperdual.rules`) is
+    restated: ``tests/test_kernels.py`` checks that it equals that entry lifted by
+    :func:`chain_lanes`, bit for bit."""
     n = a.shape[0]
     for t in range(n):
         y[t] = a[t] * a[t]

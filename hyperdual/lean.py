@@ -13,7 +13,9 @@ needs asking again:
   pass), ``e12`` may be absent;
 * its context is a pass's own (no pattern pass, no column lanes), it has no
   window and no record;
-* its lanes are small (under the pool's threshold: plain ``np.empty``).
+* its lanes are small: ``(K1 + K2 + P) n`` under the pool's threshold (plain
+  ``np.empty``; :mod:`hyperdual.pool` serves larger ones), ``P`` counted even
+  before the cross lane exists, so every lean result is small too.
 
 An operation of lean operands (two of them in the same context, and of one
 length) makes a lean result, with the same math as the general path in
@@ -67,11 +69,12 @@ class switch:
 
 def promote(out):
     """Mark a flat HyperDual (``hyperdual.chain.flat``) lean when it qualifies."""
-    e1, e2, e12, ctx = out._e1, out._e2, out._e12, out._ctx
+    e1, e2, ctx = out._e1, out._e2, out._ctx
     if e1 is not None and e2 is not None and ctx is not None and ctx.pattern is None \
             and ctx.columns is None and switch.on and out._value.shape[0] * (
-                e1.shape[0] + (0 if e2 is e1 else e2.shape[0]) + (0 if e12 is None else e12.shape[0])
-            ) < POOL_MIN_ENTRIES:
+                e1.shape[0] + (0 if e2 is e1 else e2.shape[0]) + ctx.ip.shape[0]) < POOL_MIN_ENTRIES:
+        # (counting the cross lane's P rows whether or not it exists yet: the results of
+        # lean operations are lean, and the first nonlinear one makes that lane)
         out._flat = LEAN
     return out
 

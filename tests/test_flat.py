@@ -45,8 +45,7 @@ def _check_lean(v):
     assert v._e1 is not None and v._e2 is not None and v._node is None
     assert v._ctx is not None and v._ctx.pattern is None and v._ctx.columns is None
     assert v._e1.shape[0] == v._ctx.k1 and v._e2.shape[0] == v._ctx.k2
-    rows = v._e1.shape[0] + (0 if v._e2 is v._e1 else v._e2.shape[0]) + (
-        0 if v._e12 is None else v._e12.shape[0])
+    rows = v._e1.shape[0] + (0 if v._e2 is v._e1 else v._e2.shape[0]) + v._ctx.npairs
     assert rows * v._value.shape[0] < POOL_MIN_ENTRIES
     if v._e12 is not None:
         assert v._e12.shape[0] == v._ctx.npairs
@@ -330,3 +329,24 @@ def test_lean_sum_with_separate_second_lanes(lean_on):
     np.testing.assert_allclose(s.e1, x.e1.sum(axis=1), rtol=1e-15)
     np.testing.assert_allclose(s.e2, x.e2.sum(axis=1), rtol=1e-15)
     np.testing.assert_allclose(s.e12, x.e12.sum(axis=1), rtol=1e-15)
+
+
+@pytest.mark.parametrize("n,lean_expected", [(10, True), (40, False), (100, False)])
+def test_lean_only_where_every_lane_of_the_pass_is_small(n, lean_expected, lean_on):
+    """The mark counts the cross lane's rows (P) before that lane exists: an input of 100
+    elements seeded for 5050 pairs has a small e1 but would grow a 5050 x 99 cross lane
+    in its first nonlinear step, which belongs to the pooled general path."""
+    x = _seeded(n)
+    assert (x._flat is LEAN) == lean_expected
+    y = np.sum(x[1:] ** 2 - np.sin(x[:-1]))
+    for v in (x[1:], x[1:] ** 2, np.sin(x) * x):
+        assert (v._flat is LEAN) == lean_expected
+        if lean_expected:
+            _check_lean(v)
+    v = x.value  # d²/dx_t² of sum(x[1:]² - sin(x[:-1])): 2 (t >= 1) + sin(x_t) (t < n-1)
+    hess = np.zeros((n, n))
+    hess[np.triu_indices(n)] = y.e12
+    want = np.zeros(n)
+    want[1:] += 2.0
+    want[:-1] += np.sin(v[:-1])
+    np.testing.assert_allclose(np.diag(hess), want, rtol=1e-14)

@@ -198,3 +198,24 @@ def test_square_lanes_twin_and_formula(has12, n):
     assert (o1[:, 0] == 0).all() and (o12[:, 0] == 0).all()  # 2a = inf meets exact zeros
     if n > 2:
         assert np.isnan(o1[:, 2]).all() and np.isnan(o12[:, 2]).all()
+
+
+def test_square_lanes_is_the_tables_square_rule():
+    """The fused kernel restates one entry of the derivative table (np.square: g' = 2a,
+    g'' = 2) for speed; it must be that entry lifted by the one chain-rule kernel."""
+    from hyperdual.rules import UNARY
+    rng = np.random.default_rng(2)
+    n = 9
+    a = rng.standard_normal(n)
+    a[1], a[2] = 0.0, 1e200
+    e1, e12 = rng.standard_normal((K1, n)), rng.standard_normal((P, n))
+    y, o1, o12 = np.empty(n), np.empty((K1, n)), np.empty((P, n))
+    kernels.square_lanes(a, e1, e12, IP, IP, y, o1, o12)
+    with np.errstate(over="ignore"):  # (1e200 ** 2 is inf, in both)
+        sq = np.square(a)
+    g1, g2 = UNARY[np.square](a, sq)
+    w1, w12 = np.empty((K1, n)), np.empty((P, n))
+    kernels.chain_lanes(sq, g1, np.full(1, g2), e1, e1, e12, IP, IP, w1, np.zeros((0, n)), w12)
+    np.testing.assert_array_equal(y, sq)
+    np.testing.assert_array_equal(o1, w1)
+    np.testing.assert_array_equal(o12, w12)
