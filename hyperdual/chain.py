@@ -67,9 +67,6 @@ def _flat_lane(lane, shape, n):
     return lane.reshape(lane.shape[0], n)
 
 
-_CONSTANTS: dict[float, np.ndarray] = {}
-
-
 def _flat_factor(g, shape, n):
     """A derivative factor as a length-n array, length 1 for a constant, 0 for zero."""
     if g is None:
@@ -82,12 +79,7 @@ def _flat_factor(g, shape, n):
         if g.size == 1:
             return g.reshape(1).astype(np.float64, copy=False)
         return np.ascontiguousarray(np.broadcast_to(g, shape), dtype=np.float64).reshape(n)
-    c = _CONSTANTS.get(g)
-    if c is None:
-        c = np.full(1, g, dtype=np.float64)
-        if len(_CONSTANTS) < 256:
-            _CONSTANTS[g] = c
-    return c
+    return lanes.constant(g)
 
 
 def _out(wanted, rows, shape, n):

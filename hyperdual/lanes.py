@@ -100,6 +100,20 @@ def square_lanes_numpy(a, e1, e12, ip, jp, y, o1, o12):
     chain_lanes_numpy(y, 2.0 * a, _TWO, e1, e1, e12, ip, jp, o1, _EMPTY, o12)
 
 
+_CONSTANTS: dict = {}
+
+
+def constant(g) -> np.ndarray:
+    """A number ``g`` as the ``(1,)`` factor array the kernels broadcast (shared, at most
+    256 of them kept)."""
+    c = _CONSTANTS.get(g)
+    if c is None:
+        c = np.full(1, g, dtype=np.float64)
+        if len(_CONSTANTS) < 256:
+            _CONSTANTS[g] = c
+    return c
+
+
 _ONES: dict[int, np.ndarray] = {}
 
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from .array import _LEAN_OPS, LEAN, HyperDual, link_view
-from .lanes import _Choice, choose, ones
+from .lanes import _Choice, choose, constant, ones
 from .pool import POOL_MIN_ENTRIES
 from .rules import UNARY
 
@@ -47,7 +47,6 @@ _object_new = object.__new__
 _EMPTY2 = np.zeros((0, 0))
 _EMPTY1 = np.zeros(0)
 _TWO = np.full(1, 2.0)
-_CONST: dict = {}
 
 
 def _lean(y, e1, e2, e12, ctx):
@@ -96,12 +95,7 @@ def _factor(g, n):
         return np.ascontiguousarray(np.broadcast_to(g, (n,)), dtype=np.float64)
     if g is None:
         return _EMPTY1
-    c = _CONST.get(g)
-    if c is None:
-        c = np.full(1, g, dtype=np.float64)
-        if len(_CONST) < 256:
-            _CONST[g] = c
-    return c
+    return constant(g)
 
 
 def _chain(y, x, g1, g2):
