@@ -350,3 +350,49 @@ def test_lean_only_where_every_lane_of_the_pass_is_small(n, lean_expected, lean_
     want[1:] += 2.0
     want[:-1] += np.sin(v[:-1])
     np.testing.assert_allclose(np.diag(hess), want, rtol=1e-14)
+
+
+EDGE_POINTS = {
+    "zeros_and_ones": np.array([0.0, -0.0, 1.0, -1.0, 0.5, 2.0, -2.0, 1e-12]),
+    "large_and_tiny": np.array([1e300, -1e300, 1e-300, -1e-300, 3.0, 1e154, 7.0, 1e-154]),
+    "nonfinite": np.array([np.inf, -np.inf, np.nan, 1.0, 0.0, 2.0, -3.0, 0.25]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+@pytest.mark.parametrize("where", sorted(EDGE_POINTS))
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_lean_paths_equal_the_general_paths_at_edges(name, where, lean_on, monkeypatch):
+    """0, -0, ±1, huge, tiny, inf and NaN: the lean paths keep the general paths' bits
+    (NaN where they have NaN, structural zeros where they have them)."""
+    point = EDGE_POINTS[where]
+    U, ip, jp = _upper_pairs(point.size)
+
+    def run():
+        (x,), _ = seed_inputs(InputSpace([point], None), U, ip, jp)
+        with np.errstate(all="ignore"):
+            return x._flat, PROGRAMS[name](x)
+    mark, a = run()
+    assert mark is LEAN
+    monkeypatch.setattr(lean.switch, "on", False)
+    mark, b = run()
+    assert mark is not LEAN
+    np.testing.assert_array_equal(a.value, b.value)
+    for la, lb in ((a.e1, b.e1), (a.e2, b.e2), (a.e12, b.e12)):
+        np.testing.assert_array_equal(la, lb)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_lean_empty_and_one_element_slices(lean_on):
+    x = _seeded(6)
+    e = x[4:2]  # an empty run
+    assert e._flat is LEAN and e.shape == (0,)
+    s = np.sum(e ** 2 + e)
+    assert s.value == 0.0 and not np.any(s.e1) and not np.any(s.e12)
+    one = x[2:3] ** 3  # d/dx2 = 3 x2², d²/dx2² = 6 x2
+    v = x.value[2]
+    np.testing.assert_allclose(one.e1[:, 0], 3 * v * v * np.eye(6)[2], rtol=1e-15)
+    cross = np.zeros((6, 6))
+    cross[np.triu_indices(6)] = one.e12[:, 0]
+    np.testing.assert_allclose(cross[2, 2], 6 * v, rtol=1e-15)
+    assert np.count_nonzero(cross) == 1
