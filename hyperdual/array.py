@@ -28,8 +28,8 @@ class _IMPL:
     number_ops: dict = {}  # (ufunc, reflected) -> f(x, c) for a HyperDual and a Python number
 
 
-#: ``HyperDual._flat`` of a *lean* array (:mod:`hyperdual.lean`): flat, one seed set
-#: (``e2 is e1``), a plain pass context, small lanes.  ``True``: flat only.
+#: ``HyperDual._flat`` of a *lean* array (:mod:`hyperdual.lean`): flat, both first-order
+#: lanes, a plain pass context, small lanes, no record.  ``True``: flat only.
 LEAN = 2
 
 
@@ -39,7 +39,8 @@ class _LEAN_OPS:
     both: dict = {}       # ufunc -> f(a, b) for two lean operands
     functions: dict = {}  # numpy function -> f(x) for one lean argument
     numbers: dict = {}    # (ufunc, reflected) -> f(x, c) for a lean x and a Python float c
-    unary = negative = getitem = promote = None
+    unary = negative = getitem = None
+    promote = None  # marks a new flat array lean when it qualifies
 
 
 #: ``numpy function -> implementation`` for ``__array_function__``; filled by

@@ -396,3 +396,15 @@ def test_lean_empty_and_one_element_slices(lean_on):
     cross[np.triu_indices(6)] = one.e12[:, 0]
     np.testing.assert_allclose(cross[2, 2], 6 * v, rtol=1e-15)
     assert np.count_nonzero(cross) == 1
+
+
+def test_lean_arrays_and_recorded_variables_never_mix(lean_on):
+    """A recorded variable meeting a lean pass array (a variable made inside a function
+    being differentiated): refused in both orders, as for any seeded array, so no lean
+    result ever carries a record that its lean operations would skip."""
+    x = _seeded(4)
+    v = hyperdual.variable(np.array([1.0, 2.0, 3.0, 4.0]))
+    assert x._flat is LEAN and v._flat is not LEAN
+    for make in (lambda: x * v, lambda: v * x, lambda: x + v, lambda: v - x, lambda: np.maximum(x, v)):
+        with pytest.raises(ValueError, match="recording and seeded evaluation cannot be mixed"):
+            make()
