@@ -382,6 +382,15 @@ def _extreme(arg):
         ax = _axes(axis, x.ndim)
         if x.ndim == 0:
             return x
+        if x.ndim == 1 and not keepdims:  # the whole of a vector: one entry (copied lanes)
+            k = int(arg(x._value))
+            shape = x._value.shape
+
+            def entry(lane):
+                return None if lane is None else lane_to(lane, shape)[:, k].copy()
+            n1 = entry(x._e1)
+            return _new(np.asarray(x._value[k]), n1, n1 if x._e2 is x._e1 else entry(x._e2),
+                        entry(x._e12), x._ctx)
         x = _to_last(x, ax)
         idx = arg(x._value, axis=-1)[..., None]
         r = _select_along(x, idx, x.ndim - 1)[..., 0]

@@ -590,6 +590,31 @@ def test_max_min_select_by_value_first_tie(name, axis, keepdims):
     assert_close(h, H)
 
 
+@pytest.mark.parametrize("axis", [None, 0, -1, (0,)])
+@pytest.mark.parametrize("name", sorted(EXTREMES))
+@pytest.mark.parametrize("shared", [True, False])
+def test_max_min_of_a_vector_first_tie(name, axis, shared):
+    """The whole of a 1-D array (the short path: one entry's lanes, copied): the first of
+    tied entries, with its gradient row and curvature; the result is not a view."""
+    fn, arg = EXTREMES[name]
+    x0 = np.array([1.0, -3.0, 5.0, 5.0, -3.0, 0.5])
+    x = seeded(x0, shared)
+    y = fn(x ** 2 * 0.5 + x, axis=axis)    # f = x²/2 + x: f' = x + 1, f'' = 1
+    f0 = x0 ** 2 * 0.5 + x0
+    k = arg(f0)                             # max: index 2 (first of the tie); min: index 5
+    v, g, h = derivs(y, x0.size)
+    assert_close(v, f0[k])
+    G = np.zeros(x0.size)
+    G[k] = x0[k] + 1.0
+    H = np.zeros((x0.size, x0.size))
+    H[k, k] = 1.0
+    assert_close(g, G)
+    assert_close(h, H)
+    m = fn(x, axis=axis)
+    x[np.argmax(x0) if arg is np.argmax else np.argmin(x0)] = 100.0  # m is not a view of x:
+    assert_close(m.value, x0.max() if arg is np.argmax else x0.min())  # assignment is allowed
+
+
 def test_max_of_0d_and_nan_propagation():
     y = np.max(seeded(2.0))
     assert_close(y.value, 2.0)
