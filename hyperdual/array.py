@@ -39,7 +39,7 @@ class _LEAN_OPS:
     both: dict = {}       # ufunc -> f(a, b) for two lean operands
     functions: dict = {}  # numpy function -> f(x) for one lean argument
     numbers: dict = {}    # (ufunc, reflected) -> f(x, c) for a lean x and a Python float c
-    unary = negative = getitem = None
+    unary = negative = getitem = matmul = None
     promote = None  # marks a new flat array lean when it qualifies
 
 
@@ -312,10 +312,15 @@ class HyperDual(NDArrayOperatorsMixin):
 
     # ---- NumPy protocols --------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        if self._flat is LEAN and len(inputs) == 1 and method == "__call__" and not kwargs:
-            out = _LEAN_OPS.unary(ufunc, self)
-            if out is not None:
-                return out
+        if self._flat is LEAN and method == "__call__" and not kwargs:
+            if len(inputs) == 1:
+                out = _LEAN_OPS.unary(ufunc, self)
+                if out is not None:
+                    return out
+            elif ufunc is np.matmul:
+                out = _LEAN_OPS.matmul(*inputs)
+                if out is not None:
+                    return out
         if len(inputs) == 1 and method == "__call__" and not kwargs and self._node is None \
                 and (self._ctx is None or self._ctx.pattern is None):
             return _IMPL.apply_ufunc(ufunc, self)  # np.sin(x) and the like: nothing to dispatch

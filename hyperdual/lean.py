@@ -30,7 +30,8 @@ The math, as everywhere (``e1`` first-order lanes, ``e12`` cross lane):
 * ``c * a``: every lane scaled by ``c``;
 * ``g(a)``: ``e1 = g' a.e1``, ``e2 = g' a.e2``,
   ``e12 = g' a.e12 + g'' a.e1[ip] a.e2[jp]``;
-* ``a * b``: ``e12 = b a.e12 + a b.e12 + a.e1[ip] b.e2[jp] + b.e1[ip] a.e2[jp]``.
+* ``a * b``: ``e12 = b a.e12 + a b.e12 + a.e1[ip] b.e2[jp] + b.e1[ip] a.e2[jp]``;
+* ``A @ x`` (``x @ B``) with a constant matrix: every lane times the matrix.
 """
 from __future__ import annotations
 
@@ -239,6 +240,30 @@ def sum_(x):
     return out
 
 
+def matmul(a, b):
+    """``A @ x`` or ``x @ B`` with a constant 2-D float ``A`` / ``B`` (None otherwise, or
+    when the result's lanes would not be small): every lane through the same NumPy
+    ``matmul`` calls as :func:`hyperdual.functions.matmul` makes, one BLAS call per lane."""
+    left = type(b) is HyperDual
+    x, c = (b, a) if left else (a, b)
+    if type(c) is not np.ndarray or c.ndim != 2 or c.dtype != np.float64 \
+            or c.shape[1 if left else 0] != x._value.shape[0]:
+        return None
+    m = c.shape[0 if left else 1]
+    e1, e2, e12, ctx = x._e1, x._e2, x._e12, x._ctx
+    if m * (e1.shape[0] + (0 if e2 is e1 else e2.shape[0]) + ctx.ip.shape[0]) >= POOL_MIN_ENTRIES:
+        return None
+    if left:  # A @ v[:, None], A @ lane[:, :, None]: a column, as the general path has it
+        def apply(v):
+            return np.matmul(c, v[..., None])[..., 0]
+    else:     # v[None, :] @ B, lane[:, None, :] @ B: a row
+        def apply(v):
+            return np.matmul(np.expand_dims(v, v.ndim - 1), c)[..., 0, :]
+    n1 = apply(e1)
+    return _lean(apply(x._value), n1, n1 if e2 is e1 else apply(e2),
+                 None if e12 is None else apply(e12), ctx)
+
+
 def _power_number(x, c):
     if c == 2.0:
         return square(x)
@@ -254,6 +279,7 @@ _LEAN_OPS.numbers.update({
     (np.power, False): _power_number,
 })
 _LEAN_OPS.unary = unary
+_LEAN_OPS.matmul = matmul
 _LEAN_OPS.negative = negative
 _LEAN_OPS.getitem = getitem
 _LEAN_OPS.functions.update({np.sum: sum_})

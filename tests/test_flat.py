@@ -85,7 +85,14 @@ PROGRAMS = {
     "mul_input": lambda x: x * x,
     "mul_mixed": lambda x: x[1:] * x[:-1] ** 2,
     "exp_log": lambda x: np.log(np.exp(x) + 1.5),
+    "matrix_left": lambda x: np.sin(_A @ x) * (_A @ x),        # A @ x, A constant
+    "matrix_right": lambda x: np.exp(x @ _B) + x[:5] * 2.0,     # x @ B, B constant
+    "matrix_tall": lambda x: np.tanh(_C @ (x * x)),             # 12 rows from 8
 }
+_RNG = np.random.default_rng(21)
+_A = _RNG.standard_normal((8, 8)) / 3.0
+_B = _RNG.standard_normal((8, 5)) / 3.0
+_C = _RNG.standard_normal((12, 8)) / 3.0
 
 
 @pytest.fixture
@@ -408,3 +415,17 @@ def test_lean_arrays_and_recorded_variables_never_mix(lean_on):
     for make in (lambda: x * v, lambda: v * x, lambda: x + v, lambda: v - x, lambda: np.maximum(x, v)):
         with pytest.raises(ValueError, match="recording and seeded evaluation cannot be mixed"):
             make()
+
+
+def test_lean_matmul_hands_over_where_its_case_does_not_apply(lean_on):
+    """Not a constant float matrix, or a result too large for lean lanes: the general
+    product rule, with the same numbers."""
+    x = _seeded(8)
+    for other in (np.ones((8, 8), dtype=np.int64), np.ones(8), np.ones((2, 8, 8))):
+        y = other @ x
+        assert y._flat is not LEAN
+        np.testing.assert_allclose(y.value, np.asarray(other, float) @ x.value)
+    big = np.ones((400, 8)) / 8.0  # 400 x (8 + 8 + 36) lane entries: above the lean bound
+    y = big @ x
+    assert y._flat is not LEAN
+    np.testing.assert_allclose(y.e1, np.broadcast_to(np.eye(8) @ big.T, (8, 400)), rtol=1e-15)
