@@ -258,7 +258,7 @@ def matmul(a, b):
             return np.matmul(c, v[..., None])[..., 0]
     else:     # v[None, :] @ B, lane[:, None, :] @ B: a row
         def apply(v):
-            return np.matmul(np.expand_dims(v, v.ndim - 1), c)[..., 0, :]
+            return np.matmul(v[..., None, :], c)[..., 0, :]
     n1 = apply(e1)
     return _lean(apply(x._value), n1, n1 if e2 is e1 else apply(e2),
                  None if e12 is None else apply(e12), ctx)
