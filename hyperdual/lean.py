@@ -47,7 +47,6 @@ __all__ = ["promote", "seeded"]
 _object_new = object.__new__
 _EMPTY2 = np.zeros((0, 0))
 _EMPTY1 = np.zeros(0)
-_TWO = np.full(1, 2.0)
 
 
 def _lean(y, e1, e2, e12, ctx):
