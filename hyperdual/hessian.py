@@ -32,6 +32,7 @@ from .columns import settle
 from .context import SeedContext, join_contexts
 from .pattern import Recorder
 from .seeding import LIVE_FACTOR, InputSpace, pass_capacity, plan_passes, seed_inputs, settings
+from .lean import seeded
 from .window import densify
 
 __all__ = ["Hessian", "Jacobian", "hessian", "jacobian", "hvp", "gradient", "Stats"]
@@ -1019,6 +1020,9 @@ def hvp(func: Callable, x, v) -> np.ndarray:
     ctx = SeedContext(np.arange(n), np.zeros(n, np.int64), n, 1, token=object())
     e1 = np.eye(n).reshape((n,) + point.shape)
     xd = HyperDual._new(point, e1, vec.reshape((1,) + point.shape).copy(), None, ctx)
+    if point.ndim == 1:  # fresh contiguous (n,) value and (K, n) lanes: flat, maybe lean
+        xd._flat = True
+        seeded(xd)
     y = func(xd)
     value = _output_value(y)
     if value.size != 1:

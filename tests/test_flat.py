@@ -429,3 +429,20 @@ def test_lean_matmul_hands_over_where_its_case_does_not_apply(lean_on):
     y = big @ x
     assert y._flat is not LEAN
     np.testing.assert_allclose(y.e1, np.broadcast_to(np.eye(8) @ big.T, (8, 400)), rtol=1e-15)
+
+
+def test_hvp_input_is_lean_and_gives_the_general_bits(lean_on, monkeypatch):
+    """hvp seeds e1 = I and e2 = v (K1 = n, K2 = 1): a lean input with separate second
+    lanes; the product equals H @ v and the general paths' bits."""
+    f = lambda x: np.sum(np.sin(x) * x ** 2) + np.sum(x[1:] * x[:-1]) + np.sum(np.exp(0.3 * x))
+    x = np.linspace(0.1, 1.0, 12)
+    v = np.linspace(-1.0, 1.0, 12)
+    seen = []
+    got = hyperdual.hvp(lambda z: seen.append(z._flat) or f(z), x, v)
+    assert seen == [LEAN]
+    # closed form: diag (2 - x²) sin x + 4 x cos x + 0.09 e^{0.3 x}, off-diagonal 1 beside it
+    H = np.diag((2 - x * x) * np.sin(x) + 4 * x * np.cos(x) + 0.09 * np.exp(0.3 * x))
+    H += np.diag(np.ones(11), 1) + np.diag(np.ones(11), -1)
+    np.testing.assert_allclose(got, H @ v, rtol=1e-13, atol=1e-13)
+    monkeypatch.setattr(lean.switch, "on", False)
+    np.testing.assert_array_equal(hyperdual.hvp(f, x, v), got)
