@@ -38,7 +38,7 @@ class _LEAN_OPS:
 
     both: dict = {}       # ufunc -> f(a, b) for two lean operands
     functions: dict = {}  # numpy function -> f(x) for one lean argument
-    numbers: dict = {}    # (ufunc, reflected) -> f(x, c) for a lean x and a Python float c
+    numbers: dict = {}    # (ufunc, reflected) -> f(x, c) for a lean x and a number c (np.float64)
     unary = negative = getitem = matmul = None
     promote = None  # marks a new flat array lean when it qualifies
 
@@ -409,8 +409,8 @@ class HyperDual(NDArrayOperatorsMixin):
                                 return out
                 elif (t is float or t is int) and not shift:
                     f = _LEAN_OPS.numbers.get(key)
-                    if f is not None:
-                        out = f(self, float(other))
+                    if f is not None:  # (np.float64: x / 0 is inf with NumPy's warning)
+                        out = f(self, np.float64(other))
                         if out is not None:
                             return out
             if shift and (t is float or t is int) and self._node is None:

@@ -446,3 +446,33 @@ def test_hvp_input_is_lean_and_gives_the_general_bits(lean_on, monkeypatch):
     np.testing.assert_allclose(got, H @ v, rtol=1e-13, atol=1e-13)
     monkeypatch.setattr(lean.switch, "on", False)
     np.testing.assert_array_equal(hyperdual.hvp(f, x, v), got)
+
+
+@pytest.mark.parametrize("c", [0, 0.0, -0.0, np.inf, np.nan, 10 ** 400 // 10 ** 300])
+@pytest.mark.parametrize("op", ["truediv", "mul", "rmul", "rsub", "pow", "add", "sub"])
+def test_lean_number_operands_follow_numpy(c, op, lean_on, monkeypatch):
+    """x op c with a Python number at its edges (x / 0 is inf with NumPy's warning, not
+    ZeroDivisionError): the lean result has the general paths' bits."""
+    f = {"truediv": lambda x: x / c, "mul": lambda x: x * c, "rmul": lambda x: c * x,
+         "rsub": lambda x: c - x, "pow": lambda x: (x * 1.0) ** c, "add": lambda x: x + c,
+         "sub": lambda x: x - c}[op]
+
+    def run():
+        x = _seeded(5) ** 2  # with a cross lane
+        with np.errstate(all="ignore"):
+            return f(x)
+    a = run()
+    monkeypatch.setattr(lean.switch, "on", False)
+    b = run()
+    np.testing.assert_array_equal(a.value, b.value)
+    for la, lb in ((a.e1, b.e1), (a.e2, b.e2), (a.e12, b.e12)):
+        np.testing.assert_array_equal(la, lb)
+
+
+def test_lean_division_by_zero_is_numpys(lean_on):
+    x = _seeded(3) ** 2
+    assert x._flat is LEAN
+    with pytest.warns(RuntimeWarning) as record:  # (0 * inf in the lanes warns too, as in NumPy)
+        y = x / 0
+    assert any("divide by zero" in str(w.message) for w in record)
+    assert np.all(np.isinf(y.value))
