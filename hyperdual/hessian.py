@@ -466,7 +466,7 @@ class _Problem:
         too few pairs to look for a sparsity pattern, and the pass plan would not split
         them.  (A pattern is only found for larger requests, which fill the cache.)"""
         key = (n, self.budget, settings.pattern_min_pairs)
-        if self._one_pass_key is not key and self._one_pass_key != key:
+        if self._one_pass_key != key:  # (asked on every whole request: answered once)
             pairs = n * (n + 1) // 2
             self._one_pass_answer = pairs < settings.pattern_min_pairs and \
                 pairs <= pass_capacity(max(1, n), self.budget)

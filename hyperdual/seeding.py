@@ -193,15 +193,6 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
     ctx = SeedContext.trusted(ip, jp, k, k if second else 0)
     ctx.pattern = pattern
     single = len(space.points) == 1
-    if single and space.batch is None and k == space.n and k and second and not space.has_nan[0] \
-            and space.points[0].ndim == 1 and space.points[0].size <= _COPY_POINT \
-            and (not window or settings.window_max_fraction < 1.0) and U[0] == 0 and U[-1] == k - 1:
-        # The whole-Hessian pass of a small vector (U = 0 .. n-1, U sorted; a window
-        # would span every column): the inputs of the general loop below, without its cases.
-        lane = _identity(k)
-        x = HyperDual._new(space.points[0].copy(), lane, lane, None, ctx)
-        x._flat = True
-        return [seeded(x)], ctx
     inputs = []
     for m, point in enumerate(space.points):
         if samples is not None:
@@ -209,6 +200,16 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
         elif point.size <= _COPY_POINT:
             point = point.copy()  # writeable (the Hessian's own point is read-only, which
             # would send every kernel call with its value to Numba's slow typing path)
+        if single and space.batch is None and k == space.n and k and point.ndim == 1 \
+                and not space.has_nan[m] and (not window or settings.window_max_fraction < 1.0) \
+                and U[0] == 0 and U[-1] == k - 1:
+            # every input seeded (U = 0 .. n-1; a window would span every column): the
+            # identity lane, shared (never written; public lanes are read-only views)
+            lane = _identity(k)
+            x = HyperDual._new(point, lane, lane if second else None, None, ctx)
+            x._flat = point.flags.c_contiguous
+            inputs.append(seeded(x))
+            continue
         lo, size = space.offsets[m], space.sizes[m]
         if single:
             rows, cols = np.arange(k), U
@@ -227,13 +228,6 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
             x = HyperDual._new(point, lane, lane if second else None, None, ctx)
             x._win = win
             inputs.append(x)
-            continue
-        if single and space.batch is None and k == space.n and k and point.ndim == 1 \
-                and not space.has_nan[m] and U[0] == 0 and U[-1] == k - 1:
-            lane = _identity(k)  # every input seeded (U = 0 .. n-1): shared, read-only
-            x = HyperDual._new(point, lane, lane if second else None, None, ctx)
-            x._flat = point.flags.c_contiguous
-            inputs.append(seeded(x))
             continue
         if single and space.batch is not None and space.has_axis[m] and settings.column_lanes:
             inputs.append(columns.seed(point, ctx, cols, second))  # one lane row, not K + P
