@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import lanes, window
+from . import lanes, threads, window
 from .lanes import _Choice
 from .pool import POOL_MIN_ENTRIES, empty as _empty
 from .array import _IMPL, HyperDual, as_float_array
@@ -208,7 +208,10 @@ def _lift_1d(y, x, e1, e2, g1, g2):
         else _flat_factor(g1, y.shape, n)
     f2 = g2 if type(g2) is np.ndarray and g2.shape == y.shape and g2.flags.c_contiguous \
         else _flat_factor(g2, y.shape, n)
-    kernels[0](y, f1, f2, e1, e2, _EMPTY2 if e12 is None else e12, ctx.ip, ctx.jp, o1, o2, o12)
+    args = (y, f1, f2, e1, e2, _EMPTY2 if e12 is None else e12, ctx.ip, ctx.jp, o1, o2, o12)
+    if (k1 + o2.shape[0] + rows) * n < threads.MIN_ENTRIES or not _Choice.ready \
+            or not threads.split_call(_Choice.ranges[0], args, n, k1 + o2.shape[0] + rows):
+        kernels[0](*args)
     return flat(y, o1, o1 if shared else o2, None if rows == 0 else o12, ctx)
 
 
@@ -615,8 +618,12 @@ def _product_1d(a, b, ctx, y):
     o2 = _EMPTY2 if shared else np.empty((k2, n)) if k2 * n < POOL_MIN_ENTRIES else _empty((k2, n), k2 * n)
     o12 = np.empty((npairs, n)) if npairs * n < POOL_MIN_ENTRIES else _empty((npairs, n), npairs * n)
     kernels = _Choice.kernels if _Choice.ready else lanes.choose(n * (k1 + o2.shape[0] + npairs))
-    kernels[2](y, av, bv, a1, a2, _EMPTY2 if a12 is None else a12, b1, b2, _EMPTY2 if b12 is None else b12,
-               ctx.ip, ctx.jp, o1, o2, o12)
+    args = (y, av, bv, a1, a2, _EMPTY2 if a12 is None else a12, b1, b2, _EMPTY2 if b12 is None else b12,
+            ctx.ip, ctx.jp, o1, o2, o12)
+    if (k1 + o2.shape[0] + npairs) * n < threads.MIN_ENTRIES or not _Choice.ready \
+            or a12 is None or b12 is None \
+            or not threads.split_call(_Choice.ranges[1], args, n, k1 + o2.shape[0] + npairs):
+        kernels[2](*args)  # (product_range needs every lane present)
     return flat(y, o1, o1 if shared else o2, o12, ctx)
 
 

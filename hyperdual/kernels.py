@@ -48,7 +48,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["chain_lanes", "binary_lanes", "product_lanes", "square_lanes"]
+__all__ = ["chain_lanes", "chain_range", "binary_lanes", "product_lanes", "product_range", "square_lanes"]
 
 _jit = nb.njit(cache=True, nogil=True, error_model="numpy")
 
@@ -231,12 +231,22 @@ def chain_lanes(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12):  # pragma: no cove
     if n <= _SMALL:
         _chain_small(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12, cross, has12)
         return
-    m0 = min(n, _BLOCK)
+    chain_range(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12, 0, n)
+
+
+@_jit
+def chain_range(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12, lo, hi):  # pragma: no cover - compiled
+    """The blocked :func:`chain_lanes` on the elements ``lo:hi`` only (lanes longer than
+    ``_SMALL``): disjoint ranges write disjoint columns, so threads may share a call
+    (:mod:`hyperdual.threads`)."""
+    cross = g2.shape[0] > 0 and e1.shape[0] > 0 and e2.shape[0] > 0
+    has12 = e12.shape[0] > 0
+    m0 = min(hi - lo, _BLOCK)
     c1 = np.full(m0, g1[0]) if g1.shape[0] == 1 else g1[:0]
     c2 = np.full(m0, g2[0]) if g2.shape[0] == 1 else g2[:0]
     single = o1.shape[0] == 1 and o2.shape[0] == 1 and o12.shape[0] == 1 and cross and has12
-    for t0 in range(0, n, _BLOCK):
-        t1 = min(t0 + _BLOCK, n)
+    for t0 in range(lo, hi, _BLOCK):
+        t1 = min(t0 + _BLOCK, hi)
         gb1 = _factor_block(g1, t0, t1, c1)
         if single:
             _chain_single_row(gb1, _factor_block(g2, t0, t1, c2), e1[0, t0:t1], e2[0, t0:t1],
@@ -382,9 +392,17 @@ def product_lanes(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12
     if n <= _SMALL:
         _product_small(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12)
         return
+    product_range(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12, 0, n)
+
+
+@_jit
+def product_range(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12, lo, hi):  # pragma: no cover
+    """The blocked all-lanes :func:`product_lanes` on the elements ``lo:hi`` only (every
+    lane present, values of length n, lanes longer than ``_SMALL``): disjoint ranges
+    write disjoint columns, so threads may share a call (:mod:`hyperdual.threads`)."""
     single = o1.shape[0] == 1 and o2.shape[0] == 1 and o12.shape[0] == 1
-    for t0 in range(0, n, _BLOCK):
-        t1 = min(t0 + _BLOCK, n)
+    for t0 in range(lo, hi, _BLOCK):
+        t1 = min(t0 + _BLOCK, hi)
         xb = xv[t0:t1]
         yb = yv[t0:t1]
         if single:

@@ -143,6 +143,9 @@ class _Choice:
     ready = False
     work = 0
     kernels = (chain_lanes_numpy, binary_lanes_numpy, product_lanes_numpy, square_lanes_numpy)
+    #: The range kernels (``chain_range``, ``product_range``) that :mod:`hyperdual.threads`
+    #: splits, once the Numba kernels are loaded.
+    ranges = ()
 
 
 def choose(work: int):
@@ -168,7 +171,7 @@ def load_kernels() -> None:
     """
     if _Choice.ready:
         return
-    from .kernels import binary_lanes, chain_lanes, product_lanes, square_lanes
+    from .kernels import binary_lanes, chain_lanes, chain_range, product_lanes, product_range, square_lanes
 
     y = np.ones(1)
     lane = np.ones((1, 1))
@@ -180,5 +183,9 @@ def load_kernels() -> None:
     product_lanes(y, y, y, lane, lane, lane, lane, lane, lane, pair, pair,
                   np.empty((1, 1)), none, np.empty((1, 1)))
     square_lanes(y, lane, lane, pair, pair, np.empty(1), np.empty((1, 1)), np.empty((1, 1)))
+    chain_range(y, y, y, lane, lane, lane, pair, pair, np.empty((1, 1)), none, np.empty((1, 1)), 0, 1)
+    product_range(y, y, y, lane, lane, lane, lane, lane, lane, pair, pair,
+                  np.empty((1, 1)), none, np.empty((1, 1)), 0, 1)
     _Choice.kernels = (chain_lanes, binary_lanes, product_lanes, square_lanes)
+    _Choice.ranges = (chain_range, product_range)
     _Choice.ready = True

@@ -18,7 +18,10 @@ counts one pair less in that mode (a structural zero), by design.
 Batched passes over one 2-D input use column lanes (hyperdual.columns) by
 default; HYPERDUAL_TEST_COLUMNS=off runs the suite with full lanes only.
 Small 1-D pass arrays take the lean paths (hyperdual.lean); HYPERDUAL_TEST_LEAN=off
-runs the suite on the general paths only.
+runs the suite on the general paths only.  HYPERDUAL_TEST_THREADS=small splits
+every kernel call of a few hundred elements over threads (hyperdual.threads;
+by default only calls of millions of lane entries split), so the whole suite
+checks that threads change no result.
 """
 import os
 
@@ -41,6 +44,11 @@ if os.environ.get("HYPERDUAL_TEST_PATTERN") == "always":
 
 if os.environ.get("HYPERDUAL_TEST_COLUMNS") == "off":
     settings.column_lanes = False
+
+if os.environ.get("HYPERDUAL_TEST_THREADS") == "small":
+    from hyperdual import threads
+    threads.MIN_ENTRIES, threads.MIN_CHUNK = 64, 97
+    hyperdual.set_num_threads(max(2, hyperdual.get_num_threads()))
 
 if os.environ.get("HYPERDUAL_TEST_LEAN") == "off":
     from hyperdual import lean

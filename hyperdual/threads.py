@@ -1,0 +1,137 @@
+"""Threads for long lanes: one kernel call split into column ranges run side by side.
+
+An elementwise operation on long lanes is bound by memory bandwidth and, for
+many lane rows (``x * y`` with ``P = 16`` pairs does some 140 flops per
+element), by arithmetic as well; one core reaches neither limit of the
+machine.  The blocked kernels (:func:`hyperdual.kernels.chain_range`,
+:func:`hyperdual.kernels.product_range`) compute any range ``lo:hi`` of the
+elements, release the GIL (``nogil=True``), and write only the columns of
+their range, so ranges on different threads never touch the same output
+byte.  The result is the same, bit for bit, whatever the number of threads:
+every output element is computed by the same arithmetic from the same inputs.
+
+A call is split only when it is long enough to pay for the hand-off (some
+tens of microseconds): at least :data:`MIN_ENTRIES` output lane entries and
+:data:`MIN_CHUNK` elements per thread.  Small problems (every pass of a small
+Hessian) never reach this module.
+
+The number of threads is :func:`get_num_threads` (default: the CPUs this
+process may run on, at most 8, or the environment variable
+``HYPERDUAL_NUM_THREADS``); ``set_num_threads(1)`` turns splitting off.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+__all__ = ["get_num_threads", "set_num_threads", "split_call"]
+
+#: A call is split only when it writes at least this many lane entries (4 MiB) ...
+MIN_ENTRIES = 2 ** 19
+#: ... and each thread gets at least this many elements.
+MIN_CHUNK = 2 ** 14
+
+
+def _default_threads() -> int:
+    env = os.environ.get("HYPERDUAL_NUM_THREADS")
+    if env:
+        try:
+            count = int(env)
+        except ValueError:
+            raise ValueError(f"HYPERDUAL_NUM_THREADS must be a positive integer, got {env!r}") from None
+        if count < 1:
+            raise ValueError(f"HYPERDUAL_NUM_THREADS must be a positive integer, got {env!r}")
+        return count
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
+class _State:
+    threads = _default_threads()
+    executor: ThreadPoolExecutor | None = None
+    lock = threading.Lock()
+
+
+def get_num_threads() -> int:
+    """The number of threads one long lane operation may use.
+
+    Examples
+    --------
+    >>> import hyperdual
+    >>> hyperdual.get_num_threads() >= 1
+    True
+    """
+    return _State.threads
+
+
+def set_num_threads(count: int) -> None:
+    """Let one long lane operation use up to ``count`` threads (1: no threads).
+
+    Operations on long lanes (millions of lane entries) split their elements
+    into ranges computed side by side; results are the same bit for bit
+    whatever the count.
+
+    Parameters
+    ----------
+    count : int
+        A positive number of threads.
+
+    Examples
+    --------
+    >>> import hyperdual
+    >>> before = hyperdual.get_num_threads()
+    >>> hyperdual.set_num_threads(1)
+    >>> hyperdual.get_num_threads()
+    1
+    >>> hyperdual.set_num_threads(before)
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"the number of threads must be a positive int, got {count!r}")
+    with _State.lock:
+        if count != _State.threads:
+            _State.executor = None  # (an operation running now keeps the one it took)
+        _State.threads = count
+
+
+def _executor() -> ThreadPoolExecutor:
+    with _State.lock:
+        if _State.executor is None:
+            _State.executor = ThreadPoolExecutor(_State.threads - 1, thread_name_prefix="hyperdual")
+        return _State.executor
+
+
+def _forget_executor() -> None:  # pragma: no cover - runs in a forked child
+    """A forked child has none of its parent's threads: start a new executor when needed."""
+    _State.executor = None
+    _State.lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_executor)
+
+
+def split_call(kernel, args: tuple, n: int, rows: int) -> bool:
+    """Run ``kernel(*args, lo, hi)`` over ``0:n`` in ranges on several threads.
+
+    ``rows`` is the number of output lane rows (the call writes ``rows * n``
+    entries).  Returns False, having run nothing, when the call is too small to
+    split or only one thread is allowed; the caller then runs its one-thread
+    kernel.  The calling thread computes the last range itself.
+    """
+    threads = _State.threads
+    if threads < 2 or rows * n < MIN_ENTRIES or n < 2 * MIN_CHUNK:
+        return False
+    parts = min(threads, n // MIN_CHUNK)
+    bounds = [n * k // parts for k in range(parts + 1)]
+    pool = _executor()
+    futures = [pool.submit(kernel, *args, bounds[k], bounds[k + 1]) for k in range(parts - 1)]
+    try:
+        kernel(*args, bounds[parts - 1], bounds[parts])
+    finally:
+        for future in futures:
+            future.result()
+    return True
