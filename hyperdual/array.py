@@ -134,7 +134,7 @@ class HyperDual(NDArrayOperatorsMixin):
     (18.0, 12.0, 9.0, 6.0)
     """
 
-    __slots__ = ("_value", "_e1", "_e2", "_e12", "_ctx", "_node", "_base", "_views", "_win", "_flat",
+    __slots__ = ("_value", "_e1", "_e2", "_e12", "_ctx", "_node", "_base", "_views", "_win", "_flat", "_lanes", "_lay",
                  "__weakref__")
     __array_priority__ = 100.0
 
@@ -418,6 +418,8 @@ class HyperDual(NDArrayOperatorsMixin):
                 out = HyperDual._new(self._value + other if ufunc is np.add else self._value - other,
                                      self._e1, self._e2, self._e12, self._ctx)
                 out._win, out._flat = self._win, self._flat
+                if out._flat is LEAN:
+                    out._lanes, out._lay = self._lanes, self._lay
                 return out
             if (t is float or t is int) and self._node is None:
                 number_op = _IMPL.number_ops.get((ufunc, reflected))
@@ -474,6 +476,8 @@ class HyperDual(NDArrayOperatorsMixin):
         new = dispatch(_IMPL.setitem, (self, index, val), {})
         self._value, self._e1, self._e2, self._e12 = new._value, new._e1, new._e2, new._e12
         self._ctx, self._node, self._flat = new._ctx, new._node, new._flat
+        if new._flat is LEAN:
+            self._lanes, self._lay = new._lanes, new._lay
 
     # ---- ndarray-style methods (all through the NumPy functions) --------------
     def sum(self, axis=None, dtype=None, out=None, keepdims=False):

@@ -199,10 +199,7 @@ def _lift_1d(y, x, e1, e2, g1, g2):
     n = y.shape[0]
     k1, k2 = e1.shape[0], e2.shape[0]
     rows = 0 if e12 is None and g2 is None else ctx.ip.shape[0]
-    o1 = np.empty((k1, n)) if k1 * n < POOL_MIN_ENTRIES else _empty((k1, n), k1 * n)
-    o2 = _EMPTY2 if shared else np.empty((k2, n)) if k2 * n < POOL_MIN_ENTRIES else _empty((k2, n), k2 * n)
-    o12 = _EMPTY2 if rows == 0 else np.empty((rows, n)) if rows * n < POOL_MIN_ENTRIES \
-        else _empty((rows, n), rows * n)
+    packed, o1, o2, o12 = _outputs(n, k1, 0 if shared else k2, rows)
     kernels = _Choice.kernels if _Choice.ready else lanes.choose(n * (k1 + o2.shape[0] + rows))
     f1 = g1 if type(g1) is np.ndarray and g1.shape == y.shape and g1.flags.c_contiguous \
         else _flat_factor(g1, y.shape, n)
@@ -212,10 +209,24 @@ def _lift_1d(y, x, e1, e2, g1, g2):
     if (k1 + o2.shape[0] + rows) * n < threads.MIN_ENTRIES or not _Choice.ready \
             or not threads.split_call(_Choice.ranges[0], args, n, k1 + o2.shape[0] + rows):
         kernels[0](*args)
-    return flat(y, o1, o1 if shared else o2, None if rows == 0 else o12, ctx)
+    return flat(y, o1, o1 if shared else o2, None if rows == 0 else o12, ctx, packed)
 
 
-def flat(y, e1, e2, e12, ctx):
+def _outputs(n, k1, k2s, rows):
+    """Kernel outputs ``(packed, o1, o2, o12)`` for ``k1``, ``k2s`` (0: ``e2`` is ``e1``) and
+    ``rows`` lane rows of length ``n``: views of one packed buffer when small (the
+    layout of :mod:`hyperdual.lean`, so the result can be lean without a copy), else
+    separate arrays from :mod:`hyperdual.pool`; an absent ``o2`` has zero rows."""
+    total = (k1 + k2s + rows) * n
+    if total < POOL_MIN_ENTRIES:
+        packed = np.empty((k1 + k2s + rows, n))
+        r = k1 + k2s
+        return packed, packed[:k1], packed[k1:r] if k2s else _EMPTY2, packed[r:]
+    return (None, _empty((k1, n), k1 * n), _empty((k2s, n), k2s * n) if k2s else _EMPTY2,
+            _empty((rows, n), rows * n))
+
+
+def flat(y, e1, e2, e12, ctx, packed=None):
     """A HyperDual marked *flat*: its value is a 1-D C-contiguous array ``(n,)``, its
     lanes (those present) C-contiguous ``(K, n)`` arrays, and it has no window.  The
     lean paths here then skip their shape and layout checks.  Lanes are never written
@@ -225,7 +236,7 @@ def flat(y, e1, e2, e12, ctx):
     out._ctx = ctx
     out._node = out._base = out._views = out._win = None
     out._flat = True
-    return promote(out)
+    return promote(out, packed)
 
 
 _object_new = object.__new__
@@ -341,7 +352,9 @@ def _add_same(a, b, negate_b):
         e2 = e1 if (a._e2 is a._e1 and b._e2 is b._e1) else _lane_sum(a._e2, b._e2, negate_b)
         y = a._value - b._value if negate_b else a._value + b._value
         out = _new(y, e1, e2, _lane_sum(a._e12, b._e12, negate_b), ctx)
-        out._flat = a._flat and b._flat
+        if a._flat and b._flat:
+            out._flat = True
+            promote(out)
         return out
     t = type(a)
     if tb and (t is float or t is int or t is np.float64) and b._win is None:  # c ± x
@@ -352,7 +365,9 @@ def _add_same(a, b, negate_b):
             n1 = None if e1 is None else -e1
             n2 = n1 if e2 is e1 else (None if e2 is None else -e2)
             out = _new(a - b._value, n1, n2, None if e12 is None else -e12, b._ctx)
-        out._flat = b._flat
+        if b._flat:
+            out._flat = True
+            promote(out)
         return out
     return None
 
@@ -614,9 +629,7 @@ def _product_1d(a, b, ctx, y):
         b12 = None if b12 is None else np.ascontiguousarray(b12)
     n = shape[0]
     k1, k2, npairs = a1.shape[0], a2.shape[0], ctx.ip.shape[0]
-    o1 = np.empty((k1, n)) if k1 * n < POOL_MIN_ENTRIES else _empty((k1, n), k1 * n)
-    o2 = _EMPTY2 if shared else np.empty((k2, n)) if k2 * n < POOL_MIN_ENTRIES else _empty((k2, n), k2 * n)
-    o12 = np.empty((npairs, n)) if npairs * n < POOL_MIN_ENTRIES else _empty((npairs, n), npairs * n)
+    packed, o1, o2, o12 = _outputs(n, k1, 0 if shared else k2, npairs)
     kernels = _Choice.kernels if _Choice.ready else lanes.choose(n * (k1 + o2.shape[0] + npairs))
     args = (y, av, bv, a1, a2, _EMPTY2 if a12 is None else a12, b1, b2, _EMPTY2 if b12 is None else b12,
             ctx.ip, ctx.jp, o1, o2, o12)
@@ -624,7 +637,7 @@ def _product_1d(a, b, ctx, y):
             or a12 is None or b12 is None \
             or not threads.split_call(_Choice.ranges[1], args, n, k1 + o2.shape[0] + npairs):
         kernels[2](*args)  # (product_range needs every lane present)
-    return flat(y, o1, o1 if shared else o2, o12, ctx)
+    return flat(y, o1, o1 if shared else o2, o12, ctx, packed)
 
 
 def _binary_both(ufunc, rule, a, b):

@@ -28,7 +28,7 @@ import numpy as np
 
 from .array import _IMPL, FUNCTIONS, HyperDual, as_float_array, link_view
 from .chain import _align, flat, lane_to, operand, value_of
-from .lanes import lane_sums as _lane_sums, ones as _ones
+from .lanes import lane_sums as _lane_sums
 from .context import join_contexts
 
 __all__ = ["implements", "register_function", "linear", "multilinear", "getitem", "setitem"]
@@ -248,11 +248,10 @@ def sum_(a, axis=None, dtype=None, keepdims=False, initial=None, where=None):
     if initial is not None or where is not None:
         raise TypeError("hyperdual's numpy.sum does not support initial= or where=")
     if type(a) is HyperDual and a._flat and axis is None and not keepdims and a._value.shape[0] <= 64:
-        ones = _ones(a._value.shape[0])  # a short 1-D array: one BLAS call per lane
-        e1, e2, e12 = a._e1, a._e2, a._e12
-        n1 = None if e1 is None else e1 @ ones
-        n2 = n1 if e2 is e1 else (None if e2 is None else e2 @ ones)
-        return _new(np.add.reduce(a._value), n1, n2, None if e12 is None else e12 @ ones, a._ctx)
+        e1, e2, e12 = a._e1, a._e2, a._e12  # a short 1-D array: one call per lane
+        n1 = None if e1 is None else _lane_sums(e1)
+        n2 = n1 if e2 is e1 else (None if e2 is None else _lane_sums(e2))
+        return _new(np.add.reduce(a._value), n1, n2, None if e12 is None else _lane_sums(e12), a._ctx)
     x = _hd(a)
     ax = _axes(axis, x.ndim, zero_d_axis=True)
     lax = _shift(ax)

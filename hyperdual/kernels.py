@@ -458,3 +458,144 @@ def square_lanes(a, e1, e12, ip, jp, y, o1, o12):  # pragma: no cover - compiled
     if _has_nan(y):
         _poison(y, o1)
         _poison(y, o12)
+
+
+# ---- packed lanes (hyperdual.lean) ---------------------------------------------------
+# A lean HyperDual keeps all its lanes in one C-contiguous ``(R, n)`` buffer: the rows of
+# ``e1`` (``k1`` of them), then those of ``e2`` unless it is ``e1`` itself (``k2s`` rows,
+# 0 when shared), then the cross rows from row ``x12`` (``x12 < 0``: no cross lane).  A
+# kernel over such buffers takes 5-7 arrays instead of 11-14, and Numba's dispatch costs
+# about 50 ns per array argument, which is most of a small operation's budget.  The
+# arithmetic is that of the kernels above, expression by expression, so lean results
+# equal the general paths' bits (``tests/test_flat.py``).
+
+
+@_jit
+def lean_chain(y, g1, g2, xl, k1, k2s, x12, ip, jp, ol):  # pragma: no cover - compiled
+    """:func:`chain_lanes` on packed lanes: ``ol`` has the first-order rows of ``xl``
+    (``k1 + k2s``), then any cross rows (``g1 e12 + g2 e1[ip] e2[jp]``, or the terms
+    that exist)."""
+    n = y.shape[0]
+    s1 = _stride(g1)
+    r = k1 + k2s
+    for k in range(r):
+        for t in range(n):
+            ol[k, t] = _mul(g1[t * s1], xl[k, t])
+    rows = ol.shape[0] - r
+    if rows > 0:
+        e2o = k1 if k2s > 0 else 0
+        cross = g2.shape[0] > 0 and k1 > 0
+        s2 = _stride(g2) if cross else 0
+        for p in range(rows):
+            a = ip[p]
+            b = e2o + jp[p]
+            q = r + p
+            if x12 >= 0 and cross:
+                for t in range(n):
+                    ol[q, t] = _mul(g1[t * s1], xl[x12 + p, t]) + _mul(g2[t * s2], xl[a, t] * xl[b, t])
+            elif cross:
+                for t in range(n):
+                    ol[q, t] = _mul(g2[t * s2], xl[a, t] * xl[b, t])
+            elif x12 >= 0:
+                for t in range(n):
+                    ol[q, t] = _mul(g1[t * s1], xl[x12 + p, t])
+            else:
+                for t in range(n):
+                    ol[q, t] = 0.0
+    if _has_nan(y):
+        _poison(y, ol)
+
+
+@_jit
+def lean_product(xv, yv, xl, yl, k1, k2s, x12, y12, ip, jp, v, ol):  # pragma: no cover - compiled
+    """``v = xv * yv`` and :func:`product_lanes` on packed lanes (both operands with the
+    same first-order rows; ``ol`` has those, then one row per pair)."""
+    n = xv.shape[0]
+    for t in range(n):
+        v[t] = xv[t] * yv[t]
+    r = k1 + k2s
+    for k in range(r):
+        for t in range(n):
+            ol[k, t] = _mul(yv[t], xl[k, t]) + _mul(xv[t], yl[k, t])
+    e2o = k1 if k2s > 0 else 0
+    for p in range(ol.shape[0] - r):
+        a = ip[p]
+        b = e2o + jp[p]
+        q = r + p
+        if x12 >= 0 and y12 >= 0:  # product_lanes' all-lanes arithmetic
+            for t in range(n):
+                ol[q, t] = (_mul(yv[t], xl[x12 + p, t]) + _mul(xv[t], yl[y12 + p, t])
+                            + xl[a, t] * yl[b, t] + yl[a, t] * xl[b, t])
+        else:  # binary_lanes' (gx = y, gy = x, gxy = 1), a cross lane missing
+            for t in range(n):
+                s = 0.0
+                if x12 >= 0:
+                    s += _mul(yv[t], xl[x12 + p, t])
+                if y12 >= 0:
+                    s += _mul(xv[t], yl[y12 + p, t])
+                s += _mul(1.0, xl[a, t] * yl[b, t])
+                s += _mul(1.0, yl[a, t] * xl[b, t])
+                ol[q, t] = s
+    if _has_nan(v):
+        _poison(v, ol)
+
+
+@_jit
+def lean_square(a, xl, k1, x12, ip, jp, y, ol):  # pragma: no cover - compiled
+    """:func:`square_lanes` on packed lanes (``e2`` is ``e1``: ``xl`` has ``k1``
+    first-order rows); ``ol`` has ``k1`` rows, then one per pair."""
+    n = a.shape[0]
+    for t in range(n):
+        y[t] = a[t] * a[t]
+    for k in range(k1):
+        for t in range(n):
+            ol[k, t] = _mul(2.0 * a[t], xl[k, t])
+    for p in range(ol.shape[0] - k1):
+        i = ip[p]
+        j = jp[p]
+        q = k1 + p
+        if x12 >= 0:
+            for t in range(n):
+                ol[q, t] = _mul(2.0 * a[t], xl[x12 + p, t]) + _mul(2.0, xl[i, t] * xl[j, t])
+        else:
+            for t in range(n):
+                ol[q, t] = _mul(2.0, xl[i, t] * xl[j, t])
+    if _has_nan(y):
+        _poison(y, ol)
+
+
+@_jit
+def row_sums(lanes, out):  # pragma: no cover - compiled
+    """``out[k] = lanes[k, 0] + lanes[k, 1] + ...`` in that order (short rows: the sums of
+    a small array's lanes, lean or not, so that both give the same bits)."""
+    for k in range(lanes.shape[0]):
+        s = 0.0
+        for t in range(lanes.shape[1]):
+            s += lanes[k, t]
+        out[k] = s
+
+
+@_jit
+def lean_add(al, bl, r, a12, b12, negate, out):  # pragma: no cover - compiled
+    """``a ± b`` on packed lanes with the same ``r`` first-order rows, where only one
+    operand has cross rows (``a12``/``b12``: their first row, or -1): the first-order
+    rows added or subtracted, the cross rows copied (negated for ``- b``)."""
+    n = out.shape[1]
+    for k in range(r):
+        if negate:
+            for t in range(n):
+                out[k, t] = al[k, t] - bl[k, t]
+        else:
+            for t in range(n):
+                out[k, t] = al[k, t] + bl[k, t]
+    for p in range(out.shape[0] - r):
+        q = r + p
+        if a12 >= 0:
+            for t in range(n):
+                out[q, t] = al[a12 + p, t]
+        elif negate:
+            for t in range(n):
+                out[q, t] = -bl[b12 + p, t]
+        else:
+            for t in range(n):
+                out[q, t] = bl[b12 + p, t]

@@ -114,23 +114,18 @@ def constant(g) -> np.ndarray:
     return c
 
 
-_ONES: dict[int, np.ndarray] = {}
-
-
-def ones(n):
-    """``np.ones(n)``, shared and read-only."""
-    arr = _ONES.get(n)
-    if arr is None:
-        arr = _ONES[n] = np.ones(n)
-        arr.flags.writeable = False
-    return arr
-
-
 def lane_sums(lane):
-    """Row sums of a ``(K, n)`` lane: one BLAS call for a short row, NumPy's reduction
-    otherwise."""
+    """Row sums of a ``(K, n)`` lane (or of a packed buffer of lanes: each row's sum
+    depends on that row alone, so summing lanes together or one by one gives the same
+    bits).  Short rows: one call of :func:`hyperdual.kernels.row_sums` once the Numba
+    kernels are loaded; otherwise NumPy's reduction."""
     if lane.shape[1] <= 64:
-        return lane @ ones(lane.shape[1])
+        if not lane.flags.c_contiguous:  # (the same bits whatever the layout)
+            lane = np.ascontiguousarray(lane)
+        if _Choice.ready:
+            out = np.empty(lane.shape[0])
+            _Choice.lean[3](lane, out)
+            return out
     return np.add.reduce(lane, axis=1)
 
 
@@ -146,6 +141,9 @@ class _Choice:
     #: The range kernels (``chain_range``, ``product_range``) that :mod:`hyperdual.threads`
     #: splits, once the Numba kernels are loaded.
     ranges = ()
+    #: The packed-lane kernels of :mod:`hyperdual.lean` (``lean_chain``, ``lean_product``,
+    #: ``lean_square``, ``row_sums``, ``lean_add``), once the Numba kernels are loaded.
+    lean = ()
 
 
 def choose(work: int):
@@ -171,7 +169,8 @@ def load_kernels() -> None:
     """
     if _Choice.ready:
         return
-    from .kernels import binary_lanes, chain_lanes, chain_range, product_lanes, product_range, square_lanes
+    from .kernels import (binary_lanes, chain_lanes, chain_range, lean_add, lean_chain, lean_product,
+                          lean_square, product_lanes, product_range, row_sums, square_lanes)
 
     y = np.ones(1)
     lane = np.ones((1, 1))
@@ -186,6 +185,13 @@ def load_kernels() -> None:
     chain_range(y, y, y, lane, lane, lane, pair, pair, np.empty((1, 1)), none, np.empty((1, 1)), 0, 1)
     product_range(y, y, y, lane, lane, lane, lane, lane, lane, pair, pair,
                   np.empty((1, 1)), none, np.empty((1, 1)), 0, 1)
+    m = np.int64(-1)
+    lean_chain(y, y, y, lane, 1, 0, m, pair, pair, np.empty((2, 1)))
+    lean_product(y, y, lane, lane, 1, 0, m, m, pair, pair, np.empty(1), np.empty((2, 1)))
+    lean_square(y, lane, 1, m, pair, pair, np.empty(1), np.empty((2, 1)))
+    row_sums(lane, np.empty(1))
+    lean_add(lane, lane, 1, m, m, False, np.empty((1, 1)))
+    _Choice.lean = (lean_chain, lean_product, lean_square, row_sums, lean_add)
     _Choice.kernels = (chain_lanes, binary_lanes, product_lanes, square_lanes)
     _Choice.ranges = (chain_range, product_range)
     _Choice.ready = True

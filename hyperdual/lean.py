@@ -15,7 +15,13 @@ needs asking again:
   window and no record;
 * its lanes are small: ``(K1 + K2 + P) n`` under the pool's threshold (plain
   ``np.empty``; :mod:`hyperdual.pool` serves larger ones), ``P`` counted even
-  before the cross lane exists, so every lean result is small too.
+  before the cross lane exists, so every lean result is small too;
+* ``_lanes`` holds all its lanes *packed* in one C-contiguous ``(R, n)``
+  buffer: the rows of ``e1``, then those of ``e2`` unless it is ``e1``, then
+  the cross rows.  Lean results are made in one such buffer (``e1``, ``e2``,
+  ``e12`` are views of it); a kernel over packed lanes takes half the array
+  arguments, and Numba's dispatch costs about 50 ns per array.  ``x ± y`` and
+  ``c * x`` of packed lanes are one NumPy operation instead of two or three.
 
 An operation of lean operands (two of them in the same context, and of one
 length) makes a lean result, with the same math as the general path in
@@ -38,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 
 from .array import _LEAN_OPS, LEAN, HyperDual, link_view
-from .lanes import _Choice, choose, constant, ones
+from .lanes import _Choice, choose, constant, lane_sums
 from .pool import POOL_MIN_ENTRIES
 from .rules import UNARY
 
@@ -49,10 +55,16 @@ _EMPTY2 = np.zeros((0, 0))
 _EMPTY1 = np.zeros(0)
 
 
-def _lean(y, e1, e2, e12, ctx):
-    """A new lean HyperDual (the caller guarantees the layout of the module docstring)."""
+def _lean(y, lanes, lay, ctx):
+    """A new lean HyperDual over the packed buffer ``lanes`` with the layout ``lay`` =
+    ``(k1, k2s, x12)``: ``k1`` rows of ``e1``, then ``k2s`` of ``e2`` (0: ``e2`` is
+    ``e1``), then the cross rows from row ``x12`` (-1: no cross lane)."""
     out = _object_new(HyperDual)
-    out._value, out._e1, out._e2, out._e12 = y, e1, e2, e12
+    k1, k2s, x12 = lay
+    e1 = lanes if k2s == 0 and x12 < 0 else lanes[:k1]
+    out._value, out._lanes, out._lay, out._e1 = y, lanes, lay, e1
+    out._e2 = e1 if k2s == 0 else lanes[k1:k1 + k2s]
+    out._e12 = None if x12 < 0 else lanes[x12:]
     out._ctx = ctx
     out._node = out._base = out._views = out._win = None
     out._flat = LEAN
@@ -66,14 +78,25 @@ class switch:
     on = True
 
 
-def promote(out):
-    """Mark a flat HyperDual (``hyperdual.chain.flat``) lean when it qualifies."""
+def promote(out, lanes=None):
+    """Mark a flat HyperDual (``hyperdual.chain.flat``) lean when it qualifies; ``lanes``,
+    when given, is its lanes' packed buffer already (else it is packed here: a copy,
+    unless ``e1`` is the only lane)."""
     e1, e2, ctx = out._e1, out._e2, out._ctx
     if e1 is not None and e2 is not None and ctx is not None and ctx.pattern is None \
             and ctx.columns is None and switch.on and out._value.shape[0] * (
                 e1.shape[0] + (0 if e2 is e1 else e2.shape[0]) + ctx.ip.shape[0]) < POOL_MIN_ENTRIES:
         # (counting the cross lane's P rows whether or not it exists yet: the results of
         # lean operations are lean, and the first nonlinear one makes that lane)
+        if lanes is None:
+            e12 = out._e12
+            if e12 is None:
+                lanes = e1 if e2 is e1 else np.concatenate((e1, e2))
+            else:
+                lanes = np.concatenate((e1, e12) if e2 is e1 else (e1, e2, e12))
+        k1 = e1.shape[0]
+        r = k1 if e2 is e1 else k1 + e2.shape[0]
+        out._lanes, out._lay = lanes, (k1, r - k1, -1 if out._e12 is None else r)
         out._flat = LEAN
     return out
 
@@ -98,76 +121,103 @@ def _factor(g, n):
     return constant(g)
 
 
+def _views(lanes, k1, k2s, rows):
+    """The output views ``(o1, o2, o12)`` of a packed buffer, in the twins' convention
+    (zero-row arrays for absent outputs)."""
+    r = k1 + k2s
+    return lanes[:k1], lanes[k1:r] if k2s else _EMPTY2, lanes[r:] if rows else _EMPTY2
+
+
 def _chain(y, x, g1, g2):
     """The chain rule on a lean ``x`` (``y = g(x)``, ``g1 = g'``, ``g2 = g''``; None: zero)."""
-    e1, e2, e12, ctx = x._e1, x._e2, x._e12, x._ctx
+    ctx = x._ctx
+    k1, k2s, x12 = x._lay
     n = y.shape[0]
-    rows = 0 if e12 is None and g2 is None else ctx.ip.shape[0]
-    o1 = np.empty(e1.shape)
-    o2 = _EMPTY2 if e2 is e1 else np.empty(e2.shape)
-    o12 = _EMPTY2 if rows == 0 else np.empty((rows, n))
-    kernels = _Choice.kernels if _Choice.ready else choose(n * (e1.shape[0] + o2.shape[0] + rows))
-    kernels[0](y, _factor(g1, n), _factor(g2, n), e1, e2, _EMPTY2 if e12 is None else e12,
-               ctx.ip, ctx.jp, o1, o2, o12)
-    return _lean(y, o1, o1 if e2 is e1 else o2, None if rows == 0 else o12, ctx)
+    rows = 0 if x12 < 0 and g2 is None else ctx.ip.shape[0]
+    r = k1 + k2s
+    out = np.empty((r + rows, n))
+    # (factors from the table's NumPy expressions in a: fresh (n,) arrays, used as they are)
+    f1 = g1 if type(g1) is np.ndarray and g1.ndim == 1 and g1.shape[0] == n else _factor(g1, n)
+    f2 = g2 if type(g2) is np.ndarray and g2.ndim == 1 and g2.shape[0] == n else _factor(g2, n)
+    if _Choice.ready or choose(n * (r + rows)) and _Choice.ready:
+        _Choice.lean[0](y, f1, f2, x._lanes, k1, k2s, x12, ctx.ip, ctx.jp, out)
+    else:  # the NumPy twins, on views
+        o1, o2, o12 = _views(out, k1, k2s, rows)
+        _Choice.kernels[0](y, f1, f2, x._e1, x._e2, _EMPTY2 if x12 < 0 else x._e12,
+                           ctx.ip, ctx.jp, o1, o2, o12)
+    return _lean(y, out, x._lay if rows == 0 or x12 >= 0 else (k1, k2s, r), ctx)
 
 
 # ---- two lean operands (the caller checks: same context, same length) -----------------
+def _add(a, b, negate):
+    ka, sa, a12 = a._lay
+    kb, sb, b12 = b._lay
+    if sa != sb:
+        return None  # one shares e2 = e1, the other does not: the general path
+    al, bl = a._lanes, b._lanes
+    y = a._value - b._value if negate else a._value + b._value
+    if (a12 < 0) == (b12 < 0):
+        return _lean(y, al - bl if negate else al + bl, a._lay, a._ctx)
+    r = ka + sa
+    out = np.empty((al.shape[0] if a12 >= 0 else bl.shape[0], y.shape[0]))
+    if _Choice.ready:
+        _Choice.lean[4](al, bl, r, a12, b12, negate, out)
+    elif a12 >= 0:
+        (np.subtract if negate else np.add)(al[:r], bl, out=out[:r])
+        out[r:] = al[r:]
+    else:
+        (np.subtract if negate else np.add)(al, bl[:r], out=out[:r])
+        if negate:
+            np.negative(bl[r:], out=out[r:])
+        else:
+            out[r:] = bl[r:]
+    return _lean(y, out, a._lay if a12 >= 0 else b._lay, a._ctx)
+
+
 def add(a, b):
-    a1, b1, a12, b12 = a._e1, b._e1, a._e12, b._e12
-    e1 = a1 + b1
-    e2 = e1 if (a._e2 is a1 and b._e2 is b1) else a._e2 + b._e2
-    e12 = a12 if b12 is None else b12 if a12 is None else a12 + b12
-    return _lean(a._value + b._value, e1, e2, e12, a._ctx)
+    return _add(a, b, False)
 
 
 def subtract(a, b):
-    a1, b1, a12, b12 = a._e1, b._e1, a._e12, b._e12
-    e1 = a1 - b1
-    e2 = e1 if (a._e2 is a1 and b._e2 is b1) else a._e2 - b._e2
-    e12 = a12 if b12 is None else -b12 if a12 is None else a12 - b12
-    return _lean(a._value - b._value, e1, e2, e12, a._ctx)
+    return _add(a, b, True)
 
 
 def multiply(a, b):
     """The product rule (one kernel for every lane); None when one operand shares its
     first-order lanes and the other does not (the general path handles that mix)."""
-    a1, b1, a2, b2 = a._e1, b._e1, a._e2, b._e2
-    shared = a2 is a1 and b2 is b1
-    if not shared and (a2 is a1 or b2 is b1):
+    k1, k2s, a12 = a._lay
+    _, s2, b12 = b._lay
+    if s2 != k2s:
         return None
     av, bv, ctx = a._value, b._value, a._ctx
-    y = av * bv
-    n = y.shape[0]
-    a12, b12 = a._e12, b._e12
-    o1 = np.empty(a1.shape)
-    o2 = _EMPTY2 if shared else np.empty(a2.shape)
-    o12 = np.empty((ctx.ip.shape[0], n))
-    kernels = _Choice.kernels if _Choice.ready else choose(n * (a1.shape[0] + o2.shape[0] + o12.shape[0]))
-    kernels[2](y, av, bv, a1, a2, _EMPTY2 if a12 is None else a12, b1, b2,
-               _EMPTY2 if b12 is None else b12, ctx.ip, ctx.jp, o1, o2, o12)
-    return _lean(y, o1, o1 if shared else o2, o12, ctx)
+    n = av.shape[0]
+    rows = ctx.ip.shape[0]
+    r = k1 + k2s
+    out = np.empty((r + rows, n))
+    y = np.empty(n)
+    if _Choice.ready or choose(n * (r + rows)) and _Choice.ready:
+        _Choice.lean[1](av, bv, a._lanes, b._lanes, k1, k2s, a12, b12, ctx.ip, ctx.jp, y, out)
+    else:
+        np.multiply(av, bv, out=y)
+        o1, o2, o12 = _views(out, k1, k2s, rows)
+        _Choice.kernels[2](y, av, bv, a._e1, a._e2, _EMPTY2 if a12 < 0 else a._e12, b._e1, b._e2,
+                           _EMPTY2 if b12 < 0 else b._e12, ctx.ip, ctx.jp, o1, o2, o12)
+    return _lean(y, out, a._lay if a12 >= 0 else b._lay if b12 >= 0 else (k1, k2s, r), ctx)
 
 
 # ---- a lean operand and a Python number c ------------------------------------------
 def scale(x, c, y):
     """``y = x * c`` (or ``x / (1/c)``): every lane scaled by ``c``."""
-    e1, e2, e12 = x._e1, x._e2, x._e12
-    n1 = e1 * c
-    return _lean(y, n1, n1 if e2 is e1 else e2 * c, None if e12 is None else e12 * c, x._ctx)
+    return _lean(y, x._lanes * c, x._lay, x._ctx)
 
 
 def rsubtract(x, c):
     """``c - x``: the lanes negated."""
-    e1, e2, e12 = x._e1, x._e2, x._e12
-    n1 = -e1
-    return _lean(c - x._value, n1, n1 if e2 is e1 else -e2, None if e12 is None else -e12, x._ctx)
+    return _lean(c - x._value, -x._lanes, x._lay, x._ctx)
 
 
 def negative(x):
-    e1, e2, e12 = x._e1, x._e2, x._e12
-    n1 = -e1
-    return _lean(-x._value, n1, n1 if e2 is e1 else -e2, None if e12 is None else -e12, x._ctx)
+    return _lean(-x._value, -x._lanes, x._lay, x._ctx)
 
 
 def power(x, c):
@@ -182,18 +232,23 @@ def power(x, c):
 
 
 def square(x):
-    """``x ** 2``: in one kernel call (:func:`hyperdual.kernels.square_lanes`) when ``e2`` is
+    """``x ** 2``: in one kernel call (:func:`hyperdual.kernels.lean_square`) when ``e2`` is
     ``e1``, else the chain rule with ``g' = 2x``, ``g'' = 2``."""
-    a, e1, e12, ctx = x._value, x._e1, x._e12, x._ctx
-    if x._e2 is not e1:
+    a = x._value
+    k1, k2s, x12 = x._lay
+    if k2s:
         return _chain(a * a, x, 2.0 * a, 2.0)
+    ctx = x._ctx
     n = a.shape[0]
+    rows = ctx.ip.shape[0]
     y = np.empty(n)
-    o1 = np.empty(e1.shape)
-    o12 = np.empty((ctx.ip.shape[0], n))
-    kernels = _Choice.kernels if _Choice.ready else choose(n * (e1.shape[0] + o12.shape[0]))
-    kernels[3](a, e1, _EMPTY2 if e12 is None else e12, ctx.ip, ctx.jp, y, o1, o12)
-    return _lean(y, o1, o1, o12, ctx)
+    out = np.empty((k1 + rows, n))
+    if _Choice.ready or choose(n * (k1 + rows)) and _Choice.ready:
+        _Choice.lean[2](a, x._lanes, k1, x12, ctx.ip, ctx.jp, y, out)
+    else:
+        _Choice.kernels[3](a, x._e1, _EMPTY2 if x12 < 0 else x._e12, ctx.ip, ctx.jp, y,
+                           out[:k1], out[k1:])
+    return _lean(y, out, x._lay if x12 >= 0 else (k1, 0, k1), ctx)
 
 
 def unary(ufunc, x):
@@ -214,25 +269,24 @@ def getitem(x, index):
     value = x._value[index]
     if not value.flags.c_contiguous or value.ndim != 1:
         return None
-    e1, e2, e12 = x._e1, x._e2, x._e12
-    n1 = e1[:, index].copy()
-    out = _lean(value, n1, n1 if e2 is e1 else e2[:, index].copy(),
-                None if e12 is None else e12[:, index].copy(), x._ctx)
-    return link_view(x, out)
+    return link_view(x, _lean(value, x._lanes[:, index].copy(), x._lay, x._ctx))
 
 
 def sum_(x):
-    """``np.sum(x)`` of a short array: one BLAS product with ones per lane (None when long)."""
+    """``np.sum(x)`` of a short array: the value by NumPy, the lanes' row sums in one call
+    (:func:`hyperdual.lanes.lane_sums`, as the general path sums each lane; None when long)."""
     v = x._value
     n = v.shape[0]
     if n > 64:
         return None
-    one = ones(n)
-    e1, e2, e12 = x._e1, x._e2, x._e12
-    n1 = e1 @ one
+    k1, k2s, x12 = x._lay
+    sums = lane_sums(x._lanes)
+    r = k1 + k2s
     out = _object_new(HyperDual)
-    out._value, out._e1, out._e2 = np.add.reduce(v), n1, n1 if e2 is e1 else e2 @ one
-    out._e12 = None if e12 is None else e12 @ one
+    out._value = np.add.reduce(v)
+    out._e1 = n1 = sums[:k1]
+    out._e2 = n1 if k2s == 0 else sums[k1:r]
+    out._e12 = None if x12 < 0 else sums[r:]
     out._ctx = x._ctx
     out._node = out._base = out._views = out._win = None
     out._flat = False
@@ -241,16 +295,18 @@ def sum_(x):
 
 def matmul(a, b):
     """``A @ x`` or ``x @ B`` with a constant 2-D float ``A`` / ``B`` (None otherwise, or
-    when the result's lanes would not be small): every lane through the same NumPy
-    ``matmul`` calls as :func:`hyperdual.functions.matmul` makes, one BLAS call per lane."""
+    when the result's lanes would not be small): all lanes, stacked, through the same
+    NumPy ``matmul`` calls as :func:`hyperdual.functions.matmul` makes (one BLAS call
+    per lane row)."""
     left = type(b) is HyperDual
     x, c = (b, a) if left else (a, b)
     if type(c) is not np.ndarray or c.ndim != 2 or c.dtype != np.float64 \
             or c.shape[1 if left else 0] != x._value.shape[0]:
         return None
     m = c.shape[0 if left else 1]
-    e1, e2, e12, ctx = x._e1, x._e2, x._e12, x._ctx
-    if m * (e1.shape[0] + (0 if e2 is e1 else e2.shape[0]) + ctx.ip.shape[0]) >= POOL_MIN_ENTRIES:
+    k1, k2s, x12 = x._lay
+    ctx = x._ctx
+    if m * (k1 + k2s + ctx.ip.shape[0]) >= POOL_MIN_ENTRIES:
         return None
     if left:  # A @ v[:, None], A @ lane[:, :, None]: a column, as the general path has it
         def apply(v):
@@ -258,9 +314,7 @@ def matmul(a, b):
     else:     # v[None, :] @ B, lane[:, None, :] @ B: a row
         def apply(v):
             return np.matmul(v[..., None, :], c)[..., 0, :]
-    n1 = apply(e1)
-    return _lean(apply(x._value), n1, n1 if e2 is e1 else apply(e2),
-                 None if e12 is None else apply(e12), ctx)
+    return _lean(apply(x._value), np.ascontiguousarray(apply(x._lanes)), x._lay, ctx)
 
 
 def _power_number(x, c):

@@ -49,6 +49,13 @@ def _check_lean(v):
     assert rows * v._value.shape[0] < POOL_MIN_ENTRIES
     if v._e12 is not None:
         assert v._e12.shape[0] == v._ctx.npairs
+    # packed: every lane, in order, in one C-contiguous buffer; _lay says where
+    k1, k2s, x12 = v._lay
+    assert k1 == v._e1.shape[0] and k2s == (0 if v._e2 is v._e1 else v._e2.shape[0])
+    assert (x12 < 0) == (v._e12 is None) and (x12 < 0 or x12 == k1 + k2s)
+    lanes = [v._e1] + ([] if k2s == 0 else [v._e2]) + ([] if x12 < 0 else [v._e12])
+    assert v._lanes.flags.c_contiguous and v._lanes.dtype == np.float64
+    np.testing.assert_array_equal(v._lanes, np.concatenate(lanes))
 
 
 PROGRAMS = {
@@ -285,6 +292,8 @@ def test_lean_factors_of_every_form():
     assert lean._factor(np.arange(8.0)[::2], 4).flags.c_contiguous
     np.testing.assert_array_equal(lean._factor(0.25, 4), [0.25])
     assert lean._factor(None, 4).shape == (0,)
+    g = np.arange(4.0)
+    assert lean._factor(g, 4) is g  # (n,) and contiguous: as it is
 
 
 def _hand_made(n=8, seed=5):
@@ -315,6 +324,29 @@ def test_lean_paths_with_separate_second_lanes(name, lean_on, monkeypatch):
         np.testing.assert_array_equal(la, lb)
 
 
+@pytest.mark.parametrize("make", ["seeded", "hand_made"])
+def test_every_lean_result_keeps_the_packed_promise(make, lean_on, monkeypatch):
+    """Every lean array made while running all the programs (intermediates too), from a
+    seeded input (``e2 is e1``) and a hand-made one (separate ``e2``): flat, small, and
+    its lanes packed in order in ``_lanes`` as ``_lay`` says."""
+    made = []
+    real = lean._lean
+
+    def spy(*args):
+        out = real(*args)
+        made.append(out)
+        return out
+
+    monkeypatch.setattr(lean, "_lean", spy)
+    for name in sorted(PROGRAMS):
+        x = _seeded(8) if make == "seeded" else _hand_made()
+        _check_lean(x)
+        PROGRAMS[name](x)
+    assert len(made) > 60
+    for out in made:
+        _check_lean(out)
+
+
 def test_lean_product_of_one_shared_and_one_separate_operand(lean_on):
     """x * y with e2 is e1 on one side only: the general product rule (no lean result)."""
     v = np.array([0.5, 1.5, -2.0])
@@ -328,6 +360,23 @@ def test_lean_product_of_one_shared_and_one_separate_operand(lean_on):
     np.testing.assert_allclose(z.e1, np.diag(3.0 * v), rtol=1e-15)
     np.testing.assert_allclose(z.e12.reshape(3, 3, 3)[np.arange(3), np.arange(3), np.arange(3)], 2.0)
     np.testing.assert_allclose((y * x).e1, z.e1, rtol=1e-15)
+
+
+@pytest.mark.parametrize("op", ["add", "sub"])
+def test_lean_sum_of_one_shared_and_one_separate_operand(op, lean_on):
+    """x ± y with e2 is e1 on one side only: the general path, with every lane right."""
+    v = np.array([0.5, 1.5, -2.0])
+    E = np.eye(3)
+    x = HyperDual(v, E, E, np.ones((9, 3)))
+    y = HyperDual(v * 2.0, E * 3.0, E * 5.0, np.full((9, 3), 2.0))
+    assert x._flat is LEAN and y._flat is LEAN and x._ctx is y._ctx and x._e2 is x._e1
+    z = x + y if op == "add" else x - y
+    sign = 1.0 if op == "add" else -1.0
+    _check_lean(z)  # (the general path's flat result, packed: lean from here on)
+    np.testing.assert_array_equal(z.value, v + sign * 2.0 * v)
+    np.testing.assert_array_equal(z.e1, E + sign * 3.0 * E)
+    np.testing.assert_array_equal(z.e2, E + sign * 5.0 * E)
+    np.testing.assert_array_equal(z.e12, np.full((9, 3), 1.0 + sign * 2.0))
 
 
 def test_lean_sum_with_separate_second_lanes(lean_on):
@@ -476,3 +525,36 @@ def test_lean_division_by_zero_is_numpys(lean_on):
         y = x / 0
     assert any("divide by zero" in str(w.message) for w in record)
     assert np.all(np.isinf(y.value))
+
+
+@pytest.mark.parametrize("make", ["seeded", "hand_made"])
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_lean_paths_on_the_numpy_twins(name, make, lean_on, monkeypatch):
+    """Before the Numba kernels are loaded, lean operations run the twins on views of
+    their packed buffers: the general paths' bits there too, and the Numba results up to
+    rounding."""
+    from hyperdual import lanes
+
+    def inputs():
+        return _hand_made() if make == "hand_made" else _seeded(8)
+
+    numba_result = PROGRAMS[name](inputs())
+    # the state of a fresh process: twins, and no switch to Numba however much work
+    monkeypatch.setattr(lanes._Choice, "ready", False)
+    monkeypatch.setattr(lanes._Choice, "kernels", (lanes.chain_lanes_numpy, lanes.binary_lanes_numpy,
+                                                   lanes.product_lanes_numpy, lanes.square_lanes_numpy))
+    monkeypatch.setattr(lanes, "LOAD_AFTER_OP", float("inf"))
+    monkeypatch.setattr(lanes, "LOAD_AFTER_TOTAL", float("inf"))
+    a = PROGRAMS[name](inputs())
+    if name != "quotient":
+        assert a._flat is LEAN
+        _check_lean(a)
+    monkeypatch.setattr(lean.switch, "on", False)
+    plain = inputs()
+    plain._flat = False
+    b = PROGRAMS[name](plain)
+    for la, lb, ln in ((a.value, b.value, numba_result.value), (a.e1, b.e1, numba_result.e1),
+                       (a.e2, b.e2, numba_result.e2), (a.e12, b.e12, numba_result.e12)):
+        np.testing.assert_array_equal(la, lb)
+        np.testing.assert_allclose(la, ln, rtol=1e-13, atol=1e-13)

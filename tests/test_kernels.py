@@ -219,3 +219,141 @@ def test_square_lanes_is_the_tables_square_rule():
     np.testing.assert_array_equal(y, sq)
     np.testing.assert_array_equal(o1, w1)
     np.testing.assert_array_equal(o12, w12)
+
+
+# ---- packed-lane kernels (hyperdual.lean): the general kernels' bits, on one buffer ------
+def _edgy(rows, n):
+    """A lane with exact zeros (structural: inf * 0 stays 0), infinities and a NaN."""
+    lane = RNG.standard_normal((rows, n))
+    if n > 3:
+        lane[:, 1] = 0.0
+        lane[0, 2] = np.inf
+        lane[-1, 3] = np.nan
+    return lane
+
+
+def _packed(k1, k2s, has12, n, p=P):
+    e1 = _edgy(k1, n)
+    e2 = e1 if k2s == 0 else _edgy(k2s, n)
+    e12 = _edgy(p, n) if has12 else None
+    parts = [e1] + ([e2] if k2s else []) + ([e12] if has12 else [])
+    return np.concatenate(parts), e1, e2, e12, (k1 + k2s if has12 else -1)
+
+
+def _unpack(buf, k1, k2s, rows):
+    r = k1 + k2s
+    return buf[:k1], buf[k1:r] if k2s else np.zeros((0, buf.shape[1])), buf[r:r + rows]
+
+
+def _pairs(k1, k2):
+    return RNG.integers(0, k1, P), RNG.integers(0, k2, P)
+
+
+@pytest.mark.parametrize("shared,has12,g1kind,g2kind,nan",
+                         list(itertools.product([True, False], [True, False], ["array", "const"],
+                                                ["array", "const", "zero"], [False, True])))
+@pytest.mark.parametrize("n", [1, 9, kernels._SMALL + 5])
+def test_lean_chain_equals_chain_lanes(shared, has12, g1kind, g2kind, nan, n):
+    k1, k2 = 3, (3 if shared else 2)
+    k2s = 0 if shared else k2
+    buf, e1, e2, e12, x12 = _packed(k1, k2s, has12, n)
+    ip, jp = _pairs(k1, k2)
+    y = RNG.standard_normal(n)
+    if nan:
+        y[n // 2] = np.nan
+    g1, g2 = factor(g1kind, n), factor(g2kind, n)
+    if g1kind == "array" and n > 4:
+        g1[4] = np.inf  # an infinite factor meets exact zeros of the lanes
+    rows = 0 if not has12 and g2kind == "zero" else P
+    out = np.full((k1 + k2s + rows, n), -999.0)
+    kernels.lean_chain(y, g1, g2, buf, k1, k2s, x12, ip, jp, out)
+    w1, w2, w12 = np.full((k1, n), -9.0), np.full((k2s, n), -9.0), np.full((rows, n), -9.0)
+    with np.errstate(invalid="ignore"):
+        kernels.chain_lanes(y, g1, g2, e1, e2, np.zeros((0, n)) if e12 is None else e12, ip, jp, w1, w2, w12)
+    o1, o2, o12 = _unpack(out, k1, k2s, rows)
+    for got, want in ((o1, w1), (o2, w2), (o12, w12)):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("shared,a12,b12,nan", list(itertools.product([True, False], repeat=4)))
+@pytest.mark.parametrize("n", [1, 9, kernels._SMALL + 5])
+def test_lean_product_equals_product_lanes(shared, a12, b12, nan, n):
+    k1, k2 = 3, (3 if shared else 2)
+    k2s = 0 if shared else k2
+    abuf, a1, a2, ae12, ax = _packed(k1, k2s, a12, n)
+    bbuf, b1, b2, be12, bx = _packed(k1, k2s, b12, n)
+    ip, jp = _pairs(k1, k2)
+    av, bv = RNG.standard_normal(n), RNG.standard_normal(n)
+    if nan:
+        av[0] = np.nan
+    if n > 5:
+        bv[5] = np.inf
+    v, out = np.empty(n), np.full((k1 + k2s + P, n), -999.0)
+    with np.errstate(invalid="ignore"):
+        kernels.lean_product(av, bv, abuf, bbuf, k1, k2s, ax, bx, ip, jp, v, out)
+        wv = av * bv
+        w1, w2, w12 = np.full((k1, n), -9.0), np.full((k2s, n), -9.0), np.full((P, n), -9.0)
+        none = np.zeros((0, n))
+        kernels.product_lanes(wv, av, bv, a1, a2, none if ae12 is None else ae12, b1, b2,
+                              none if be12 is None else be12, ip, jp, w1, w2, w12)
+    np.testing.assert_array_equal(v, wv)
+    for got, want in zip(_unpack(out, k1, k2s, P), (w1, w2, w12)):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("has12", [True, False])
+@pytest.mark.parametrize("n", [1, 9, kernels._SMALL + 5])
+def test_lean_square_equals_square_lanes(has12, n):
+    buf, e1, _, e12, x12 = _packed(3, 0, has12, n)
+    ip, jp = _pairs(3, 3)
+    a = RNG.standard_normal(n)
+    a[0] = np.nan
+    y, out = np.empty(n), np.full((3 + P, n), -999.0)
+    wy, w1, w12 = np.empty(n), np.empty((3, n)), np.empty((P, n))
+    with np.errstate(invalid="ignore"):
+        kernels.lean_square(a, buf, 3, x12, ip, jp, y, out)
+        kernels.square_lanes(a, e1, np.zeros((0, n)) if e12 is None else e12, ip, jp, wy, w1, w12)
+    np.testing.assert_array_equal(y, wy)
+    np.testing.assert_array_equal(out[:3], w1)
+    np.testing.assert_array_equal(out[3:], w12)
+
+
+@pytest.mark.parametrize("negate", [False, True])
+@pytest.mark.parametrize("cross_on", ["a", "b"])
+def test_lean_add_equals_numpy(negate, cross_on):
+    n, r = 9, 5
+    a = _edgy(r + (P if cross_on == "a" else 0), n)
+    b = _edgy(r + (P if cross_on == "b" else 0), n)
+    out = np.full((r + P, n), -999.0)
+    kernels.lean_add(a, b, r, r if cross_on == "a" else -1, r if cross_on == "b" else -1, negate, out)
+    with np.errstate(invalid="ignore"):
+        first = a[:r] - b[:r] if negate else a[:r] + b[:r]
+    cross = a[r:] if cross_on == "a" else (-b[r:] if negate else b[r:])
+    np.testing.assert_array_equal(out, np.concatenate((first, cross)))
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 64])
+def test_row_sums_are_sequential_and_row_independent(n):
+    lane = RNG.standard_normal((6, n)) * 10.0 ** RNG.integers(-8, 8, (6, n))
+    out = np.empty(6)
+    kernels.row_sums(lane, out)
+    for k in range(6):
+        s = 0.0
+        for t in range(n):
+            s += float(lane[k, t])
+        assert out[k] == s
+    part = np.empty(2)
+    kernels.row_sums(np.ascontiguousarray(lane[2:4]), part)
+    np.testing.assert_array_equal(part, out[2:4])
+    np.testing.assert_allclose(out, lane.sum(axis=1), rtol=1e-10, atol=1e-300 + 1e-12 * np.abs(lane).sum())
+
+
+def test_lane_sums_of_one_lane_or_several_are_the_same_bits():
+    """Lean sums sum a packed buffer, the general path each lane: the bits must agree, on
+    the Numba kernel and on NumPy's reduction alike."""
+    buf = RNG.standard_normal((9, 40))
+    whole = lanes.lane_sums(buf)
+    np.testing.assert_array_equal(np.concatenate([lanes.lane_sums(buf[:3]), lanes.lane_sums(buf[3:4]),
+                                                  lanes.lane_sums(buf[4:])]), whole)
+    np.testing.assert_array_equal(lanes.lane_sums(np.asfortranarray(buf)), whole)
+    np.testing.assert_array_equal(np.add.reduce(buf[:3], axis=1), np.add.reduce(buf, axis=1)[:3])

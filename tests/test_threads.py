@@ -185,7 +185,7 @@ def test_a_forked_child_starts_its_own_threads(small_split):
     assert queue.get(timeout=5) is True
 
 
-def test_hessian_with_threads_equals_one_thread(small_split):
+def test_hessian_with_threads_equals_one_thread(small_split, no_windows):
     """A whole Hessian request whose passes take the threaded kernels."""
     def f(x):
         return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2) + np.sum(np.sin(x) * x)
