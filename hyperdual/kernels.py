@@ -471,6 +471,59 @@ def square_lanes(a, e1, e12, ip, jp, y, o1, o12):  # pragma: no cover - compiled
 
 
 @_jit
+def _odd_product(z, a, b):  # pragma: no cover - compiled
+    """Whether NumPy computing ``z = a * b`` would raise a floating-point flag (overflow,
+    invalid, underflow) or meets a NaN: ``z`` not finite, or tiny (subnormal or 0) from
+    two nonzero factors.  Kernels that compute a value NumPy would compute report it, and
+    the caller recomputes that value with NumPy, so that ``np.errstate`` / ``np.seterr``
+    act as they would on the plain arrays (same bits either way)."""
+    if z - z != 0.0:
+        return True
+    return abs(z) < 2.2250738585072014e-308 and a != 0.0 and b != 0.0
+
+
+@_jit
+def _pairwise(a):  # pragma: no cover - compiled
+    """NumPy's pairwise summation (``DOUBLE_pairwise_sum``) of at most 128 elements: plain
+    below 8, else eight accumulators.  (Longer arrays are split in halves by NumPy; the
+    lean paths sum at most 64.)  ``load_kernels`` checks that it gives
+    ``np.add.reduce``'s bits before anything uses it."""
+    n = a.shape[0]
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3, r4, r5, r6, r7 = a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
+    i = 8
+    stop = n - n % 8
+    while i < stop:
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[i]
+        i += 1
+    return res
+
+
+@_jit
+def lean_sum(v, lanes, out):  # pragma: no cover - compiled
+    """``np.add.reduce(v)`` of at most 128 elements (returned; NumPy's pairwise order) and the row sums of the
+    packed ``lanes`` into ``out`` (:func:`row_sums`).  A result that is not finite is
+    recomputed by the caller with NumPy, for its warnings."""
+    row_sums(lanes, out)
+    return 0.0 + _pairwise(v)
+
+
+@_jit
 def lean_chain(y, g1, g2, xl, k1, k2s, x12, ip, jp, ol):  # pragma: no cover - compiled
     """:func:`chain_lanes` on packed lanes: ``ol`` has the first-order rows of ``xl``
     (``k1 + k2s``), then any cross rows (``g1 e12 + g2 e1[ip] e2[jp]``, or the terms
@@ -509,10 +562,14 @@ def lean_chain(y, g1, g2, xl, k1, k2s, x12, ip, jp, ol):  # pragma: no cover - c
 @_jit
 def lean_product(xv, yv, xl, yl, k1, k2s, x12, y12, ip, jp, v, ol):  # pragma: no cover - compiled
     """``v = xv * yv`` and :func:`product_lanes` on packed lanes (both operands with the
-    same first-order rows; ``ol`` has those, then one row per pair)."""
+    same first-order rows; ``ol`` has those, then one row per pair).  Returns True when
+    NumPy would have raised a floating-point flag computing ``v`` (see
+    :func:`_odd_product`): the caller recomputes ``v`` with NumPy, for its warnings."""
     n = xv.shape[0]
+    odd = False
     for t in range(n):
         v[t] = xv[t] * yv[t]
+        odd |= _odd_product(v[t], xv[t], yv[t])
     r = k1 + k2s
     for k in range(r):
         for t in range(n):
@@ -538,15 +595,19 @@ def lean_product(xv, yv, xl, yl, k1, k2s, x12, y12, ip, jp, v, ol):  # pragma: n
                 ol[q, t] = s
     if _has_nan(v):
         _poison(v, ol)
+    return odd
 
 
 @_jit
 def lean_square(a, xl, k1, x12, ip, jp, y, ol):  # pragma: no cover - compiled
     """:func:`square_lanes` on packed lanes (``e2`` is ``e1``: ``xl`` has ``k1``
-    first-order rows); ``ol`` has ``k1`` rows, then one per pair."""
+    first-order rows); ``ol`` has ``k1`` rows, then one per pair.  Returns True as
+    :func:`lean_product` does."""
     n = a.shape[0]
+    odd = False
     for t in range(n):
         y[t] = a[t] * a[t]
+        odd |= _odd_product(y[t], a[t], a[t])
     for k in range(k1):
         for t in range(n):
             ol[k, t] = _mul(2.0 * a[t], xl[k, t])
@@ -562,6 +623,7 @@ def lean_square(a, xl, k1, x12, ip, jp, y, ol):  # pragma: no cover - compiled
                 ol[q, t] = _mul(2.0, xl[i, t] * xl[j, t])
     if _has_nan(y):
         _poison(y, ol)
+    return odd
 
 
 @_jit

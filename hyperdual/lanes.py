@@ -142,7 +142,8 @@ class _Choice:
     #: splits, once the Numba kernels are loaded.
     ranges = ()
     #: The packed-lane kernels of :mod:`hyperdual.lean` (``lean_chain``, ``lean_product``,
-    #: ``lean_square``, ``row_sums``, ``lean_add``), once the Numba kernels are loaded.
+    #: ``lean_square``, ``row_sums``, ``lean_add``, ``lean_sum`` or None), once the Numba
+    #: kernels are loaded.
     lean = ()
 
 
@@ -153,6 +154,23 @@ def choose(work: int):
         if work >= LOAD_AFTER_OP or _Choice.work >= LOAD_AFTER_TOTAL:
             load_kernels()
     return _Choice.kernels
+
+
+def _pairwise_is_numpys(lean_sum) -> bool:
+    """Whether :func:`hyperdual.kernels.lean_sum` sums values to ``np.add.reduce``'s bits
+    on this NumPy (lengths 0 to 128, magnitudes over 20 decades, signed zeros).  If not,
+    lean sums take their values from NumPy (0.6 µs more per small sum)."""
+    rng = np.random.default_rng(12345)
+    none = np.zeros((0, 1))
+    for n in range(129):
+        v = rng.standard_normal(n) * 10.0 ** rng.integers(-10, 10, n)
+        if n % 7 == 3:
+            v[: n // 2] = -0.0
+        got = lean_sum(v, none, np.empty(0))
+        want = np.add.reduce(v)
+        if got != want or np.signbit(got) != np.signbit(want):
+            return False
+    return True
 
 
 def load_kernels() -> None:
@@ -170,7 +188,7 @@ def load_kernels() -> None:
     if _Choice.ready:
         return
     from .kernels import (binary_lanes, chain_lanes, chain_range, lean_add, lean_chain, lean_product,
-                          lean_square, product_lanes, product_range, row_sums, square_lanes)
+                          lean_square, lean_sum, product_lanes, product_range, row_sums, square_lanes)
 
     y = np.ones(1)
     lane = np.ones((1, 1))
@@ -191,7 +209,8 @@ def load_kernels() -> None:
     lean_square(y, lane, 1, m, pair, pair, np.empty(1), np.empty((2, 1)))
     row_sums(lane, np.empty(1))
     lean_add(lane, lane, 1, m, m, False, np.empty((1, 1)))
-    _Choice.lean = (lean_chain, lean_product, lean_square, row_sums, lean_add)
+    _Choice.lean = (lean_chain, lean_product, lean_square, row_sums, lean_add,
+                    lean_sum if _pairwise_is_numpys(lean_sum) else None)
     _Choice.kernels = (chain_lanes, binary_lanes, product_lanes, square_lanes)
     _Choice.ranges = (chain_range, product_range)
     _Choice.ready = True

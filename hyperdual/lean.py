@@ -196,7 +196,8 @@ def multiply(a, b):
     out = np.empty((r + rows, n))
     y = np.empty(n)
     if _Choice.ready or choose(n * (r + rows)) and _Choice.ready:
-        _Choice.lean[1](av, bv, a._lanes, b._lanes, k1, k2s, a12, b12, ctx.ip, ctx.jp, y, out)
+        if _Choice.lean[1](av, bv, a._lanes, b._lanes, k1, k2s, a12, b12, ctx.ip, ctx.jp, y, out):
+            np.multiply(av, bv, out=y)  # (NumPy's floating-point warnings, the same bits)
     else:
         np.multiply(av, bv, out=y)
         o1, o2, o12 = _views(out, k1, k2s, rows)
@@ -244,7 +245,8 @@ def square(x):
     y = np.empty(n)
     out = np.empty((k1 + rows, n))
     if _Choice.ready or choose(n * (k1 + rows)) and _Choice.ready:
-        _Choice.lean[2](a, x._lanes, k1, x12, ctx.ip, ctx.jp, y, out)
+        if _Choice.lean[2](a, x._lanes, k1, x12, ctx.ip, ctx.jp, y, out):
+            np.multiply(a, a, out=y)  # (NumPy's floating-point warnings, the same bits)
     else:
         _Choice.kernels[3](a, x._e1, _EMPTY2 if x12 < 0 else x._e12, ctx.ip, ctx.jp, y,
                            out[:k1], out[k1:])
@@ -273,17 +275,27 @@ def getitem(x, index):
 
 
 def sum_(x):
-    """``np.sum(x)`` of a short array: the value by NumPy, the lanes' row sums in one call
-    (:func:`hyperdual.lanes.lane_sums`, as the general path sums each lane; None when long)."""
+    """``np.sum(x)`` of a short array (None when long): the value in NumPy's pairwise order
+    and the lanes' row sums, as the general path sums each lane
+    (:func:`hyperdual.lanes.lane_sums`), in one call of :func:`hyperdual.kernels.lean_sum`."""
     v = x._value
     n = v.shape[0]
     if n > 64:
         return None
     k1, k2s, x12 = x._lay
-    sums = lane_sums(x._lanes)
+    lanes = x._lanes
+    kernel = _Choice.lean[5] if _Choice.ready else None
+    if kernel is not None:  # value and lanes in one call
+        sums = np.empty(lanes.shape[0])
+        value = kernel(v, lanes, sums)
+        value = np.float64(value) if value - value == 0.0 else np.add.reduce(v)  # (inf, nan:
+        # NumPy's own, for its warnings)
+    else:
+        sums = lane_sums(lanes)
+        value = np.add.reduce(v)
     r = k1 + k2s
     out = _object_new(HyperDual)
-    out._value = np.add.reduce(v)
+    out._value = value
     out._e1 = n1 = sums[:k1]
     out._e2 = n1 if k2s == 0 else sums[k1:r]
     out._e12 = None if x12 < 0 else sums[r:]

@@ -558,3 +558,60 @@ def test_lean_paths_on_the_numpy_twins(name, make, lean_on, monkeypatch):
                        (a.e2, b.e2, numba_result.e2), (a.e12, b.e12, numba_result.e12)):
         np.testing.assert_array_equal(la, lb)
         np.testing.assert_allclose(la, ln, rtol=1e-13, atol=1e-13)
+
+
+def _lean_input(values):
+    """A lean input of these values (two seeds on each side, a cross lane of every pair)."""
+    n = len(values)
+    rng = np.random.default_rng(n)
+    x = HyperDual(np.asarray(values, dtype=float), rng.standard_normal((2, n)), rng.standard_normal((2, n)),
+                  rng.standard_normal((4, n)))
+    assert x._flat is LEAN
+    return x
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 15, 16, 17, 33, 64])
+def test_lean_sum_value_is_numpys_sum(n, lean_on):
+    """The lean sum's value (NumPy's pairwise order, computed in the kernel) is
+    ``np.sum`` of the value, bit for bit, at every length up to 64."""
+    from hyperdual import lanes
+    assert lanes._Choice.lean[5] is not None or not lanes._Choice.ready  # (checked at load)
+    rng = np.random.default_rng(n)
+    for _ in range(50):
+        v = rng.standard_normal(n) * 10.0 ** rng.integers(-12, 12, n)
+        v[rng.random(n) < 0.1] = -0.0
+        s = np.sum(_lean_input(v))
+        assert s.value == np.sum(v) and np.signbit(s.value) == np.signbit(np.sum(v))
+        assert type(s.value) is np.float64
+
+
+def test_pairwise_check_rejects_a_wrong_sum():
+    from hyperdual import lanes
+
+    def sequential(v, lanes_, out):
+        s = 0.0
+        for t in v:
+            s += t
+        return s
+
+    assert not lanes._pairwise_is_numpys(sequential)
+
+
+@pytest.mark.parametrize("op", ["x * y", "x ** 2", "sum"])
+def test_lean_values_keep_numpys_floating_point_flags(op, lean_on):
+    """Values computed inside lean kernels warn and raise as NumPy's would (the kernel
+    reports an odd value and NumPy recomputes it)."""
+    big = _lean_input([1e200, 2.0, 1e300])
+    tiny = _lean_input([1e-200, 2.0, 3.0])
+    run = {"x * y": lambda a: a * a, "x ** 2": lambda a: a ** 2, "sum": lambda a: np.sum(a * 1e10)}[op]
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        out = run(big)
+    assert np.isinf(out.value).any()
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+        run(big)
+    if op != "sum":
+        with np.errstate(under="raise"), pytest.raises(FloatingPointError):
+            run(tiny)
+        with np.errstate(all="raise"):  # a nan input raises nothing, in NumPy as here
+            z = run(_lean_input([np.nan, 1.0]))
+        assert np.isnan(z.value[0]) and np.isnan(z.e1[:, 0]).all()
