@@ -35,20 +35,29 @@ Absent lanes (known zeros) are passed as arrays with zero rows and skipped,
 and a lane entry that is exactly zero stays zero whatever factor multiplies it
 (``inf * 0 -> 0``, as ForwardDiff's NaN-safe mode): an infinite derivative at
 one element (``sqrt`` at 0) does not turn the structurally zero directions of
-other elements into NaN.  Where the value is NaN, every derivative is NaN.  Two kernels
-do all elementwise work: ``chain_lanes`` (unary) and ``binary_lanes``; each
-computes every output lane in one call, so a small operation pays one
-dispatch.
+other elements into NaN.  Where the value is NaN, every derivative is NaN.
+
+The kernels, each computing every output lane in one call (a small operation pays
+one dispatch):
+
+* ``chain_lanes`` (unary), ``binary_lanes``, and the special cases
+  ``product_lanes`` (``x * y``) and ``square_lanes`` (``x ** 2``);
+* ``chain_range`` / ``product_range``: the blocked loops of the first two on a
+  range of elements, which :mod:`hyperdual.threads` runs side by side on long lanes;
+* ``lean_*`` and ``row_sums``: the same arithmetic on *packed* lanes (every lane of
+  an array in one buffer), for the small arrays of :mod:`hyperdual.lean`.
 
 Every kernel is its own top-level ``def`` with ``cache=True``: functions made
-by a factory would share one on-disk cache entry.
+by a factory would share one on-disk cache entry.  No kernel is recursive: a
+recursive function loaded from Numba's cache crashed the process.
 """
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
 
-__all__ = ["chain_lanes", "chain_range", "binary_lanes", "product_lanes", "product_range", "square_lanes"]
+__all__ = ["chain_lanes", "chain_range", "binary_lanes", "product_lanes", "product_range", "square_lanes",
+           "lean_chain", "lean_product", "lean_square", "lean_add", "lean_sum", "row_sums"]
 
 _jit = nb.njit(cache=True, nogil=True, error_model="numpy")
 

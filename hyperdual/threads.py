@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["get_num_threads", "set_num_threads", "split_call"]
 
@@ -52,7 +51,7 @@ def _default_threads() -> int:
 
 class _State:
     threads = _default_threads()
-    executor: ThreadPoolExecutor | None = None
+    executor = None  # a concurrent.futures.ThreadPoolExecutor, made when first needed
     lock = threading.Lock()
 
 
@@ -97,9 +96,11 @@ def set_num_threads(count: int) -> None:
         _State.threads = count
 
 
-def _executor() -> ThreadPoolExecutor:
+def _executor():
     with _State.lock:
         if _State.executor is None:
+            from concurrent.futures import ThreadPoolExecutor  # (6 ms: not at import)
+
             _State.executor = ThreadPoolExecutor(_State.threads - 1, thread_name_prefix="hyperdual")
         return _State.executor
 
