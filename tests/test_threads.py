@@ -210,3 +210,26 @@ def test_hessian_with_threads_equals_one_thread(small_split, no_windows):
     for i in range(2):
         h[i, i + 1] = h[i + 1, i] = -400 * x0[i]
     np.testing.assert_allclose(got, h, rtol=1e-12)
+
+
+def test_callers_on_several_threads_share_the_executor(small_split):
+    """Four user threads splitting their own calls at once: each gets its own, right result."""
+    import threading as th
+
+    xs = [operand(1000, 2, 2, False) for _ in range(4)]
+    hyperdual.set_num_threads(1)
+    want = [np.sin(x) * x for x in xs]
+    hyperdual.set_num_threads(3)
+    got = [None] * 4
+
+    def work(k):
+        for _ in range(20):
+            got[k] = np.sin(xs[k]) * xs[k]
+
+    workers = [th.Thread(target=work, args=(k,)) for k in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    for g, w in zip(got, want):
+        same_bits(g, w)
