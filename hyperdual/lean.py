@@ -136,9 +136,13 @@ def _chain(y, x, g1, g2):
     rows = 0 if x12 < 0 and g2 is None else ctx.ip.shape[0]
     r = k1 + k2s
     out = np.empty((r + rows, n))
-    # (factors from the table's NumPy expressions in a: fresh (n,) arrays, used as they are)
-    f1 = g1 if type(g1) is np.ndarray and g1.ndim == 1 and g1.shape[0] == n else _factor(g1, n)
-    f2 = g2 if type(g2) is np.ndarray and g2.ndim == 1 and g2.shape[0] == n else _factor(g2, n)
+    # (factors from the table's NumPy expressions in a: fresh (n,) arrays, used as they are;
+    # anything else, e.g. a registered rule's broadcast view, made contiguous: a strided
+    # factor would make Numba compile another variant of the kernel)
+    f1 = g1 if type(g1) is np.ndarray and g1.ndim == 1 and g1.shape[0] == n \
+        and g1.flags.c_contiguous else _factor(g1, n)
+    f2 = g2 if type(g2) is np.ndarray and g2.ndim == 1 and g2.shape[0] == n \
+        and g2.flags.c_contiguous else _factor(g2, n)
     if _Choice.ready or choose(n * (r + rows)) and _Choice.ready:
         _Choice.lean[0](y, f1, f2, x._lanes, k1, k2s, x12, ctx.ip, ctx.jp, out)
     else:  # the NumPy twins, on views
