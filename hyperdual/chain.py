@@ -602,7 +602,7 @@ def binary(ufunc, rule, a, b):
     return _binary_both(ufunc, rule, a, b)
 
 
-def _product_1d(a, b, ctx, y):
+def _product_1d(a, b, ctx):
     """``a * b`` for the common case, with fewer checks: 1-D operands of the result's
     shape with every lane present (``e2`` may be ``e1``: then on both), no windows, no
     pattern pass.  None when another case applies."""
@@ -615,9 +615,9 @@ def _product_1d(a, b, ctx, y):
         return None
     av, bv = a._value, b._value
     a12, b12 = a._e12, b._e12
-    shape = y.shape
-    if not (a._flat and b._flat and av.shape == shape and bv.shape == shape):
-        if y.ndim != 1 or av.shape != shape or bv.shape != shape:
+    shape = av.shape
+    if not (a._flat and b._flat and bv.shape == shape):
+        if len(shape) != 1 or bv.shape != shape:
             return None
         for lane in (a1, a2, a12, b1, b2, b12):
             if lane is not None and lane.shape[1:] != shape:
@@ -631,27 +631,36 @@ def _product_1d(a, b, ctx, y):
     k1, k2, npairs = a1.shape[0], a2.shape[0], ctx.ip.shape[0]
     packed, o1, o2, o12 = _outputs(n, k1, 0 if shared else k2, npairs)
     kernels = _Choice.kernels if _Choice.ready else lanes.choose(n * (k1 + o2.shape[0] + npairs))
-    args = (y, av, bv, a1, a2, _EMPTY2 if a12 is None else a12, b1, b2, _EMPTY2 if b12 is None else b12,
-            ctx.ip, ctx.jp, o1, o2, o12)
-    if (k1 + o2.shape[0] + npairs) * n < threads.MIN_ENTRIES or not _Choice.ready \
-            or a12 is None or b12 is None \
-            or not threads.split_call(_Choice.ranges[1], args, n, k1 + o2.shape[0] + npairs):
-        kernels[2](*args)  # (product_range needs every lane present)
+    rows = k1 + o2.shape[0] + npairs
+    if _Choice.ready and a12 is not None and b12 is not None and threads.will_split(n, rows):
+        # (product_range needs every lane present) the value in the same threaded pass, into
+        # a fresh array: the lanes' buffers stay within the pool's limit
+        y = np.empty(n)
+        odd = threads.split_call(_Choice.ranges[1], (y, av, bv, a1, a2, a12, b1, b2, b12, ctx.ip, ctx.jp,
+                                                     o1, o2, o12, True), n, rows)
+        if odd is None or any(odd):  # (None: the thread count changed meanwhile)
+            np.multiply(av, bv, out=y)  # NumPy's value (the same bits), with its warnings
+            if odd is None:
+                kernels[2](y, av, bv, a1, a2, a12, b1, b2, b12, ctx.ip, ctx.jp, o1, o2, o12)
+    else:
+        y = np.multiply(av, bv)
+        kernels[2](y, av, bv, a1, a2, _EMPTY2 if a12 is None else a12, b1, b2,
+                   _EMPTY2 if b12 is None else b12, ctx.ip, ctx.jp, o1, o2, o12)
     return flat(y, o1, o1 if shared else o2, o12, ctx, packed)
 
 
 def _binary_both(ufunc, rule, a, b):
     av, bv = a._value, b._value
     ctx = join_contexts(a._ctx, b._ctx)
+    if ufunc is np.multiply and ctx is not None:
+        out = _product_1d(a, b, ctx)
+        if out is not None:
+            return out
     y = ufunc(av, bv)
     if type(y) is not np.ndarray:
         y = np.asarray(y)
     if ctx is None:
         return _new(y, None, None, None, None)
-    if ufunc is np.multiply:
-        out = _product_1d(a, b, ctx, y)
-        if out is not None:
-            return out
     win = None
     if a._win is not None or b._win is not None:
         wins = _windowed_operands(a, b, y)

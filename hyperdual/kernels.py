@@ -401,19 +401,38 @@ def product_lanes(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12
     if n <= _SMALL:
         _product_small(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12)
         return
-    product_range(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12, 0, n)
+    product_range(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12, False, 0, n)
 
 
 @_jit
-def product_range(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12, lo, hi):  # pragma: no cover
+def _fill_product(xb, yb, vb):  # pragma: no cover - compiled
+    """``vb = xb * yb``; True when NumPy would have raised a floating-point flag
+    (:func:`_odd_product`)."""
+    odd = False
+    for t in range(vb.shape[0]):
+        z = xb[t] * yb[t]
+        vb[t] = z
+        odd |= _odd_product(z, xb[t], yb[t])
+    return odd
+
+
+@_jit
+def product_range(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12, fill, lo, hi):  # pragma: no cover
     """The blocked all-lanes :func:`product_lanes` on the elements ``lo:hi`` only (every
     lane present, values of length n, lanes longer than ``_SMALL``): disjoint ranges
-    write disjoint columns, so threads may share a call (:mod:`hyperdual.threads`)."""
+    write disjoint columns, so threads may share a call (:mod:`hyperdual.threads`).
+    With ``fill``, the value ``y = xv * yv`` is computed here too, block by block (one
+    pass over the values, and a fresh output first touched by every thread); returns
+    True when NumPy would have raised a floating-point flag computing it (the caller
+    then recomputes ``y`` with NumPy, for its warnings)."""
     single = o1.shape[0] == 1 and o2.shape[0] == 1 and o12.shape[0] == 1
+    odd = False
     for t0 in range(lo, hi, _BLOCK):
         t1 = min(t0 + _BLOCK, hi)
         xb = xv[t0:t1]
         yb = yv[t0:t1]
+        if fill:
+            odd |= _fill_product(xb, yb, y[t0:t1])
         if single:
             _product_single_row(yb, xb, xe1[0, t0:t1], xe2[0, t0:t1], xe12[0, t0:t1],
                                 ye1[0, t0:t1], ye2[0, t0:t1], ye12[0, t0:t1],
@@ -433,6 +452,7 @@ def product_range(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12
             _poison_block(vb, o1, t0, t1)
             _poison_block(vb, o2, t0, t1)
             _poison_block(vb, o12, t0, t1)
+    return odd
 
 
 @_jit

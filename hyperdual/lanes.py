@@ -201,8 +201,8 @@ def load_kernels() -> None:
                   np.empty((1, 1)), none, np.empty((1, 1)))
     square_lanes(y, lane, lane, pair, pair, np.empty(1), np.empty((1, 1)), np.empty((1, 1)))
     chain_range(y, y, y, lane, lane, lane, pair, pair, np.empty((1, 1)), none, np.empty((1, 1)), 0, 1)
-    product_range(y, y, y, lane, lane, lane, lane, lane, lane, pair, pair,
-                  np.empty((1, 1)), none, np.empty((1, 1)), 0, 1)
+    product_range(np.empty(1), y, y, lane, lane, lane, lane, lane, lane, pair, pair,
+                  np.empty((1, 1)), none, np.empty((1, 1)), True, 0, 1)
     m = np.int64(-1)
     lean_chain(y, y, y, lane, 1, 0, m, pair, pair, np.empty((2, 1)))
     lean_product(y, y, lane, lane, 1, 0, m, m, pair, pair, np.empty(1), np.empty((2, 1)))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import threading
 
-__all__ = ["get_num_threads", "set_num_threads", "split_call"]
+__all__ = ["get_num_threads", "set_num_threads", "split_call", "will_split"]
 
 #: A call is split only when it writes at least this many lane entries (4 MiB) ...
 MIN_ENTRIES = 2 ** 19
@@ -115,24 +115,28 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_executor)
 
 
-def split_call(kernel, args: tuple, n: int, rows: int) -> bool:
+def will_split(n: int, rows: int) -> bool:
+    """Whether :func:`split_call` splits a call over ``n`` elements writing ``rows`` lane rows."""
+    return _State.threads > 1 and rows * n >= MIN_ENTRIES and n >= 2 * MIN_CHUNK
+
+
+def split_call(kernel, args: tuple, n: int, rows: int) -> list | None:
     """Run ``kernel(*args, lo, hi)`` over ``0:n`` in ranges on several threads.
 
     ``rows`` is the number of output lane rows (the call writes ``rows * n``
-    entries).  Returns False, having run nothing, when the call is too small to
-    split or only one thread is allowed; the caller then runs its one-thread
-    kernel.  The calling thread computes the last range itself.
+    entries).  Returns the ranges' results (a non-empty list), or None, having run
+    nothing, when the call is too small to split or only one thread is allowed
+    (:func:`will_split`); the caller then runs its one-thread kernel.  The calling
+    thread computes the last range itself.
     """
-    threads = _State.threads
-    if threads < 2 or rows * n < MIN_ENTRIES or n < 2 * MIN_CHUNK:
-        return False
-    parts = min(threads, n // MIN_CHUNK)
+    if not will_split(n, rows):
+        return None
+    parts = min(_State.threads, n // MIN_CHUNK)
     bounds = [n * k // parts for k in range(parts + 1)]
     pool = _executor()
     futures = [pool.submit(kernel, *args, bounds[k], bounds[k + 1]) for k in range(parts - 1)]
     try:
-        kernel(*args, bounds[parts - 1], bounds[parts])
+        last = kernel(*args, bounds[parts - 1], bounds[parts])
     finally:
-        for future in futures:
-            future.result()
-    return True
+        results = [future.result() for future in futures]
+    return results + [last]

@@ -233,3 +233,37 @@ def test_callers_on_several_threads_share_the_executor(small_split):
         w.join(60)
     for g, w in zip(got, want):
         same_bits(g, w)
+
+
+def test_threaded_product_value_keeps_numpys_flags(small_split):
+    """The value of a long x * y is computed in the threaded kernel; where NumPy would warn
+    or raise (overflow here), NumPy recomputes it, so errstate acts as on plain arrays."""
+    hyperdual.set_num_threads(2)
+    value = RNG.uniform(0.5, 2.0, 1000)
+    value[700] = 1e300
+    x = operand(1000, 2, 2, False, value)
+    y = operand(1000, 2, 2, False, value.copy())
+    y._ctx = x._ctx
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        z = x * y
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(z.value, value * value)
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+        x * y
+    calm = operand(1000, 2, 2, False)
+    hyperdual.set_num_threads(1)
+    want = calm * calm
+    hyperdual.set_num_threads(2)
+    same_bits(calm * calm, want)
+
+
+def test_threaded_product_when_the_split_does_not_happen(small_split, monkeypatch):
+    """If the thread count changes between the check and the split, the value and lanes
+    are still computed (by NumPy and the one-thread kernel)."""
+    hyperdual.set_num_threads(2)
+    x = operand(1000, 2, 2, False)
+    hyperdual.set_num_threads(1)
+    want = x * x
+    hyperdual.set_num_threads(2)
+    monkeypatch.setattr(threads, "split_call", lambda *a: None)
+    same_bits(x * x, want)
