@@ -603,9 +603,9 @@ def binary(ufunc, rule, a, b):
 
 
 def _product_1d(a, b, ctx):
-    """``a * b`` for the common case, with fewer checks: 1-D operands of the result's
-    shape with every lane present (``e2`` may be ``e1``: then on both), no windows, no
-    pattern pass.  None when another case applies."""
+    """``a * b`` (value and lanes) for the common case, with fewer checks: 1-D operands of
+    one shape with every first-order lane present (``e2`` may be ``e1``: then on both),
+    no windows, no pattern pass.  None when another case applies."""
     a1, b1, a2, b2 = a._e1, b._e1, a._e2, b._e2
     if a1 is None or b1 is None or a2 is None or b2 is None or ctx.pattern is not None \
             or a._win is not None or b._win is not None:
@@ -630,8 +630,8 @@ def _product_1d(a, b, ctx):
     n = shape[0]
     k1, k2, npairs = a1.shape[0], a2.shape[0], ctx.ip.shape[0]
     packed, o1, o2, o12 = _outputs(n, k1, 0 if shared else k2, npairs)
-    kernels = _Choice.kernels if _Choice.ready else lanes.choose(n * (k1 + o2.shape[0] + npairs))
     rows = k1 + o2.shape[0] + npairs
+    kernels = _Choice.kernels if _Choice.ready else lanes.choose(n * rows)
     if _Choice.ready and a12 is not None and b12 is not None and threads.will_split(n, rows):
         # (product_range needs every lane present) the value in the same threaded pass, into
         # a fresh array: the lanes' buffers stay within the pool's limit
