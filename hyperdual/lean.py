@@ -155,7 +155,7 @@ def _chain(y, x, g1, g2):
 # ---- two lean operands (the caller checks: same context, same length) -----------------
 def _add(a, b, negate):
     ka, sa, a12 = a._lay
-    kb, sb, b12 = b._lay
+    _, sb, b12 = b._lay
     if sa != sb:
         return None  # one shares e2 = e1, the other does not: the general path
     al, bl = a._lanes, b._lanes

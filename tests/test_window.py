@@ -11,7 +11,6 @@ import pytest
 
 import hyperdual
 from hyperdual import HyperDual
-from hyperdual.seeding import settings
 from hyperdual.window import cut, pad, union
 from seeds import rosen, rosen_hessian
 
