@@ -26,10 +26,10 @@ from typing import Any, Callable
 import numpy as np
 
 from .array import HyperDual, as_float_array
-from .record import replay, topological
+from .record import Node, replay, topological
 from .cache import PairCache
 from .columns import settle
-from .context import SeedContext, join_contexts
+from .context import PassMismatchError, SeedContext, join_contexts
 from .pattern import Recorder
 from .seeding import LIVE_FACTOR, InputSpace, pass_capacity, plan_passes, seed_inputs, settings
 from .lean import seeded
@@ -56,6 +56,10 @@ class Stats:
     function_calls: int = 0    #: calls of the user's function (or replays), value call included
     entries_cached: int = 0    #: (sample, pair) entries stored
     structural_zeros: int = 0  #: pairs known zero from the sparsity pattern, never seeded
+    #: ``"recorded"``: the function was recorded once (its value call) and every pass
+    #: replays the record; ``"callable"``: every pass calls the function.
+    mode: str = "callable"
+    reason: str = ""           #: why the function is called per pass (empty when recorded)
 
 
 def _distinct(values: np.ndarray, bound: int) -> np.ndarray:
@@ -243,6 +247,10 @@ class _Problem:
                             "use the hessian(func, xs) form with a module-level function")
         state = self.__dict__.copy()
         del state["lock"]
+        if isinstance(self.evaluate, _Replay):  # the record stays behind: f is called per pass
+            state["evaluate"] = self.evaluate.func
+            state["stats"] = stats = Stats(**vars(self.stats))
+            stats.mode, stats.reason = "callable", "unpickled: the record is not pickled"
         return state
 
     def __setstate__(self, state):
@@ -876,9 +884,67 @@ def _subset_output(evaluate, points, pick):
     return value.reshape(-1)
 
 
+class _Replay:
+    """Replays the record of one call of the user's function with a pass's inputs.
+
+    Within one Hessian the point is fixed, so the record made by the value call is
+    exact for every pass whatever branches the function took: the passes differ only
+    in their seeds, which the function never sees.  Pickled, it becomes the function
+    itself (the record holds the implementations it ran, not the user's code)."""
+
+    def __init__(self, order, ids, output, func):
+        self.order, self.ids, self.output, self.func = order, ids, output, func
+
+    def __call__(self, inputs, samples=None):
+        if self.order is None:  # an output that does not depend on the inputs
+            return self.output
+        return replay(self.order, dict(zip(self.ids, inputs)))
+
+
+def _record(evaluate, points):
+    """Call the user's function once on recorded inputs: ``(replay, output, "")``, or
+    ``(None, None, reason)`` when it cannot be recorded (it is then called per pass)."""
+    leaves = [Node(None, None, p) for p in points]
+    inputs = [HyperDual._new(p, None, None, None, None, leaf) for p, leaf in zip(points, leaves)]
+    try:
+        y = evaluate(inputs)
+    except Exception as exc:  # noqa: BLE001 - the plain value call raises it again, or not
+        return None, None, f"the function could not be recorded ({type(exc).__name__}: {exc})"
+    if type(y) is HyperDual and y._node is not None:
+        order = topological(y._node)
+        ours = {id(leaf) for leaf in leaves}
+        if any(n.call is None and id(n) not in ours for n in order):
+            raise PassMismatchError(
+                "the function combined its input with an array recorded elsewhere (kept from "
+                "another call of it, or made with hyperdual.variable): lanes of two different "
+                "seeding passes met. Do not carry HyperDual values from one call of the "
+                "function to the next")
+        return _Replay(order, [id(leaf) for leaf in leaves], None, evaluate), y, ""
+    if isinstance(y, HyperDual) or (isinstance(y, np.ndarray) and y.dtype.kind not in "biuf"):
+        return None, None, "the function's output is not an array computed from its inputs"
+    try:
+        value = _output_value(y)
+    except TypeError as exc:
+        return None, None, str(exc)
+    return _Replay(None, None, value.copy(), evaluate), value, ""
+
+
 def _callable_problem(func, xs, batch_axis, memory_budget):
     points, batch, multi = _callable_points(xs, batch_axis)
     evaluate = _CallFunction(func, multi)
+    reason = "recording is off (hyperdual.seeding.settings.trace)"
+    if batch is None and settings.trace:
+        replay_, y, reason = _record(evaluate, points)
+        if replay_ is not None:
+            value = _output_value(y)
+            problem = _Problem(replay_, points, batch, value, "callable", memory_budget,
+                               replay_all=False)
+            problem.stats.mode = "recorded"
+            problem._check_output(value, batch, None, constant=replay_.order is None)
+            problem.value = value.reshape(())
+            return problem, multi
+    elif batch is not None:
+        reason = "with batch_axis=0 the function is called per pass"
     if batch is not None and batch > 4:
         # A batch: the value call runs on the independence check's samples alone, which
         # shows the output's shape; the full batch's values come with the first pass
@@ -888,6 +954,7 @@ def _callable_problem(func, xs, batch_axis, memory_budget):
         if got is not None:
             problem = _Problem(evaluate, points, batch, None, "callable", memory_budget, replay_all=False)
             problem._subset = (pick, got)
+            problem.stats.reason = reason
             return problem, multi
     y = evaluate([p.copy() for p in points])
     value = _output_value(y)
@@ -896,6 +963,7 @@ def _callable_problem(func, xs, batch_axis, memory_budget):
         problem.stats.function_calls += 1  # the subset evaluation that did not serve
     problem._check_output(value, batch, None, constant=not isinstance(y, HyperDual))
     problem.value = value.reshape(()) if batch is None else (value.reshape(batch) if value.ndim else value)
+    problem.stats.reason = reason
     return problem, multi
 
 
@@ -930,6 +998,7 @@ def _recorded_problem(ys, xs, batch_axis, memory_budget, check=True):
         return replay(order, dict(zip(ids, inputs)))
 
     problem = _Problem(evaluate, points, batch, ys.value, "recorded", memory_budget, replay_all=True)
+    problem.stats.mode = "recorded"
     if check:
         problem._check_output(ys.value, batch, None)
     return problem, multi
@@ -1153,8 +1222,18 @@ def jacobian(f_or_ys: Callable | HyperDual, xs, batch_axis: int | None = None, *
     if callable(f_or_ys):
         points, batch, multi = _callable_points(xs, batch_axis)
         evaluate = _CallFunction(f_or_ys, multi)
-        value = _output_value(evaluate([p.copy() for p in points]))
-        problem = _JacobianProblem(evaluate, points, batch, value, "callable", memory_budget, False)
+        reason = "recording is off (hyperdual.seeding.settings.trace)"
+        replay_ = None
+        if batch is None and settings.trace:
+            replay_, y, reason = _record(evaluate, points)
+        elif batch is not None:
+            reason = "with batch_axis=0 the function is called per pass"
+        if replay_ is None:
+            y = evaluate([p.copy() for p in points])
+        problem = _JacobianProblem(evaluate if replay_ is None else replay_, points, batch,
+                                   _output_value(y), "callable", memory_budget, False)
+        problem.stats.mode = "callable" if replay_ is None else "recorded"
+        problem.stats.reason = reason
     else:
         base, multi = _recorded_problem(f_or_ys, xs, batch_axis, memory_budget, check=False)
         problem = _JacobianProblem(base.evaluate, base.space.points, base.batch, np.asarray(base.value),

@@ -116,7 +116,21 @@ def _value_view(node):
 
 
 def record_call(impl, args, kwargs):
-    """Run ``impl`` on the values and record it (called by ``dispatch``)."""
+    """Run ``impl`` on the values and record it (called by ``dispatch``).
+
+    An ``out=`` array is not an operand: the call is recorded without it, and the
+    result is then assigned into the real target (recorded as an item assignment),
+    not into the stand-in the implementation would see.
+    """
+    out = kwargs.get("out") if kwargs else None
+    if out is not None:
+        target = out[0] if type(out) is tuple and len(out) == 1 else out
+        if type(target) is not HyperDual:
+            raise TypeError("an out= argument must be a HyperDual: a plain ndarray cannot hold "
+                            "derivatives (or, while recording, the dependence on the inputs)")
+        result = record_call(impl, args, {k: v for k, v in kwargs.items() if k != "out"})
+        target[...] = result
+        return target
     targs, tkwargs = _template(args), _template(kwargs)
     result = impl(*_fill(targs, _value_view), **_fill(tkwargs, _value_view))
     call = Call(impl, targs, tkwargs)

@@ -54,6 +54,9 @@ class Settings:
     pattern_min_pairs: int = 1024
     #: Batched passes over one 2-D input start with column lanes (:mod:`hyperdual.columns`).
     column_lanes: bool = True
+    #: ``hessian(func, xs)`` records ``func`` once on its value call and replays the record
+    #: for every pass (:mod:`hyperdual.record`); False calls ``func`` for every pass.
+    trace: bool = False
 
 
 settings = Settings()

@@ -21,7 +21,10 @@ Small 1-D pass arrays take the lean paths (hyperdual.lean); HYPERDUAL_TEST_LEAN=
 runs the suite on the general paths only.  HYPERDUAL_TEST_THREADS=small splits
 every kernel call of a few hundred elements over threads (hyperdual.threads;
 by default only calls of millions of lane entries split), so the whole suite
-checks that threads change no result.
+checks that threads change no result.  HYPERDUAL_TEST_TRACE=on records every
+callable of ``hessian(func, xs)`` once and replays the record in each pass
+(=off calls it per pass); tests of what a function sees in each pass pin the
+per-pass mode with the ``per_pass`` fixture.
 """
 import os
 
@@ -49,6 +52,9 @@ if os.environ.get("HYPERDUAL_TEST_THREADS") == "small":
     from hyperdual import threads
     threads.MIN_ENTRIES, threads.MIN_CHUNK = 64, 97
     hyperdual.set_num_threads(max(2, hyperdual.get_num_threads()))
+
+if os.environ.get("HYPERDUAL_TEST_TRACE") in ("on", "off"):
+    settings.trace = os.environ["HYPERDUAL_TEST_TRACE"] == "on"
 
 if os.environ.get("HYPERDUAL_TEST_LEAN") == "off":
     from hyperdual import lean
@@ -85,6 +91,19 @@ def no_pattern(set_settings):
 def default_windows(set_settings):
     """The default window thresholds, whatever HYPERDUAL_TEST_WINDOWS says."""
     set_settings(window_min_size=256, window_max_fraction=0.5, window_min_lanes=12_000)
+
+
+@pytest.fixture
+def per_pass(set_settings):
+    """``hessian(func, xs)`` calls ``func`` for every pass (no record), whatever
+    HYPERDUAL_TEST_TRACE says: for tests of what a function sees in each pass."""
+    set_settings(trace=False)
+
+
+@pytest.fixture
+def recorded(set_settings):
+    """``hessian(func, xs)`` records ``func`` once and replays it, whatever HYPERDUAL_TEST_TRACE says."""
+    set_settings(trace=True)
 
 
 @pytest.fixture

@@ -1067,6 +1067,17 @@ def engine(kind):
         choice.ready, choice.kernels, choice.work = saved
 
 
+@pytest.fixture(scope="module", params=["recorded", "per-pass"], autouse=True)
+def trace_mode(request):
+    """Every test of this module in both modes of ``hessian(func, xs)``: the function recorded
+    once and replayed in every pass, and the function called per pass (the fallback)."""
+    from hyperdual.seeding import settings as hd_settings
+    saved = hd_settings.trace
+    hd_settings.trace = request.param == "recorded"
+    yield request.param
+    hd_settings.trace = saved
+
+
 def make_hessian(form, prog, xs, batch_axis, budget):
     """``hessian`` of ``prog`` at ``xs`` (array or tuple) in one of the two call forms."""
     multi = isinstance(xs, tuple)

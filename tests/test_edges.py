@@ -824,7 +824,7 @@ class TestJacobianEdges:
         with pytest.raises(ValueError, match="ys.ndim should be 1 or 2 for a Jacobian \\(with batch_axis\\)"):
             hyperdual.jacobian(lambda x: x[:, :, None] * x[:, None, :], np.ones((3, 2)), batch_axis=0)
 
-    def test_output_changes_shape_between_calls(self):
+    def test_output_changes_shape_between_calls(self, per_pass):
         J = hyperdual.jacobian(lambda x: x if isinstance(x, np.ndarray) else x[:1], np.ones(2))
         assert J.shape == (2, 2)
         with pytest.raises(ValueError, match="the output changed shape between calls: \\(1,\\) vs \\(2,\\)"):
@@ -937,7 +937,7 @@ class TestContextEdges:
         plain = pickle.loads(pickle.dumps(SeedContext([0], [0], 1, 1)))
         assert plain.token is None and plain.compatible(SeedContext([0], [0], 1, 1))
 
-    def test_pickled_pass_array_never_mixes_with_its_pass(self):
+    def test_pickled_pass_array_never_mixes_with_its_pass(self, per_pass):
         got = []
 
         def f(x):

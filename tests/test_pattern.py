@@ -238,7 +238,7 @@ def test_recorder_found_inside_lists():
     check(hyperdual.array.FUNCTIONS[np.sum], (x,), {})  # a safe function passes
 
 
-def test_genuine_error_in_the_pattern_pass_is_raised_by_the_passes(point, default_pattern):
+def test_genuine_error_in_the_pattern_pass_is_raised_by_the_passes(point, default_pattern, per_pass):
     calls = []
 
     def f(x):

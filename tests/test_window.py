@@ -107,7 +107,7 @@ def test_windowed_rosenbrock_closed_form(block, point):
     np.testing.assert_allclose(got, rosen_hessian(point)[index], rtol=1e-12, atol=1e-9)
 
 
-def test_block_request_seeds_a_window(point, default_windows, default_pattern):
+def test_block_request_seeds_a_window(point, default_windows, default_pattern, per_pass):
     seen = []
 
     def f(x):
