@@ -10,6 +10,7 @@ through (plain evaluation, or recording when an operand derives from
 from __future__ import annotations
 
 import numbers
+import operator
 import weakref
 from typing import Any, Callable
 
@@ -25,6 +26,7 @@ class _IMPL:
 
     apply_ufunc = getitem = setitem = windowed = densify = check_pattern = columns = densify_columns = None
     window_getitem = window_sum = None  # hyperdual.window's own x[i], x[a:b], np.sum(x)
+    record_call = record_ufunc = record_getitem = None  # hyperdual.record's
     number_ops: dict = {}  # (ufunc, reflected) -> f(x, c) for a HyperDual and a Python number
 
 
@@ -71,6 +73,25 @@ def as_float_array(v: Any, what: str = "input") -> np.ndarray:
         return a.astype(np.float64)
     raise TypeError(f"{what} has dtype {a.dtype}: hyperdual works on real numbers only "
                     "(bool, integer and float inputs are computed in float64)")
+
+
+# Entry points of the recorded operations (see dispatch): each takes the arguments of
+# the implementation it stands for, ``(ufunc, *inputs)`` for a ufunc.
+def _call_ufunc(ufunc, *inputs):
+    return ufunc(*inputs)
+
+
+def _negative(ufunc, x):
+    return -x
+
+
+_FRONT_OPS = {
+    np.add: lambda u, a, b: a + b,
+    np.subtract: lambda u, a, b: a - b,
+    np.multiply: lambda u, a, b: a * b,
+    np.true_divide: lambda u, a, b: a / b,
+    np.power: lambda u, a, b: a ** b,
+}
 
 
 class HyperDual(NDArrayOperatorsMixin):
@@ -312,6 +333,9 @@ class HyperDual(NDArrayOperatorsMixin):
 
     # ---- NumPy protocols --------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if self._node is not None and method == "__call__" and not kwargs \
+                and not any(type(x) not in _PLAIN and _foreign(x) for x in inputs):
+            return _IMPL.record_ufunc(ufunc, inputs, _FRONT_OPS.get(ufunc, _call_ufunc))
         if self._flat is LEAN and method == "__call__" and not kwargs:
             if len(inputs) == 1:
                 out = _LEAN_OPS.unary(ufunc, self)
@@ -329,7 +353,7 @@ class HyperDual(NDArrayOperatorsMixin):
             if type(x) not in _PLAIN and _foreign(x):
                 return NotImplemented
         if method == "__call__" and not kwargs:
-            return dispatch(_IMPL.apply_ufunc, (ufunc,) + inputs, {})
+            return dispatch(_IMPL.apply_ufunc, (ufunc,) + inputs, {}, _FRONT_OPS.get(ufunc, _call_ufunc))
         from . import chain
 
         out = kwargs.pop("out", None)
@@ -387,7 +411,7 @@ class HyperDual(NDArrayOperatorsMixin):
             out = _IMPL.window_sum(self, **kwargs)  # (what dispatch would reach)
             if out is not NotImplemented:
                 return out
-        return dispatch(impl, args, kwargs)
+        return dispatch(impl, args, kwargs, func)
 
     # Arithmetic operators go straight to the chain rule (what NDArrayOperatorsMixin
     # would reach through NumPy's override machinery, a microsecond later).
@@ -398,6 +422,8 @@ class HyperDual(NDArrayOperatorsMixin):
 
         def op(self, other):
             t = type(other)
+            if self._node is not None and (t in _PLAIN or not _foreign(other)):  # recording
+                return _IMPL.record_ufunc(ufunc, (other, self) if reflected else (self, other), front)
             if self._flat is LEAN:  # (see hyperdual.lean)
                 if t is HyperDual:
                     if lean_both is not None and other._flat is LEAN and other._ctx is self._ctx \
@@ -434,7 +460,8 @@ class HyperDual(NDArrayOperatorsMixin):
                         other._ctx is None or other._ctx.columns is None))):
                 return _IMPL.apply_ufunc(*args)  # nothing recorded: skip the dispatch (the
                 # chain rule handles windowed lanes itself for these ufuncs)
-            return dispatch(_IMPL.apply_ufunc, args, {})
+            return dispatch(_IMPL.apply_ufunc, args, {}, front)
+        front = _FRONT_OPS[ufunc]
         op.__name__ = f"__{'r' if reflected else ''}{ufunc.__name__}__"
         return op
 
@@ -446,13 +473,17 @@ class HyperDual(NDArrayOperatorsMixin):
     del _binop
 
     def __neg__(self):
+        if self._node is not None:
+            return _IMPL.record_ufunc(np.negative, (self,), _negative)
         if self._flat is LEAN:
             return _LEAN_OPS.negative(self)
-        return dispatch(_IMPL.apply_ufunc, (np.negative, self), {})
+        return dispatch(_IMPL.apply_ufunc, (np.negative, self), {}, _negative)
 
     # ---- indexing -----------------------------------------------------------
     def __getitem__(self, index):
         t = type(index)
+        if self._node is not None:
+            return _IMPL.record_getitem(self, index)
         if t is slice and self._flat is LEAN:
             out = _LEAN_OPS.getitem(self, index)
             if out is not None:
@@ -464,7 +495,7 @@ class HyperDual(NDArrayOperatorsMixin):
             out = _IMPL.window_getitem(self, index)  # (what dispatch would reach)
             if out is not NotImplemented:
                 return out
-        return dispatch(_IMPL.getitem, (self, index), {})
+        return dispatch(_IMPL.getitem, (self, index), {}, operator.getitem)
 
     def __setitem__(self, index, val):
         if self._base is not None or (self._views and any(r() is not None for r in self._views)):
@@ -632,9 +663,11 @@ def _dense(x: HyperDual) -> None:
         _IMPL.densify_columns(x)
 
 
-def dispatch(impl: Callable, args: tuple, kwargs: dict):
+def dispatch(impl: Callable, args: tuple, kwargs: dict, front: Callable | None = None):
     """Run ``impl(*args, **kwargs)``, recording it if an operand is recorded.
 
+    ``front`` is the entry point the user's code called, taking the same arguments
+    (the replay of a record calls it: see :class:`hyperdual.record.Call`).
     Operands with windowed lanes (:mod:`hyperdual.window`) go to the window-aware
     implementation when there is one, and are expanded to full lanes otherwise.
     """
@@ -653,8 +686,7 @@ def dispatch(impl: Callable, args: tuple, kwargs: dict):
             if result is not NotImplemented:
                 return result
         if flags & _TRACED:
-            from .record import record_call
-            return record_call(impl, args, kwargs)
+            return _IMPL.record_call(impl, args, kwargs, front)
     return impl(*args, **kwargs)
 
 

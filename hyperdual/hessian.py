@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .array import HyperDual, as_float_array
-from .record import Node, replay, topological
+from .record import Node, Program, record_session, topological
 from .cache import PairCache
 from .columns import settle
 from .context import PassMismatchError, SeedContext, join_contexts
@@ -892,13 +892,13 @@ class _Replay:
     in their seeds, which the function never sees.  Pickled, it becomes the function
     itself (the record holds the implementations it ran, not the user's code)."""
 
-    def __init__(self, order, ids, output, func):
-        self.order, self.ids, self.output, self.func = order, ids, output, func
+    def __init__(self, program, output, func):
+        self.program, self.output, self.func = program, output, func
 
     def __call__(self, inputs, samples=None):
-        if self.order is None:  # an output that does not depend on the inputs
+        if self.program is None:  # an output that does not depend on the inputs
             return self.output
-        return replay(self.order, dict(zip(self.ids, inputs)))
+        return self.program.run(inputs)
 
 
 def _record(evaluate, points):
@@ -907,26 +907,18 @@ def _record(evaluate, points):
     leaves = [Node(None, None, p) for p in points]
     inputs = [HyperDual._new(p, None, None, None, None, leaf) for p, leaf in zip(points, leaves)]
     try:
-        y = evaluate(inputs)
+        y, nodes = record_session(lambda: evaluate(inputs), leaves)
     except Exception as exc:  # noqa: BLE001 - the plain value call raises it again, or not
         return None, None, f"the function could not be recorded ({type(exc).__name__}: {exc})"
     if type(y) is HyperDual and y._node is not None:
-        order = topological(y._node)
-        ours = {id(leaf) for leaf in leaves}
-        if any(n.call is None and id(n) not in ours for n in order):
-            raise PassMismatchError(
-                "the function combined its input with an array recorded elsewhere (kept from "
-                "another call of it, or made with hyperdual.variable): lanes of two different "
-                "seeding passes met. Do not carry HyperDual values from one call of the "
-                "function to the next")
-        return _Replay(order, [id(leaf) for leaf in leaves], None, evaluate), y, ""
+        return _Replay(Program(nodes, leaves, y._node), None, evaluate), y, ""
     if isinstance(y, HyperDual) or (isinstance(y, np.ndarray) and y.dtype.kind not in "biuf"):
         return None, None, "the function's output is not an array computed from its inputs"
     try:
         value = _output_value(y)
     except TypeError as exc:
         return None, None, str(exc)
-    return _Replay(None, None, value.copy(), evaluate), value, ""
+    return _Replay(None, value.copy(), evaluate), value, ""
 
 
 def _callable_problem(func, xs, batch_axis, memory_budget):
@@ -940,7 +932,7 @@ def _callable_problem(func, xs, batch_axis, memory_budget):
             problem = _Problem(replay_, points, batch, value, "callable", memory_budget,
                                replay_all=False)
             problem.stats.mode = "recorded"
-            problem._check_output(value, batch, None, constant=replay_.order is None)
+            problem._check_output(value, batch, None, constant=replay_.program is None)
             problem.value = value.reshape(())
             return problem, multi
     elif batch is not None:
@@ -992,10 +984,12 @@ def _recorded_problem(ys, xs, batch_axis, memory_budget, check=True):
     present = {id(n) for n in order}
     if not any(id(leaf) in present for leaf in leaves):
         raise ValueError("ys was not computed from xs: none of the given inputs appears in its record")
-    ids = [id(leaf) for leaf in leaves]
+    ours = {id(leaf) for leaf in leaves}  # other variables are constants here
+    program = Program(order, leaves + [n for n in order if n.call is None and id(n) not in ours],
+                      ys._node)
 
     def evaluate(inputs, samples=None):
-        return replay(order, dict(zip(ids, inputs)))
+        return program.run(inputs)
 
     problem = _Problem(evaluate, points, batch, ys.value, "recorded", memory_budget, replay_all=True)
     problem.stats.mode = "recorded"

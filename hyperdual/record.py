@@ -15,24 +15,36 @@ would silently lose the terms that flowed through them.
 """
 from __future__ import annotations
 
+import operator
+import threading
 from typing import Any
 
 import numpy as np
 
-from .array import HyperDual, as_float_array, dispatch, link_view, nested
+from .array import _IMPL, HyperDual, as_float_array, dispatch, link_view, nested
+from .context import PassMismatchError
+from .rules import BINARY, SELECT, UNARY
 
-__all__ = ["variable", "record_call", "replay", "Node", "trace_of", "RecordedNode"]
+__all__ = ["variable", "record_call", "record_session", "Program", "Node", "trace_of",
+           "RecordedNode"]
 
 _new = HyperDual._new
 
 
 class Call:
-    """One recorded operation: ``impl(*args, **kwargs)`` with templated operands."""
+    """One recorded operation: ``impl(*args, **kwargs)`` with templated operands.
 
-    __slots__ = ("impl", "args", "kwargs")
+    ``front`` is the entry point the user's code called (``operator.mul``, ``np.sin``,
+    ``np.sum``, ``operator.getitem``; it takes the same arguments as ``impl``), or None:
+    a replay calls it, so seeded arrays take the same fast paths as in a direct call.
+    ``refs`` lists ``(position, node)`` of the recorded operands when they are all
+    top-level positional arguments (None otherwise: the replay fills the templates).
+    """
 
-    def __init__(self, impl, args, kwargs):
-        self.impl, self.args, self.kwargs = impl, args, kwargs
+    __slots__ = ("impl", "args", "kwargs", "front", "refs")
+
+    def __init__(self, impl, args, kwargs, front=None, refs=None):
+        self.impl, self.args, self.kwargs, self.front, self.refs = impl, args, kwargs, front, refs
 
 
 class Node:
@@ -42,6 +54,37 @@ class Node:
 
     def __init__(self, call, index, value):
         self.call, self.index, self.value = call, index, value
+
+
+class _Tape(threading.local):
+    """The nodes made by the recording session running in this thread (None: none)."""
+
+    nodes: list | None = None
+
+
+_tape = _Tape()
+
+
+def _made(call, index, value):
+    """A new node, appended to the running session's tape."""
+    node = Node(call, index, value)
+    nodes = _tape.nodes
+    if nodes is not None:
+        nodes.append(node)
+    return node
+
+
+def record_session(func, leaves):
+    """Call ``func()`` with a tape: ``(its output, the nodes recorded, in order)``.
+
+    The nodes come in the order they were made, which is an order of execution, so
+    no sort is needed to replay them (:class:`Program`)."""
+    saved = _tape.nodes
+    _tape.nodes = nodes = list(leaves)
+    try:
+        return func(), nodes
+    finally:
+        _tape.nodes = saved
 
 
 class _Ref:
@@ -115,7 +158,81 @@ def _value_view(node):
     return _new(node.value, None, None, None, None)
 
 
-def record_call(impl, args, kwargs):
+def _split(args):
+    """Templates, stand-ins and ``(position, node)`` refs of flat positional operands
+    (None when one is a list, tuple or dict: the general templates then serve)."""
+    targs, live, refs = [], [], []
+    for k, a in enumerate(args):
+        t = type(a)
+        if t is HyperDual:
+            node = a._node
+            if node is not None:
+                targs.append(None)
+                live.append(_new(node.value, None, None, None, None))
+                refs.append((k, node))
+                continue
+            c = _template(a)
+        elif t is np.ndarray:
+            c = a.copy()
+        elif t is list or t is tuple or t is dict:
+            return None
+        else:
+            c = a
+        targs.append(c)
+        live.append(c)
+    return tuple(targs), live, tuple(refs)
+
+
+_NUMBERS = (float, int, np.float64)
+
+
+def _recorded(value, impl, targs, front, refs):
+    """The recorded HyperDual of ``value``, made by ``impl`` from ``targs``."""
+    if type(value) is not np.ndarray:
+        value = np.asarray(value, dtype=np.float64)
+    return _new(value, None, None, None, None, _made(Call(impl, targs, {}, front, refs), None, value))
+
+
+def record_ufunc(ufunc, inputs, front):
+    """``ufunc(*inputs)`` with a recorded operand: for a rule of the derivative table
+    and operands that are recorded arrays, float64 arrays or numbers, the value is
+    NumPy's (what the chain rule computes as the value, without its factors); other
+    calls go through :func:`record_call`.  ``front`` as for ``dispatch``."""
+    if len(inputs) == 1:
+        x = inputs[0]
+        if type(x) is HyperDual and UNARY.get(ufunc) is not None:
+            return _recorded(ufunc(x._value), _IMPL.apply_ufunc, (ufunc, None), front, ((1, x._node),))
+    elif len(inputs) == 2 and ufunc in BINARY and ufunc not in SELECT:
+        a, b = inputs
+        ta, tb = type(a), type(b)
+        if ta is HyperDual:
+            if tb is HyperDual:
+                if a._node is not None and b._node is not None:
+                    return _recorded(ufunc(a._value, b._value), _IMPL.apply_ufunc, (ufunc, None, None),
+                                     front, ((1, a._node), (2, b._node)))
+            elif tb in _NUMBERS or (tb is np.ndarray and b.dtype == np.float64):
+                if tb is np.ndarray:
+                    b = b.copy()
+                return _recorded(ufunc(a._value, b), _IMPL.apply_ufunc, (ufunc, None, b), front,
+                                 ((1, a._node),))
+        elif ta in _NUMBERS or (ta is np.ndarray and a.dtype == np.float64):
+            if tb is HyperDual:
+                if ta is np.ndarray:
+                    a = a.copy()
+                return _recorded(ufunc(a, b._value), _IMPL.apply_ufunc, (ufunc, a, None), front,
+                                 ((2, b._node),))
+    return record_call(_IMPL.apply_ufunc, (ufunc,) + tuple(inputs), {}, front)
+
+
+def record_getitem(x, index):
+    """``x[index]`` of a recorded ``x``."""
+    if type(index) is int or type(index) is slice:  # a view of the value, linked like NumPy's
+        return link_view(x, _recorded(x._value[index], _IMPL.getitem, (None, index),
+                                      operator.getitem, ((0, x._node),)))
+    return record_call(_IMPL.getitem, (x, index), {}, operator.getitem)
+
+
+def record_call(impl, args, kwargs, front=None):
     """Run ``impl`` on the values and record it (called by ``dispatch``).
 
     An ``out=`` array is not an operand: the call is recorded without it, and the
@@ -128,14 +245,20 @@ def record_call(impl, args, kwargs):
         if type(target) is not HyperDual:
             raise TypeError("an out= argument must be a HyperDual: a plain ndarray cannot hold "
                             "derivatives (or, while recording, the dependence on the inputs)")
-        result = record_call(impl, args, {k: v for k, v in kwargs.items() if k != "out"})
+        result = record_call(impl, args, {k: v for k, v in kwargs.items() if k != "out"}, front)
         target[...] = result
         return target
-    targs, tkwargs = _template(args), _template(kwargs)
-    result = impl(*_fill(targs, _value_view), **_fill(tkwargs, _value_view))
-    call = Call(impl, targs, tkwargs)
+    flat = None if kwargs else _split(args)
+    if flat is not None:
+        targs, live, refs = flat
+        result = impl(*live)
+        call = Call(impl, targs, {}, front, refs)
+    else:
+        targs, tkwargs = _template(args), _template(kwargs)
+        result = impl(*_fill(targs, _value_view), **_fill(tkwargs, _value_view))
+        call = Call(impl, targs, tkwargs, front)
     if type(result) is HyperDual:
-        result._node = Node(call, None, result._value)
+        result._node = _made(call, None, result._value)
         if result._base is not None and args and type(args[0]) is HyperDual:
             link_view(args[0], result)  # a view of the recorded array itself, not of its stand-in
         return result
@@ -143,15 +266,18 @@ def record_call(impl, args, kwargs):
         items = list(result)
         for k, item in enumerate(items):
             if type(item) is HyperDual:
-                item._node = Node(call, k, item._value)
+                item._node = _made(call, k, item._value)
         return result
     return result
 
 
 def _parents(node):
-    if node.call is None:
+    call = node.call
+    if call is None:
         return []
-    return [r.node for r in nested((node.call.args, node.call.kwargs), _Ref)]
+    if call.refs is not None:
+        return [n for _, n in call.refs]
+    return [r.node for r in nested((call.args, call.kwargs), _Ref)]
 
 
 def topological(node: Node) -> list[Node]:
@@ -173,23 +299,128 @@ def topological(node: Node) -> list[Node]:
     return order
 
 
-def replay(order: list[Node], inputs: dict[int, HyperDual]) -> HyperDual:
-    """Re-run a record with ``inputs`` (``id(leaf) -> HyperDual``) and return the last node."""
-    env: dict[int, Any] = {}
-    calls: dict[int, Any] = {}
-    lookup = lambda n: env[id(n)]  # noqa: E731
-    for n in order:
-        if n.call is None:
-            seeded = inputs.get(id(n))
-            env[id(n)] = _value_view(n) if seeded is None else seeded
-            continue
-        key = id(n.call)
-        if key not in calls:
+class _Slot:
+    """An operand of a :class:`Program` step: the value in slot ``k``."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, k):
+        self.k = k
+
+
+def _to_slots(tmpl, slot):
+    t = type(tmpl)
+    if t is _Ref:
+        return _Slot(slot[id(tmpl.node)])
+    if t is list or t is tuple:
+        return t(_to_slots(o, slot) for o in tmpl)
+    if t is dict:
+        return {k: _to_slots(v, slot) for k, v in tmpl.items()}
+    return tmpl
+
+
+def _from_slots(tmpl, vals):
+    t = type(tmpl)
+    if t is _Slot:
+        return vals[tmpl.k]
+    if t is list or t is tuple:
+        return t(_from_slots(o, vals) for o in tmpl)
+    if t is dict:
+        return {k: _from_slots(v, vals) for k, v in tmpl.items()}
+    return tmpl
+
+
+_MISMATCH = ("the function combined its input with an array recorded elsewhere (kept from another "
+             "call of it, or made with hyperdual.variable): lanes of two different seeding passes "
+             "met. Do not carry HyperDual values from one call of the function to the next")
+
+
+class Program:
+    """A record made ready to replay: the steps that reach ``output``, operands by slot.
+
+    Slots ``0 .. len(leaves) - 1`` hold the inputs; each step fills one more.  The
+    steps hold the constants and the entry points, not the recorded values (a record
+    of a long input would otherwise keep every intermediate array alive).
+
+    Parameters
+    ----------
+    nodes : list of Node
+        The record in an order of execution (:func:`record_session`'s tape, or
+        :func:`topological`); nodes that do not reach ``output`` are dropped.
+    leaves : list of Node
+        The inputs, in the order :meth:`run` takes them.
+    output : Node
+
+    Raises
+    ------
+    PassMismatchError
+        When the record reads a recorded array that is neither one of ``leaves`` nor
+        made in it (kept from another recording, or made with :func:`variable`).
+    """
+
+    __slots__ = ("steps", "nslots", "out", "leaves")
+
+    def __init__(self, nodes, leaves, output):
+        need = {id(output)}
+        for n in reversed(nodes):
             c = n.call
-            calls[key] = dispatch(c.impl, _fill(c.args, lookup), _fill(c.kwargs, lookup))
-        r = calls[key]
-        env[id(n)] = r if n.index is None else r[n.index]
-    return env[id(order[-1])]
+            if c is not None and id(n) in need:
+                if c.refs is not None:
+                    for _, p in c.refs:
+                        need.add(id(p))
+                else:
+                    need.update(id(p) for p in _parents(n))
+        slot = {id(leaf): k for k, leaf in enumerate(leaves)}
+        calls, steps = {}, []
+        k = len(leaves)
+        try:
+            for n in nodes:
+                c = n.call
+                if c is None or id(n) not in need:
+                    continue
+                cs = calls.get(id(c))
+                if cs is None:
+                    cs = calls[id(c)] = k
+                    k += 1
+                    if c.refs is not None:
+                        step = (cs, c.front, c.impl, c.args, c.kwargs,
+                                tuple([(i, slot[id(p)]) for i, p in c.refs]), None)
+                    else:
+                        step = (cs, c.front, c.impl, _to_slots(c.args, slot), _to_slots(c.kwargs, slot),
+                                None, None)
+                    steps.append(step)
+                if n.index is None:
+                    slot[id(n)] = cs
+                else:
+                    slot[id(n)] = k
+                    steps.append((k, None, None, None, None, cs, n.index))
+                    k += 1
+            self.out = slot[id(output)]
+        except KeyError:
+            raise PassMismatchError(_MISMATCH) from None
+        self.steps, self.nslots, self.leaves = steps, k, list(leaves)
+
+    def run(self, inputs):
+        """Replay with ``inputs`` (one per leaf; missing or None: the leaf's recorded value)."""
+        vals = [None] * self.nslots
+        for k, leaf in enumerate(self.leaves):
+            x = inputs[k] if k < len(inputs) else None
+            vals[k] = _value_view(leaf) if x is None else x
+        for out, front, impl, args, kwargs, refs, index in self.steps:
+            if index is not None:  # item ``index`` of the tuple result in slot ``refs``
+                vals[out] = vals[refs][index]
+                continue
+            if refs is not None:
+                args = list(args)
+                for i, s in refs:
+                    args[i] = vals[s]
+            else:
+                args, kwargs = _from_slots(args, vals), _from_slots(kwargs, vals)
+            vals[out] = front(*args, **kwargs) if front is not None else dispatch(impl, args, kwargs)
+        return vals[self.out]
+
+
+_IMPL.record_call, _IMPL.record_ufunc, _IMPL.record_getitem = record_call, record_ufunc, record_getitem
 
 
 class RecordedNode(tuple):

@@ -215,3 +215,17 @@ def test_an_array_kept_from_another_recording_is_refused(recorded):
     outside = hyperdual.variable(x)
     with pytest.raises(PassMismatchError, match="made with hyperdual.variable"):
         hyperdual.hessian(lambda v: np.sum(v * outside), x)
+
+
+def test_output_of_another_kind(recorded):
+    """A HyperDual made apart from the inputs falls back to the calls per pass (which
+    refuse its seeds); an output that is no number raises the same TypeError as
+    without a record."""
+    H = hyperdual.hessian(lambda v: hyperdual.HyperDual(2.0), np.ones(2))
+    assert H.stats.mode == "callable" and "not an array computed from its inputs" in H.stats.reason
+    with pytest.raises(PassMismatchError, match="two different seeding passes"):
+        H[:]
+    with pytest.raises(TypeError, match="the function returned str"):
+        hyperdual.hessian(lambda v: "1.0", np.ones(2))
+    with pytest.raises(TypeError, match="the output has dtype complex128"):
+        hyperdual.hessian(lambda v: np.ones(()) * 1j, np.ones(2))
