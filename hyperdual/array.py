@@ -19,7 +19,7 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from .context import SeedContext
 
-__all__ = ["HyperDual", "as_float_array", "FUNCTIONS", "dispatch", "link_view"]
+__all__ = ["HyperDual", "as_float_array", "FUNCTIONS", "dispatch", "link_view", "OPERATORS"]
 
 class _IMPL:
     """Implementations that live in modules importing this one (set when they load)."""
@@ -75,23 +75,10 @@ def as_float_array(v: Any, what: str = "input") -> np.ndarray:
                     "(bool, integer and float inputs are computed in float64)")
 
 
-# Entry points of the recorded operations (see dispatch): each takes the arguments of
-# the implementation it stands for, ``(ufunc, *inputs)`` for a ufunc.
-def _call_ufunc(ufunc, *inputs):
-    return ufunc(*inputs)
-
-
-def _negative(ufunc, x):
-    return -x
-
-
-_FRONT_OPS = {
-    np.add: lambda u, a, b: a + b,
-    np.subtract: lambda u, a, b: a - b,
-    np.multiply: lambda u, a, b: a * b,
-    np.true_divide: lambda u, a, b: a / b,
-    np.power: lambda u, a, b: a ** b,
-}
+#: The entry point of a recorded ufunc call (see dispatch): the operator the user's code
+#: may have written, or the ufunc itself.
+OPERATORS = {np.add: operator.add, np.subtract: operator.sub, np.multiply: operator.mul,
+             np.true_divide: operator.truediv, np.power: operator.pow}
 
 
 class HyperDual(NDArrayOperatorsMixin):
@@ -335,7 +322,7 @@ class HyperDual(NDArrayOperatorsMixin):
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if self._node is not None and method == "__call__" and not kwargs \
                 and not any(type(x) not in _PLAIN and _foreign(x) for x in inputs):
-            return _IMPL.record_ufunc(ufunc, inputs, _FRONT_OPS.get(ufunc, _call_ufunc))
+            return _IMPL.record_ufunc(ufunc, inputs, OPERATORS.get(ufunc, ufunc))
         if self._flat is LEAN and method == "__call__" and not kwargs:
             if len(inputs) == 1:
                 out = _LEAN_OPS.unary(ufunc, self)
@@ -353,7 +340,7 @@ class HyperDual(NDArrayOperatorsMixin):
             if type(x) not in _PLAIN and _foreign(x):
                 return NotImplemented
         if method == "__call__" and not kwargs:
-            return dispatch(_IMPL.apply_ufunc, (ufunc,) + inputs, {}, _FRONT_OPS.get(ufunc, _call_ufunc))
+            return dispatch(_IMPL.apply_ufunc, (ufunc,) + inputs, {}, OPERATORS.get(ufunc, ufunc))
         from . import chain
 
         out = kwargs.pop("out", None)
@@ -461,7 +448,7 @@ class HyperDual(NDArrayOperatorsMixin):
                 return _IMPL.apply_ufunc(*args)  # nothing recorded: skip the dispatch (the
                 # chain rule handles windowed lanes itself for these ufuncs)
             return dispatch(_IMPL.apply_ufunc, args, {}, front)
-        front = _FRONT_OPS[ufunc]
+        front = OPERATORS[ufunc]
         op.__name__ = f"__{'r' if reflected else ''}{ufunc.__name__}__"
         return op
 
@@ -474,10 +461,10 @@ class HyperDual(NDArrayOperatorsMixin):
 
     def __neg__(self):
         if self._node is not None:
-            return _IMPL.record_ufunc(np.negative, (self,), _negative)
+            return _IMPL.record_ufunc(np.negative, (self,), operator.neg)
         if self._flat is LEAN:
             return _LEAN_OPS.negative(self)
-        return dispatch(_IMPL.apply_ufunc, (np.negative, self), {}, _negative)
+        return dispatch(_IMPL.apply_ufunc, (np.negative, self), {}, operator.neg)
 
     # ---- indexing -----------------------------------------------------------
     def __getitem__(self, index):
@@ -667,7 +654,8 @@ def dispatch(impl: Callable, args: tuple, kwargs: dict, front: Callable | None =
     """Run ``impl(*args, **kwargs)``, recording it if an operand is recorded.
 
     ``front`` is the entry point the user's code called, taking the same arguments
-    (the replay of a record calls it: see :class:`hyperdual.record.Call`).
+    (a ufunc's inputs alone for ``apply_ufunc``): the replay of a record calls it
+    (see :class:`hyperdual.record.Call`).
     Operands with windowed lanes (:mod:`hyperdual.window`) go to the window-aware
     implementation when there is one, and are expanded to full lanes otherwise.
     """

@@ -31,20 +31,30 @@ __all__ = ["variable", "record_call", "record_session", "Program", "Node", "trac
 _new = HyperDual._new
 
 
-class Call:
+class Call(tuple):
     """One recorded operation: ``impl(*args, **kwargs)`` with templated operands.
 
     ``front`` is the entry point the user's code called (``operator.mul``, ``np.sin``,
-    ``np.sum``, ``operator.getitem``; it takes the same arguments as ``impl``), or None:
-    a replay calls it, so seeded arrays take the same fast paths as in a direct call.
-    ``refs`` lists ``(position, node)`` of the recorded operands when they are all
-    top-level positional arguments (None otherwise: the replay fills the templates).
+    ``np.sum``, ``operator.getitem``; it takes the same arguments as ``impl``, without
+    the ufunc for ``apply_ufunc``), or None: a replay calls it, so seeded arrays take
+    the same fast paths as in a direct call.  ``refs`` lists ``(position, node)`` of the
+    recorded operands when they are all top-level positional arguments (None
+    otherwise: the replay fills the templates).  (A tuple: cheap to make.)
     """
 
-    __slots__ = ("impl", "args", "kwargs", "front", "refs")
+    __slots__ = ()
+    impl = property(operator.itemgetter(0))
+    args = property(operator.itemgetter(1))
+    kwargs = property(operator.itemgetter(2))
+    front = property(operator.itemgetter(3))
+    refs = property(operator.itemgetter(4))
 
-    def __init__(self, impl, args, kwargs, front=None, refs=None):
-        self.impl, self.args, self.kwargs, self.front, self.refs = impl, args, kwargs, front, refs
+
+_NO_KWARGS: dict = {}  # (never written)
+
+
+def _call(impl, args, kwargs, front=None, refs=None):
+    return tuple.__new__(Call, (impl, args, kwargs, front, refs))
 
 
 class Node:
@@ -190,7 +200,7 @@ def _recorded(value, impl, targs, front, refs):
     """The recorded HyperDual of ``value``, made by ``impl`` from ``targs``."""
     if type(value) is not np.ndarray:
         value = np.asarray(value, dtype=np.float64)
-    return _new(value, None, None, None, None, _made(Call(impl, targs, {}, front, refs), None, value))
+    return _new(value, None, None, None, None, _made(_call(impl, targs, _NO_KWARGS, front, refs), None, value))
 
 
 def record_ufunc(ufunc, inputs, front):
@@ -252,11 +262,11 @@ def record_call(impl, args, kwargs, front=None):
     if flat is not None:
         targs, live, refs = flat
         result = impl(*live)
-        call = Call(impl, targs, {}, front, refs)
+        call = _call(impl, targs, _NO_KWARGS, front, refs)
     else:
         targs, tkwargs = _template(args), _template(kwargs)
         result = impl(*_fill(targs, _value_view), **_fill(tkwargs, _value_view))
-        call = Call(impl, targs, tkwargs, front)
+        call = _call(impl, targs, tkwargs, front)
     if type(result) is HyperDual:
         result._node = _made(call, None, result._value)
         if result._base is not None and args and type(args[0]) is HyperDual:
@@ -311,7 +321,7 @@ class _Slot:
 def _to_slots(tmpl, slot):
     t = type(tmpl)
     if t is _Ref:
-        return _Slot(slot[id(tmpl.node)])
+        return _Slot(slot[tmpl.node])
     if t is list or t is tuple:
         return t(_to_slots(o, slot) for o in tmpl)
     if t is dict:
@@ -361,41 +371,35 @@ class Program:
     __slots__ = ("steps", "nslots", "out", "leaves")
 
     def __init__(self, nodes, leaves, output):
-        need = {id(output)}
+        need = {output}  # (nodes hash by identity)
         for n in reversed(nodes):
             c = n.call
-            if c is not None and id(n) in need:
+            if c is not None and n in need:
                 if c.refs is not None:
                     for _, p in c.refs:
-                        need.add(id(p))
+                        need.add(p)
                 else:
-                    need.update(id(p) for p in _parents(n))
-        slot = {id(leaf): k for k, leaf in enumerate(leaves)}
+                    need.update(_parents(n))
+        slot = {leaf: k for k, leaf in enumerate(leaves)}
         calls, steps = {}, []
         k = len(leaves)
         try:
             for n in nodes:
                 c = n.call
-                if c is None or id(n) not in need:
+                if c is None or n not in need:
                     continue
                 cs = calls.get(id(c))
                 if cs is None:
                     cs = calls[id(c)] = k
                     k += 1
-                    if c.refs is not None:
-                        step = (cs, c.front, c.impl, c.args, c.kwargs,
-                                tuple([(i, slot[id(p)]) for i, p in c.refs]), None)
-                    else:
-                        step = (cs, c.front, c.impl, _to_slots(c.args, slot), _to_slots(c.kwargs, slot),
-                                None, None)
-                    steps.append(step)
+                    steps.append(_step(cs, c, slot))
                 if n.index is None:
-                    slot[id(n)] = cs
+                    slot[n] = cs
                 else:
-                    slot[id(n)] = k
-                    steps.append((k, None, None, None, None, cs, n.index))
+                    slot[n] = k
+                    steps.append((_ITEM, k, None, cs, n.index))
                     k += 1
-            self.out = slot[id(output)]
+            self.out = slot[output]
         except KeyError:
             raise PassMismatchError(_MISMATCH) from None
         self.steps, self.nslots, self.leaves = steps, k, list(leaves)
@@ -406,18 +410,56 @@ class Program:
         for k, leaf in enumerate(self.leaves):
             x = inputs[k] if k < len(inputs) else None
             vals[k] = _value_view(leaf) if x is None else x
-        for out, front, impl, args, kwargs, refs, index in self.steps:
-            if index is not None:  # item ``index`` of the tuple result in slot ``refs``
-                vals[out] = vals[refs][index]
-                continue
-            if refs is not None:
-                args = list(args)
-                for i, s in refs:
-                    args[i] = vals[s]
+        for kind, out, fn, a, b in self.steps:
+            if kind is _SS:
+                vals[out] = fn(vals[a], vals[b])
+            elif kind is _S:
+                vals[out] = fn(vals[a])
+            elif kind is _SC:
+                vals[out] = fn(vals[a], b)
+            elif kind is _CS:
+                vals[out] = fn(a, vals[b])
+            elif kind is _ITEM:  # item ``b`` of the tuple result in slot ``a``
+                vals[out] = vals[a][b]
             else:
-                args, kwargs = _from_slots(args, vals), _from_slots(kwargs, vals)
-            vals[out] = front(*args, **kwargs) if front is not None else dispatch(impl, args, kwargs)
+                vals[out] = _general(fn, a, b, vals)
         return vals[self.out]
+
+
+# Kinds of Program steps: fn(slot, slot), fn(slot), fn(slot, constant), fn(constant, slot),
+# an item of a tuple result, and any other call.
+_SS, _S, _SC, _CS, _ITEM, _ANY = "ss", "s", "sc", "cs", "item", "any"
+
+
+def _step(out, c, slot):
+    """The Program step of call ``c``, its result in slot ``out``."""
+    front, args, refs, kwargs = c.front, c.args, c.refs, c.kwargs
+    first = 1 if front is not None and c.impl is _IMPL.apply_ufunc else 0  # (front: no ufunc)
+    if refs and not kwargs and front is not None:
+        n = len(args) - first  # (refs are in the order of the arguments)
+        if n == 1:
+            return (_S, out, front, slot[refs[0][1]], None)
+        if n == 2:
+            if len(refs) == 2:
+                return (_SS, out, front, slot[refs[0][1]], slot[refs[1][1]])
+            if refs[0][0] == first:
+                return (_SC, out, front, slot[refs[0][1]], args[first + 1])
+            return (_CS, out, front, args[first], slot[refs[0][1]])
+    if refs is not None:
+        refs = tuple((i - first, slot[p]) for i, p in refs)
+        return (_ANY, out, (front, c.impl), (args[first:], refs), kwargs)
+    return (_ANY, out, (front, c.impl), (_to_slots(args[first:], slot), None), _to_slots(kwargs, slot))
+
+
+def _general(fn, a, kwargs, vals):
+    (front, impl), (args, refs) = fn, a
+    if refs is not None:
+        args = list(args)
+        for i, s in refs:
+            args[i] = vals[s]
+    else:
+        args, kwargs = _from_slots(args, vals), _from_slots(kwargs, vals)
+    return front(*args, **kwargs) if front is not None else dispatch(impl, tuple(args), kwargs)
 
 
 _IMPL.record_call, _IMPL.record_ufunc, _IMPL.record_getitem = record_call, record_ufunc, record_getitem

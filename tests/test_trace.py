@@ -229,3 +229,32 @@ def test_output_of_another_kind(recorded):
         hyperdual.hessian(lambda v: "1.0", np.ones(2))
     with pytest.raises(TypeError, match="the output has dtype complex128"):
         hyperdual.hessian(lambda v: np.ones(()) * 1j, np.ones(2))
+
+
+def test_replayed_entry_points_match_closed_forms():
+    """Each kind of recorded call replays through the entry point the code used
+    (operators either way round, -x, ufuncs, x[i], np functions, a list operand,
+    a tuple result), in the ys form and in the recorded callable form."""
+    def f(v):
+        a = -v[0] * (2.0 - v[1]) / 3.0 + np.negative(v[2]) ** 2 + 3.0 / v[1]
+        s, logdet = np.linalg.slogdet(np.diag(v))          # a tuple result: log(v0 v1 v2)
+        w = np.concatenate([v, v ** v])                    # a list operand: the general step
+        return a + s * logdet + np.sum(w[3:]) + np.sin(v[:1]) @ np.ones(1)
+    x = np.array([0.7, 1.3, 2.1])
+    x0, x1, x2 = x
+    H = np.zeros((3, 3))
+    H[0, 1] = H[1, 0] = 1 / 3                              # -x0 (2 - x1) / 3
+    H[2, 2] += 2                                            # x2²
+    H[1, 1] += 6 / x1 ** 3                                  # 3 / x1
+    H[np.arange(3), np.arange(3)] += -1 / x ** 2            # log x0 + log x1 + log x2
+    H[np.arange(3), np.arange(3)] += x ** x * ((np.log(x) + 1) ** 2 + 1 / x)  # Σ x^x
+    H[0, 0] += -np.sin(x0)
+    v = hyperdual.variable(x)
+    np.testing.assert_allclose(hyperdual.hessian(f(v), v)[:], H, rtol=1e-14, atol=1e-14)
+    saved, seeding.settings.trace = seeding.settings.trace, True
+    try:
+        Hf = hyperdual.hessian(f, x)
+        np.testing.assert_allclose(Hf[:], H, rtol=1e-14, atol=1e-14)
+        assert Hf.stats.mode == "recorded"
+    finally:
+        seeding.settings.trace = saved
