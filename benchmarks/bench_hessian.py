@@ -288,6 +288,50 @@ class RosenbrockDiagonal(_Timing):
     track_pairs_evaluated.unit = "pairs"
 
 
+# ---- 5b. the function recorded once, or called per pass -------------------------------------------------
+class Recorded(_Timing):
+    """The requests of the table above with the function recorded once and replayed
+    in every pass (``record=True``) beside the calls per pass (``record=False``), in
+    one class and run, so the two columns give the cost of recording.
+
+    ``case``: ``rosen10`` full N = 10; ``lse10`` logsumexp full N = 10; ``rosen100``
+    full N = 100 (sparsity pattern); ``block1000`` / ``block10000`` ``H[0:2, 0:2]``;
+    ``diag1000`` the diagonal at N = 1000 (many passes).  ``time_f_numpy`` is F.
+    """
+
+    params = [["rosen10", "lse10", "rosen100", "block1000", "block10000", "diag1000"],
+              ["per-pass", "recorded"]]
+    param_names = ["case", "mode"]
+
+    def setup(self, case, mode):
+        rng = np.random.default_rng(0)
+        n = int("".join(c for c in case if c.isdigit()))
+        self.x = _point(n, rng)
+        self.f = functools.partial(lse, A=_lse_matrix(n, rng)) if case.startswith("lse") else rosen
+        i = np.arange(n)
+        self.index = {"block": (slice(0, 2), slice(0, 2)), "diag": (i, i)}.get(
+            case.rstrip("0123456789"), slice(None))
+        self.record = mode == "recorded"
+        hyperdual.load_kernels()
+
+    def time_hessian(self, case, mode):
+        hyperdual.hessian(self.f, self.x, record=self.record)[self.index]
+
+    def time_f_numpy(self, case, mode):
+        self.f(self.x)
+
+    def track_function_calls(self, case, mode):
+        calls = []
+
+        def f(x):
+            calls.append(1)
+            return self.f(x)
+        hyperdual.hessian(f, self.x, record=self.record)[self.index]
+        return len(calls)
+
+    track_function_calls.unit = "calls"
+
+
 # ---- 6. memory ----------------------------------------------------------------------------------------
 class MemoryBudget:
     """Memory of the full 1000 x 1000 Rosenbrock Hessian with the default budget.

@@ -921,11 +921,14 @@ def _record(evaluate, points):
     return _Replay(None, value.copy(), evaluate), value, ""
 
 
-def _callable_problem(func, xs, batch_axis, memory_budget):
+_RECORD_OFF = "recording is off (record=False, or hyperdual.seeding.settings.trace)"
+
+
+def _callable_problem(func, xs, batch_axis, memory_budget, record=None):
     points, batch, multi = _callable_points(xs, batch_axis)
     evaluate = _CallFunction(func, multi)
-    reason = "recording is off (hyperdual.seeding.settings.trace)"
-    if batch is None and settings.trace:
+    reason = _RECORD_OFF
+    if batch is None and (settings.trace if record is None else record):
         replay_, y, reason = _record(evaluate, points)
         if replay_ is not None:
             value = _output_value(y)
@@ -998,17 +1001,27 @@ def _recorded_problem(ys, xs, batch_axis, memory_budget, check=True):
     return problem, multi
 
 
-def _problem(f_or_ys, xs, batch_axis, memory_budget):
+def _check_record(record, f_or_ys):
+    if record is not None and type(record) is not bool:
+        raise TypeError(f"record must be True, False or None, got {record!r}")
+    if record is False and not callable(f_or_ys):
+        raise ValueError("record=False asks to call the function per pass, but ys is already a "
+                         "record (the hessian(ys, xs) form); pass the function instead")
+    return record
+
+
+def _problem(f_or_ys, xs, batch_axis, memory_budget, record=None):
     batch_axis = _check_batch_axis(batch_axis)
+    record = _check_record(record, f_or_ys)
     if memory_budget is not None and int(memory_budget) <= 0:
         raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget}")
     if callable(f_or_ys):
-        return _callable_problem(f_or_ys, xs, batch_axis, memory_budget)
+        return _callable_problem(f_or_ys, xs, batch_axis, memory_budget, record)
     return _recorded_problem(f_or_ys, xs, batch_axis, memory_budget)
 
 
 def hessian(f_or_ys: Callable | HyperDual, xs, batch_axis: int | None = None, *,
-            memory_budget: int | None = None):
+            memory_budget: int | None = None, record: bool | None = None):
     """Lazy Hessian of a scalar function (or a recorded output) at a point.
 
     Parameters
@@ -1024,6 +1037,15 @@ def hessian(f_or_ys: Callable | HyperDual, xs, batch_axis: int | None = None, *,
         ``0``: the leading axis holds independent samples; ``H`` is ``[B, N, N]``.
     memory_budget : int, optional
         Bytes of lanes per pass (default :func:`hyperdual.set_memory_budget`, 512 MiB).
+    record : bool, optional
+        For a function: ``True`` records it once, on the value call, and replays
+        the record in every pass, so it is called once per Hessian (exact for a
+        function that caches something derived from its input on its first call);
+        ``False`` calls it in every pass.  ``None`` (default): the setting
+        ``hyperdual.seeding.settings.trace`` (False for now: recording costs about
+        20-60 µs per Hessian).  A function that cannot be recorded is called per
+        pass, and ``H.stats.mode`` / ``H.stats.reason`` say which mode ran and why.
+        With ``batch_axis=0`` the function is called per pass.
 
     Returns
     -------
@@ -1042,15 +1064,18 @@ def hessian(f_or_ys: Callable | HyperDual, xs, batch_axis: int | None = None, *,
            [-400., 1002., -400.],
            [   0., -400.,  200.]])
     """
-    problem, multi = _problem(f_or_ys, xs, batch_axis, memory_budget)
+    problem, multi = _problem(f_or_ys, xs, batch_axis, memory_budget, record)
     m = len(problem.space.points)
     if not multi:
         return Hessian(problem, 0, 0)
     return tuple(tuple(Hessian(problem, a, b) for b in range(m)) for a in range(m))
 
 
-def gradient(func: Callable, x, batch_axis: int | None = None) -> np.ndarray:
+def gradient(func: Callable, x, batch_axis: int | None = None, *,
+             record: bool | None = None) -> np.ndarray:
     """The exact gradient of a scalar function (one pass of first-order lanes).
+
+    ``record`` as for :func:`hessian`.
 
     Examples
     --------
@@ -1058,7 +1083,7 @@ def gradient(func: Callable, x, batch_axis: int | None = None) -> np.ndarray:
     >>> hyperdual.gradient(lambda x: np.sum(x ** 2), np.array([1.0, -2.0]))
     array([ 2., -4.])
     """
-    return hessian(func, x, batch_axis).gradient
+    return hessian(func, x, batch_axis, record=record).gradient
 
 
 def hvp(func: Callable, x, v) -> np.ndarray:
@@ -1197,7 +1222,7 @@ class _JacobianProblem(_Problem):
 
 
 def jacobian(f_or_ys: Callable | HyperDual, xs, batch_axis: int | None = None, *,
-             memory_budget: int | None = None):
+             memory_budget: int | None = None, record: bool | None = None):
     """Lazy Jacobian of a function (or a recorded output) at a point.
 
     Parameters are as for :func:`hessian`; the output may be ``[M]`` (``[B, M]``
@@ -1213,12 +1238,13 @@ def jacobian(f_or_ys: Callable | HyperDual, xs, batch_axis: int | None = None, *
            [0.841471, 0.      ]])
     """
     batch_axis = _check_batch_axis(batch_axis)
+    record = _check_record(record, f_or_ys)
     if callable(f_or_ys):
         points, batch, multi = _callable_points(xs, batch_axis)
         evaluate = _CallFunction(f_or_ys, multi)
-        reason = "recording is off (hyperdual.seeding.settings.trace)"
+        reason = _RECORD_OFF
         replay_ = None
-        if batch is None and settings.trace:
+        if batch is None and (settings.trace if record is None else record):
             replay_, y, reason = _record(evaluate, points)
         elif batch is not None:
             reason = "with batch_axis=0 the function is called per pass"

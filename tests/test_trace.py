@@ -258,3 +258,38 @@ def test_replayed_entry_points_match_closed_forms():
         assert Hf.stats.mode == "recorded"
     finally:
         seeding.settings.trace = saved
+
+
+@pytest.mark.parametrize("setting", [True, False])
+def test_record_keyword_overrides_the_setting(set_settings, setting):
+    set_settings(trace=setting)
+    x = np.array([0.3, -1.0, 1.7])
+    for record in (True, False):
+        f = counted(lambda v: np.sum(np.exp(v) * v))
+        budget = seeding.LIVE_FACTOR * 8 * 3 * 3
+        H = hyperdual.hessian(f, x, record=record, memory_budget=budget)
+        np.testing.assert_allclose(H[:], exp_x_hessian(x), rtol=1e-15)
+        assert H.stats.mode == ("recorded" if record else "callable")
+        assert len(f.calls) == (1 if record else 1 + H.stats.passes) and H.stats.passes > 1
+        g = counted(lambda v: np.sum(np.exp(v) * v))
+        np.testing.assert_allclose(hyperdual.gradient(g, x, record=record), np.exp(x) * (x + 1),
+                                   rtol=1e-15)
+        assert len(g.calls) == (1 if record else 2)
+        j = counted(lambda v: np.exp(v) * v[0])
+        J = hyperdual.jacobian(j, x, record=record, memory_budget=seeding.LIVE_FACTOR * 8 * 3 * 2)
+        want = np.diag(np.exp(x) * x[0])
+        want[:, 0] += np.exp(x)
+        np.testing.assert_allclose(J[:], want, rtol=1e-15)
+        assert J.stats.mode == ("recorded" if record else "callable")
+        assert len(j.calls) == (1 if record else 1 + J.stats.passes) and J.stats.passes > 1
+
+
+def test_record_keyword_errors():
+    with pytest.raises(TypeError, match="record must be True, False or None, got 1"):
+        hyperdual.hessian(np.sum, np.ones(2), record=1)
+    with pytest.raises(TypeError, match="record must be True, False or None"):
+        hyperdual.jacobian(np.sin, np.ones(2), record="yes")
+    v = hyperdual.variable(np.ones(2))
+    with pytest.raises(ValueError, match="record=False asks to call the function per pass, but ys"):
+        hyperdual.hessian(np.sum(v ** 2), v, record=False)
+    np.testing.assert_array_equal(hyperdual.hessian(np.sum(v ** 2), v, record=True)[:], 2 * np.eye(2))
