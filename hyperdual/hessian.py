@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .array import HyperDual, as_float_array
+from .batch import Unknown, coupling
 from .record import Node, Program, record_session, topological
 from .cache import PairCache
 from .columns import settle
@@ -901,9 +902,13 @@ class _Replay:
         return self.program.run(inputs)
 
 
-def _record(evaluate, points):
+def _record(evaluate, points, batch=None):
     """Call the user's function once on recorded inputs: ``(replay, output, "")``, or
-    ``(None, None, reason)`` when it cannot be recorded (it is then called per pass)."""
+    ``(None, None, reason)`` when it cannot be recorded (it is then called per pass).
+
+    With a batch, the record must keep the samples apart (:mod:`hyperdual.batch`):
+    ValueError naming the first step that mixes them; a step without a batch rule
+    makes the function be called per pass, as without a record."""
     leaves = [Node(None, None, p) for p in points]
     inputs = [HyperDual._new(p, None, None, None, None, leaf) for p, leaf in zip(points, leaves)]
     try:
@@ -911,6 +916,16 @@ def _record(evaluate, points):
     except Exception as exc:  # noqa: BLE001 - the plain value call raises it again, or not
         return None, None, f"the function could not be recorded ({type(exc).__name__}: {exc})"
     if type(y) is HyperDual and y._node is not None:
+        if batch is not None and batch > 1 and y._value.shape in ((batch,), (batch, 1)):
+            try:  # (an output of another shape is refused by the caller, with its own message)
+                mixed = coupling(nodes, leaves, y._node, batch)
+            except Unknown as exc:
+                return None, None, (f"with batch_axis=0, {exc} has no rule for the batch axis "
+                                    "(hyperdual.batch): the function is called per pass")
+            if mixed:
+                raise ValueError(f"with batch_axis=0 the samples must be independent, but {mixed}, "
+                                 "which mixes them: a per-sample Hessian is not defined. Use "
+                                 "batch_axis=None on the flattened input instead")
         return _Replay(Program(nodes, leaves, y._node), None, evaluate), y, ""
     if isinstance(y, HyperDual) or (isinstance(y, np.ndarray) and y.dtype.kind not in "biuf"):
         return None, None, "the function's output is not an array computed from its inputs"
@@ -928,18 +943,18 @@ def _callable_problem(func, xs, batch_axis, memory_budget, record=None):
     points, batch, multi = _callable_points(xs, batch_axis)
     evaluate = _CallFunction(func, multi)
     reason = _RECORD_OFF
-    if batch is None and (settings.trace if record is None else record):
-        replay_, y, reason = _record(evaluate, points)
-        if replay_ is not None:
+    if settings.trace if record is None else record:
+        replay_, y, reason = _record(evaluate, points, batch)
+        if replay_ is not None:  # (a batch: every pass replays every sample, kept apart)
             value = _output_value(y)
             problem = _Problem(replay_, points, batch, value, "callable", memory_budget,
-                               replay_all=False)
+                               replay_all=batch is not None)
             problem.stats.mode = "recorded"
             problem._check_output(value, batch, None, constant=replay_.program is None)
-            problem.value = value.reshape(())
+            problem.value = value.reshape(()) if batch is None else \
+                (value.reshape(batch) if value.ndim else value)
+            problem._independent = True
             return problem, multi
-    elif batch is not None:
-        reason = "with batch_axis=0 the function is called per pass"
     if batch is not None and batch > 4:
         # A batch: the value call runs on the independence check's samples alone, which
         # shows the output's shape; the full batch's values come with the first pass
@@ -1244,10 +1259,8 @@ def jacobian(f_or_ys: Callable | HyperDual, xs, batch_axis: int | None = None, *
         evaluate = _CallFunction(f_or_ys, multi)
         reason = _RECORD_OFF
         replay_ = None
-        if batch is None and (settings.trace if record is None else record):
-            replay_, y, reason = _record(evaluate, points)
-        elif batch is not None:
-            reason = "with batch_axis=0 the function is called per pass"
+        if settings.trace if record is None else record:
+            replay_, y, reason = _record(evaluate, points, batch)
         if replay_ is None:
             y = evaluate([p.copy() for p in points])
         problem = _JacobianProblem(evaluate if replay_ is None else replay_, points, batch,

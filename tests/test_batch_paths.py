@@ -10,6 +10,9 @@ import pytest
 
 import hyperdual
 
+# The paths of a function called per pass (a record replays every sample: tests/test_trace.py).
+pytestmark = pytest.mark.usefixtures("per_pass")
+
 B, N = 12, 3
 
 

@@ -40,7 +40,7 @@ def test_corner_entries_touch_only_their_tiles():
     np.testing.assert_array_equal(got, cubic_chain_hessian(x)[[5, n - 2, 7], [n - 3, 5, 7]])
 
 
-def test_batched_across_tiles_and_sample_subsets():
+def test_batched_across_tiles_and_sample_subsets(per_pass):
     B, n = 3, 2 * TILE + 5
     X = np.random.default_rng(1).uniform(-1, 1, (B, n))
 

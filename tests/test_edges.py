@@ -746,7 +746,7 @@ class TestHessianEdges:
         with pytest.raises(PassMismatchError, match="two different seeding passes"):
             H[0, 0]
 
-    def test_independence_check_outside_the_domain_gives_no_verdict(self):
+    def test_independence_check_outside_the_domain_gives_no_verdict(self, per_pass):
         calls = []
 
         def f(x):
@@ -762,7 +762,7 @@ class TestHessianEdges:
         assert any(c[0, 0] > 1.2 for c in calls)  # the check ran (and raised inside)
         assert H.stats.function_calls == len(calls)
 
-    def test_coupled_samples_still_detected(self):
+    def test_coupled_samples_still_detected(self, per_pass):
         H = hyperdual.hessian(lambda x: np.sum(x ** 2, axis=1) * np.sum(x[:, 0]), np.ones((3, 2)) * 0.5,
                               batch_axis=0)
         with pytest.raises(ValueError, match="samples must be independent"):

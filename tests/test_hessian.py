@@ -353,7 +353,7 @@ def test_batched_values_per_sample(form):
     close(H.value, np.array([batch_f(r[None])[0] for r in X7]))
 
 
-def test_batched_sample_runs_alone():
+def test_batched_sample_runs_alone(per_pass):
     seen = []
 
     def f(x):
@@ -375,7 +375,7 @@ def test_batched_sample_runs_alone():
     assert seen[3:] == [(1, 3)]
 
 
-def test_batched_coupled_samples_single_sample_raises():
+def test_batched_coupled_samples_single_sample_raises(per_pass):
     def coupled(x):
         return x[:, 0] * x.sum()
 
@@ -386,7 +386,7 @@ def test_batched_coupled_samples_single_sample_raises():
         H[1, 0, 1]
 
 
-def test_batched_coupled_samples_never_a_mixture():
+def test_batched_coupled_samples_never_a_mixture(per_pass):
     def coupled(x):
         return x[:, 0] * x.sum()
 
@@ -911,7 +911,7 @@ def test_fault_on_second_pass_leaves_cache_consistent(exc, per_pass):
             assert H[i, j] == out[i, j]
 
 
-def test_fault_in_batched_pass():
+def test_fault_in_batched_pass(per_pass):
     f_state = {"raise": True}
 
     def f(x):

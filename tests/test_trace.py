@@ -177,10 +177,156 @@ def test_per_pass_mode_says_so(per_pass):
     assert len(f.calls) == 1 + H.stats.passes and f.calls[0] == ("ndarray",)
 
 
-def test_batch_is_called_per_pass_for_now(recorded):
-    H = hyperdual.hessian(lambda X: np.sum(X ** 3, axis=1), np.ones((3, 2)), batch_axis=0)
-    np.testing.assert_array_equal(H[:], np.broadcast_to(6 * np.eye(2), (3, 2, 2)))
-    assert H.stats.mode == "callable" and "batch_axis=0" in H.stats.reason
+# ---- batch_axis=0: independence read from the record ----------------------------------------------
+def fd_sample_hessian(f, X, b, h=1e-4):
+    """Central differences of output ``b`` with respect to sample ``b``'s inputs alone."""
+    n = X.shape[1]
+
+    def fb(x):
+        Z = X.copy()
+        Z[b] = x
+        return f(Z)[b]
+    H = np.zeros((n, n))
+    e = np.eye(n) * h
+    for i in range(n):
+        for j in range(n):
+            H[i, j] = (fb(X[b] + e[i] + e[j]) - fb(X[b] + e[i] - e[j]) - fb(X[b] - e[i] + e[j])
+                       + fb(X[b] - e[i] - e[j])) / (4 * h * h)
+    return H
+
+
+_RNG = np.random.default_rng(7)
+XB5 = _RNG.uniform(0.5, 1.5, (5, 3))
+YB5 = _RNG.standard_normal((5, 3))
+
+
+@pytest.mark.parametrize("f, X, op", [
+    (lambda X: np.sum(X ** 2, axis=1) * np.max(X[:, 0]), XB5[:4], "numpy.max over the batch axis"),
+    (lambda X: np.sum(np.flip(X, axis=0) ** 2 * X, axis=1), XB5[:3], "numpy.flip over the batch axis"),
+    (lambda X: np.sum(X ** 2, axis=1) * X[2, 0] ** 2, np.vstack([XB5, XB5[:3]]),
+     r"indexing \[2, 0\] selects along the batch axis"),
+], ids=["max-of-a-column", "flip", "one-sample-entry"])
+def test_coupled_batch_refused_before_any_number(f, X, op):
+    """The issue's three cases, which got past the sample comparison with wrong Hessians."""
+    g = counted(f)
+    with pytest.raises(ValueError, match="with batch_axis=0 the samples must be independent, but " + op):
+        hyperdual.hessian(g, X, batch_axis=0, record=True)
+    assert len(g.calls) == 1
+
+
+def test_batch_shaped_constant_is_replayed_with_its_samples():
+    """``Y`` ``[B, m]`` captured by the function: ``H[b]`` of one sample is exact."""
+    f = counted(lambda X: np.sum((np.tanh(X) - YB5) ** 2, axis=1))
+    H = hyperdual.hessian(f, XB5, batch_axis=0, record=True)
+    for b in (3, 0):
+        t = np.tanh(XB5[b])
+        s = 1 - t ** 2
+        np.testing.assert_allclose(H[b], np.diag(2 * s ** 2 - 4 * (t - YB5[b]) * t * s), rtol=1e-14)
+    full = H[:]
+    assert full.shape == (5, 3, 3) and len(f.calls) == 1 and H.stats.mode == "recorded"
+    np.testing.assert_array_equal(full[3], H[3])
+
+
+def test_independent_batch_one_call_many_passes():
+    f = counted(lambda X: np.sum(X ** 3, axis=1) + X[:, 0] * X[:, 1])
+    H = hyperdual.hessian(f, XB5, batch_axis=0, record=True,
+                          memory_budget=seeding.LIVE_FACTOR * 8 * XB5.size * 3)
+    out = H[:]
+    assert H.stats.passes > 1 and len(f.calls) == 1
+    want = np.zeros((5, 3, 3))
+    want[:, np.arange(3), np.arange(3)] = 6 * XB5
+    want[:, 0, 1] = want[:, 1, 0] = 1
+    np.testing.assert_allclose(out, want, rtol=1e-15)
+    np.testing.assert_allclose(H.gradient, 3 * XB5 ** 2 + np.stack([XB5[:, 1], XB5[:, 0], 0 * XB5[:, 0]], 1),
+                               rtol=1e-15)
+    np.testing.assert_array_equal(H.value, f(XB5))
+
+
+_Z = np.zeros((5, 3))
+
+
+def _assign_column(X):
+    Z = np.zeros_like(X)
+    Z[:, 0] = X[:, 1] ** 2
+    return np.sum(Z * X, axis=1)
+
+
+def _assign_row(X):
+    Z = X ** 2
+    Z[0] = 1.0  # (a constant into one sample's row)
+    return np.sum(Z * X, axis=1)
+
+
+# f, verdict: None (independent, exact), "unknown" (called per pass), or the refusal's words
+BATCH_RULES = [
+    ("x[:, 0]", lambda X: X[:, 0] ** 2 * X[:, 1], None),
+    ("x[..., 0]", lambda X: X[..., 0] ** 3, None),
+    ("x[:, [0, 2]]", lambda X: np.sum(X[:, [0, 2]] ** 2, axis=1), None),
+    ("x[0]", lambda X: np.sum(X * X[0], axis=1), r"indexing \[0\] selects"),
+    ("x[1:]", lambda X: np.sum(X[1:] ** 2) * np.sum(X, axis=1), r"indexing \[1:\] selects"),
+    ("x[::-1]", lambda X: np.sum(X[::-1] * X, axis=1), r"indexing \[::-1\] selects"),
+    ("sum axis=-1", lambda X: np.sum(X ** 2, axis=-1), None),
+    ("mean keepdims", lambda X: np.mean(X ** 2, axis=1, keepdims=True)[:, 0], None),
+    ("sum axis=0", lambda X: np.sum(X, axis=1) * np.sum(X[:, 0], axis=0), "numpy.sum over the batch axis"),
+    ("prod all", lambda X: np.sum(X, axis=1) * np.prod(X), "numpy.prod over the batch axis"),
+    ("cumsum flat", lambda X: np.cumsum(X)[:5] * np.sum(X, axis=1), "numpy.cumsum over the batch axis"),
+    ("cumsum axis=1", lambda X: np.cumsum(X ** 2, axis=1)[:, -1], None),
+    ("diff", lambda X: np.sum(np.diff(X) ** 2, axis=1), None),
+    ("sort", lambda X: np.sort(X)[:, 0] * X[:, 1], None),
+    ("sort axis=0", lambda X: np.sort(X, axis=0)[:, 0] * X[:, 1], "numpy.sort over the batch axis"),
+    ("roll axis=1", lambda X: np.sum(np.roll(X, 1, axis=1) * X, axis=1), None),
+    ("norm", lambda X: np.linalg.norm(X, axis=1) ** 3, None),
+    ("add.reduce", lambda X: np.add.reduce(X ** 2, axis=1), None),
+    ("add.reduce axis 0", lambda X: np.add.reduce(X) @ np.ones(3) * X[:, 0], "numpy.add.reduce over the batch axis"),
+    ("concatenate axis=1", lambda X: np.sum(np.concatenate([X, X ** 2], axis=1) ** 2, axis=1), None),
+    ("concatenate axis=0", lambda X: np.sum(np.concatenate([X, X]).reshape(5, 6), axis=1),
+     "numpy.concatenate joins along the batch axis"),
+    ("vstack", lambda X: np.sum(np.vstack([X, X]).reshape(5, 6), axis=1), "numpy.vstack joins along"),
+    ("stack axis=1", lambda X: np.sum(np.stack([X, X ** 2], axis=1) ** 2, axis=(1, 2)), None),
+    ("hstack", lambda X: np.sum(np.hstack([X, X ** 2]) ** 2, axis=1), None),
+    ("column_stack", lambda X: np.sum(np.column_stack([X[:, 0], X[:, 1] ** 2]) ** 2, axis=1), None),
+    ("x @ W", lambda X: np.sum((X @ np.arange(6.0).reshape(3, 2)) ** 2, axis=1), None),
+    ("W @ x", lambda X: np.sum((np.ones((5, 5)) @ X) ** 2, axis=1), "numpy.matmul contracts over the batch axis"),
+    ("einsum bi,bi->b", lambda X: np.einsum("bi,bi->b", X, X ** 2), None),
+    ("einsum bi,ci->b", lambda X: np.einsum("bi,ci->b", X, X), "numpy.einsum 'bi,ci->b'"),
+    ("reshape rows", lambda X: np.sum(np.reshape(X ** 2, (5, 3, 1)), axis=(1, 2)), None),
+    ("where", lambda X: np.sum(np.where(X > 1.0, X ** 2, X ** 3), axis=1), None),
+    ("broadcast [B]", lambda X: np.sum(X[:, :, None] * X[:, 0], axis=(1, 2)),
+     r"operator \* broadcasts an array of shape \(5,\) along the batch axis"),
+    ("det stacked", lambda X: np.linalg.det(X[:, :, None] * X[:, None, :] + np.eye(3)), None),
+    ("assign column", _assign_column, None),
+    ("assign a constant row", _assign_row, None),
+    ("transpose", lambda X: np.sum(X.T ** 2, axis=0), "unknown"),
+    ("reshape flat", lambda X: np.reshape(X ** 2, -1)[::3], "unknown"),
+]
+
+
+def test_assigning_a_sample_into_another_row_is_refused():
+    def f(X):
+        Z = X.copy()
+        Z[0] = X[:, 1]      # X [5, 5]: sample b's X[b, 1] goes into sample 0's row
+        return np.sum(Z ** 2, axis=1)
+    with pytest.raises(ValueError, match=r"but assignment \[0\] selects along the batch axis"):
+        hyperdual.hessian(f, _RNG.standard_normal((5, 5)), batch_axis=0, record=True)
+
+
+@pytest.mark.parametrize("f, verdict", [r[1:] for r in BATCH_RULES], ids=[r[0] for r in BATCH_RULES])
+def test_batch_rules(f, verdict):
+    g = counted(f)
+    if verdict not in (None, "unknown"):
+        with pytest.raises(ValueError, match=verdict):
+            hyperdual.hessian(g, XB5, batch_axis=0, record=True)
+        assert len(g.calls) == 1
+        return
+    H = hyperdual.hessian(g, XB5, batch_axis=0, record=True)
+    if verdict is None:
+        assert H.stats.mode == "recorded" and H.stats.reason == ""
+    else:
+        assert H.stats.mode == "callable" and "has no rule for the batch axis" in H.stats.reason
+    out = H[:]
+    for b in range(5):
+        np.testing.assert_allclose(out[b], fd_sample_hessian(f, XB5, b), rtol=2e-6, atol=2e-6)
+    assert len(g.calls) == (1 if verdict is None else 1 + H.stats.passes + 1)
 
 
 def test_recorded_form_says_recorded():
