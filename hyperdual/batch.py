@@ -26,7 +26,6 @@ calls the function per pass, as without a record.
 """
 from __future__ import annotations
 
-import inspect
 import operator
 
 import numpy as np
@@ -48,6 +47,9 @@ _SYMBOLS = {operator.add: "operator +", operator.sub: "operator -", operator.mul
 
 
 def _name(c):
+    """How the operation of call ``c`` is named in messages (``c`` may be the name)."""
+    if isinstance(c, str):
+        return c
     f = c.front if c.front is not None else c.impl
     if f in _SYMBOLS:
         return _SYMBOLS[f]
@@ -63,30 +65,41 @@ def _name(c):
 
 
 def _operands(c):
-    """The call's arguments with recorded operands as their nodes (a ufunc's inputs alone)."""
-    if c.refs is not None:
+    """The call's arguments with recorded operands as their nodes (a ufunc's inputs
+    alone), its keyword arguments, and its recorded operands."""
+    refs = c.refs
+    if refs is not None:
         args = list(c.args)
-        for i, p in c.refs:
+        for i, p in refs:
             args[i] = p
-        kwargs = dict(c.kwargs)
+        kwargs, parents = c.kwargs, [p for _, p in refs]
     else:
-        args, kwargs = list(_fill(c.args, lambda n: n)), _fill(c.kwargs, lambda n: n)
+        args, kwargs = list(_fill(c.args, _same)), _fill(c.kwargs, _same)
+        parents = _nodes(args) + _nodes(kwargs)
     if c.impl is _IMPL.apply_ufunc:
         args = args[1:]
-    return args, kwargs
+    return args, kwargs, parents
 
 
-_SIGS: dict = {}
+def _same(node):
+    return node
 
 
-def _bound(func, args, kwargs):
-    """``func``'s arguments by name, defaults filled in."""
-    sig = _SIGS.get(func)
-    if sig is None:
-        sig = _SIGS[func] = inspect.signature(func)
-    bound = sig.bind(*args, **kwargs)
-    bound.apply_defaults()
-    return bound.arguments
+# (position, default) of the arguments read here, by function.
+_AXIS = {np.sum: (1, None), np.mean: (1, None), np.var: (1, None), np.std: (1, None),
+         np.average: (1, None), np.prod: (1, None), np.max: (1, None), np.min: (1, None),
+         np.amax: (1, None), np.amin: (1, None), np.sort: (1, -1), np.cumsum: (1, None),
+         np.diff: (2, -1), np.flip: (1, None), np.roll: (2, None), np.linalg.norm: (2, None),
+         np.concatenate: (1, 0), np.stack: (1, 0)}
+_ORDER = {np.reshape: (2, "C"), np.ravel: (1, "C"), np.squeeze: (None, "C")}
+
+
+def _arg(table, name, f, args, kwargs):
+    """Argument ``name`` of a call of ``f``, by keyword or by its position in ``table``."""
+    if name in kwargs:
+        return kwargs[name]
+    pos, default = table[f]
+    return args[pos] if pos is not None and len(args) > pos else default
 
 
 def _axes(axis, ndim):
@@ -127,42 +140,39 @@ _RESHAPES = {np.reshape, np.ravel, np.squeeze}
 _MOVES = {np.transpose, np.swapaxes, np.moveaxis, np.expand_dims}
 
 
-def _verdict(c, out, B):
+def _verdict(c, out, B, args, kwargs, nodes):
     """None when the call keeps the samples apart on axis 0, else a phrase saying how it
     mixes them; :class:`Unknown` when it has no rule (or moves the batch axis elsewhere)."""
-    args, kwargs = _operands(c)
-    name = _name(c)
     f = c.front
     if f is None and c.impl is _IMPL.apply_ufunc:
         f = c.args[0]  # (a ufunc called with keyword arguments)
-    nodes = _nodes(args) + _nodes(kwargs)
     ndim = out.ndim
     if f is operator.getitem:
-        return _index_verdict(args[1], _ndim(args[0]), name)
+        return _index_verdict(args[1], _ndim(args[0]), c)
     if f in _ALONG_AXIS:
-        axis = _bound(f, args, kwargs).get("axis")
-        return f"{name} over the batch axis" if 0 in _axes(axis, _ndim(args[0])) else None
+        axis = _arg(_AXIS, "axis", f, args, kwargs)
+        return f"{_name(c)} over the batch axis" if 0 in _axes(axis, _ndim(args[0])) else None
     if f in _RESHAPES:  # each sample's entries stay in its row: C order, rows kept
         x = args[0]
         if _shape(x)[:1] == (B,) and out.shape[:1] == (B,) and \
-                _bound(f, args, kwargs).get("order", "C") == "C":
+                _arg(_ORDER, "order", f, args, kwargs) == "C":
             return None
-        raise Unknown(name)  # (samples elsewhere than on axis 0: not followed)
+        raise Unknown(_name(c))  # (samples elsewhere than on axis 0: not followed)
     if f in _MOVES:
         probe = np.broadcast_to(np.empty(()), (B,) + (1,) * (_ndim(args[0]) - 1))
         moved = f(probe, *args[1:], **kwargs)
         if moved.ndim and moved.shape[0] == B:
             return None
-        raise Unknown(name)
+        raise Unknown(_name(c))
     if f in (np.concatenate, np.stack, np.hstack, np.vstack, np.column_stack):
-        return _join_verdict(f, args, kwargs, ndim, name)
+        return _join_verdict(f, args, kwargs, ndim, c)
     if ndim == 0 or out.shape[0] != B:
-        raise Unknown(name)
+        raise Unknown(_name(c))
     if f in OPERATORS.values() or f is operator.neg or f in _ELEMENTWISE or \
             (isinstance(f, np.ufunc) and f is not np.matmul):
         for n in nodes:
             if n.value.ndim != ndim:
-                return f"{name} broadcasts an array of shape {n.value.shape} along the batch axis"
+                return f"{_name(c)} broadcasts an array of shape {n.value.shape} along the batch axis"
         return None
     if f is np.matmul or f is np.dot:
         a, b = args[0], args[1]
@@ -171,30 +181,30 @@ def _verdict(c, out, B):
         if f is np.matmul and isinstance(a, Node) and isinstance(b, Node) \
                 and a.value.ndim == b.value.ndim >= 3:
             return None
-        return f"{name} contracts over the batch axis"
+        return f"{_name(c)} contracts over the batch axis"
     if f is np.einsum:
-        return _einsum_verdict(args, name)
+        return _einsum_verdict(args, c)
     if f in _STACKED_LINALG:
-        return None if _ndim(args[0]) >= 3 else f"{name} of a matrix whose rows are samples"
-    raise Unknown(name)
+        return None if _ndim(args[0]) >= 3 else f"{_name(c)} of a matrix whose rows are samples"
+    raise Unknown(_name(c))
 
 
-def _join_verdict(f, args, kwargs, ndim, name):
+def _join_verdict(f, args, kwargs, ndim, c):
     seq = args[0]
     if f is np.column_stack and all(_ndim(a) <= 2 for a in seq):
         return None
     if len({_ndim(a) for a in seq}) > 1:
-        raise Unknown(name)
+        raise Unknown(_name(c))
     if f is np.hstack and ndim > 1:
         return None
     if f is np.concatenate or f is np.stack:
-        axis = _bound(f, args, kwargs).get("axis")
+        axis = _arg(_AXIS, "axis", f, args, kwargs)
         if axis is not None and int(axis) % ndim != 0:
             return None
-    return f"{name} joins along the batch axis"
+    return f"{_name(c)} joins along the batch axis"
 
 
-def _index_verdict(index, ndim, name):
+def _index_verdict(index, ndim, c):
     items = index if type(index) is tuple else (index,)
     if not items:
         return None
@@ -206,11 +216,11 @@ def _index_verdict(index, ndim, name):
     elif type(first) is slice and first == slice(None):
         adv = [k for k, i in enumerate(items) if isinstance(i, (np.ndarray, list))]
         if adv and adv != list(range(adv[0], adv[0] + len(adv))):
-            raise Unknown(name)  # (separated index arrays move their axis first)
+            raise Unknown(_name(c))  # (separated index arrays move their axis first)
         return None
     elif first is None:
-        raise Unknown(name)
-    return f"{name} [{_show(index)}] selects along the batch axis"
+        raise Unknown(_name(c))
+    return f"{_name(c)} [{_show(index)}] selects along the batch axis"
 
 
 def _show(index):
@@ -229,23 +239,21 @@ def _show(index):
     return ", ".join(out)
 
 
-def _einsum_verdict(args, name):
+def _einsum_verdict(args, c):
     spec = args[0]
     if not isinstance(spec, str) or "->" not in spec or "." in spec:
-        raise Unknown(name)
+        raise Unknown(_name(c))
     ins, out = spec.replace(" ", "").split("->")
     terms = ins.split(",")
     recorded = [t for t, a in zip(terms, args[1:]) if isinstance(a, Node)]
     letters = {t[:1] for t in recorded}
     if len(letters) == 1 and out[:1] in letters and out[:1]:
         return None
-    return f"{name} '{spec}' contracts over or moves the batch axis"
+    return f"{_name(c)} '{spec}' contracts over or moves the batch axis"
 
 
-def _impl_verdict(c, B):
+def _impl_verdict(c, B, args, kwargs):
     """Item assignment, and ufunc methods (``np.add.reduce``)."""
-    args, kwargs = _operands(c)
-    name = _name(c)
     if c.impl is _IMPL.setitem:  # (constants into some samples' rows mix nothing)
         x, index, val = args
         if not _nodes([val]):
@@ -259,33 +267,56 @@ def _impl_verdict(c, B):
                 return f"assignment broadcasts an array of shape {n.value.shape} along the batch axis"
         return None
     if len(args) > 1:
-        raise Unknown(name)
-    return f"{name} over the batch axis" if 0 in _axes(kwargs.get("axis", 0), _ndim(args[0])) else None
+        raise Unknown(_name(c))
+    return f"{_name(c)} over the batch axis" if 0 in _axes(kwargs.get("axis", 0), _ndim(args[0])) else None
 
 
 def coupling(nodes, leaves, output, B):
     """The first step of the record that mixes the samples of a batch of ``B``.
 
-    Returns None when every step keeps them apart, else a sentence naming the
-    operation.  Raises :class:`Unknown` for an operation without a rule.
-    Nodes that do not reach ``output`` are not judged.
+    Returns None when every step keeps them apart, else a phrase naming the
+    operation.  Raises :class:`Unknown` when no step mixes them but one has no
+    rule (the steps that use its result are not judged).  Nodes that do not
+    reach ``output`` are not judged.
     """
+    calls = {}  # id(call) -> (args, kwargs, recorded operands)
+    for n in nodes:
+        c = n.call
+        if c is not None and id(c) not in calls:
+            calls[id(c)] = _operands(c)
+
+    def operands(c):
+        return calls[id(c)]
+
     need = {output}
     for n in reversed(nodes):
         if n.call is not None and n in need:
-            args, kwargs = _operands(n.call)
-            need.update(_nodes(args) + _nodes(kwargs))
-    judged = set()
+            need.update(operands(n.call)[2])
+    judged, tainted, unknown = {}, set(), None
     methods = set(map(id, UFUNC_METHODS.values()))
     for n in nodes:
         c = n.call
-        if c is None or n not in need or id(c) in judged:
+        if c is None or n not in need:
             continue
-        judged.add(id(c))
-        if c.impl is _IMPL.setitem or id(c.impl) in methods:
-            v = _impl_verdict(c, B)
-        else:
-            v = _verdict(c, n.value, B)
-        if v:
-            return v
+        if id(c) not in judged:
+            args, kwargs, parents = operands(c)
+            if any(p in tainted for p in parents):
+                judged[id(c)] = False  # (downstream of a step without a rule: not judged)
+            else:
+                try:
+                    if c.impl is _IMPL.setitem or id(c.impl) in methods:
+                        v = _impl_verdict(c, B, args, kwargs)
+                    else:
+                        v = _verdict(c, n.value, B, args, kwargs, parents)
+                except Unknown as exc:
+                    unknown = unknown or exc
+                    judged[id(c)] = False
+                else:
+                    if v:
+                        return v
+                    judged[id(c)] = True
+        if not judged[id(c)]:
+            tainted.add(n)
+    if unknown is not None:
+        raise unknown
     return None

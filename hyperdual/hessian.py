@@ -872,17 +872,17 @@ def _check_samples(B: int) -> np.ndarray:
 
 def _subset_output(evaluate, points, pick):
     """The outputs of ``pick``'s samples alone (``[len(pick)]``), or None when that
-    evaluation fails or its output does not follow the batch."""
-    try:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
-            y = evaluate([p[pick] for p in points])
-        value = _output_value(y)
-    except Exception:  # noqa: BLE001 - the full evaluation then raises it, or not
-        return None
+    evaluation fails or its output does not follow the batch; and whether its record
+    shows the samples kept apart (ValueError when it shows a step that mixes them)."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        replay_, y, _ = _record(evaluate, [p[pick] for p in points], pick.size, replay=False)
+    if y is None:  # (the full evaluation then raises its error, or not)
+        return None, False
+    value = _output_value(y)
     if value.shape not in ((pick.size,), (pick.size, 1)):
-        return None
-    return value.reshape(-1)
+        return None, False
+    return value.reshape(-1), replay_ is not None
 
 
 class _Replay:
@@ -902,9 +902,11 @@ class _Replay:
         return self.program.run(inputs)
 
 
-def _record(evaluate, points, batch=None):
+def _record(evaluate, points, batch=None, replay=True):
     """Call the user's function once on recorded inputs: ``(replay, output, "")``, or
-    ``(None, None, reason)`` when it cannot be recorded (it is then called per pass).
+    ``(None, None, reason)`` when it cannot be recorded (it is then called per pass),
+    or ``(None, output, reason)`` when the batch rules cannot judge it.  ``replay=False``:
+    only the verdict on the samples is wanted (no Program is made).
 
     With a batch, the record must keep the samples apart (:mod:`hyperdual.batch`):
     ValueError naming the first step that mixes them; a step without a batch rule
@@ -919,14 +921,14 @@ def _record(evaluate, points, batch=None):
         if batch is not None and batch > 1 and y._value.shape in ((batch,), (batch, 1)):
             try:  # (an output of another shape is refused by the caller, with its own message)
                 mixed = coupling(nodes, leaves, y._node, batch)
-            except Unknown as exc:
-                return None, None, (f"with batch_axis=0, {exc} has no rule for the batch axis "
-                                    "(hyperdual.batch): the function is called per pass")
+            except Unknown as exc:  # (the output's value serves the calls per pass)
+                return None, y, (f"with batch_axis=0, {exc} has no rule for the batch axis "
+                                 "(hyperdual.batch): the function is called per pass")
             if mixed:
                 raise ValueError(f"with batch_axis=0 the samples must be independent, but {mixed}, "
                                  "which mixes them: a per-sample Hessian is not defined. Use "
                                  "batch_axis=None on the flattened input instead")
-        return _Replay(Program(nodes, leaves, y._node), None, evaluate), y, ""
+        return _Replay(Program(nodes, leaves, y._node) if replay else None, None, evaluate), y, ""
     if isinstance(y, HyperDual) or (isinstance(y, np.ndarray) and y.dtype.kind not in "biuf"):
         return None, None, "the function's output is not an array computed from its inputs"
     try:
@@ -939,13 +941,26 @@ def _record(evaluate, points, batch=None):
 _RECORD_OFF = "recording is off (record=False, or hyperdual.seeding.settings.trace)"
 
 
+class _Counted:
+    """The user's function, counting its calls while a Hessian is made."""
+
+    def __init__(self, evaluate):
+        self.evaluate, self.calls = evaluate, 0
+
+    def __call__(self, inputs, samples=None):
+        self.calls += 1
+        return self.evaluate(inputs, samples)
+
+
 def _callable_problem(func, xs, batch_axis, memory_budget, record=None):
     points, batch, multi = _callable_points(xs, batch_axis)
     evaluate = _CallFunction(func, multi)
-    reason = _RECORD_OFF
+    counted = _Counted(evaluate)
+    reason, y, proven = _RECORD_OFF, None, False
     if settings.trace if record is None else record:
-        replay_, y, reason = _record(evaluate, points, batch)
+        replay_, y, reason = _record(counted, points, batch)
         if replay_ is not None:  # (a batch: every pass replays every sample, kept apart)
+            replay_.func = evaluate
             value = _output_value(y)
             problem = _Problem(replay_, points, batch, value, "callable", memory_budget,
                                replay_all=batch is not None)
@@ -955,25 +970,34 @@ def _callable_problem(func, xs, batch_axis, memory_budget, record=None):
                 (value.reshape(batch) if value.ndim else value)
             problem._independent = True
             return problem, multi
-    if batch is not None and batch > 4:
+    elif batch is not None and batch > 4:
         # A batch: the value call runs on the independence check's samples alone, which
         # shows the output's shape; the full batch's values come with the first pass
-        # (or one plain evaluation when asked first) and are compared with these.
+        # (or one plain evaluation when asked first) and are compared with these.  It is
+        # recorded: a step of the record that mixes samples is refused here.
         pick = _check_samples(batch)
-        got = _subset_output(evaluate, points, pick)
+        got, proven = _subset_output(counted, points, pick)
         if got is not None:
             problem = _Problem(evaluate, points, batch, None, "callable", memory_budget, replay_all=False)
             problem._subset = (pick, got)
             problem.stats.reason = reason
+            problem.stats.function_calls = counted.calls
+            if proven:
+                problem._independent = True
             return problem, multi
-    y = evaluate([p.copy() for p in points])
+    if y is None and batch is not None and batch > 1 and counted.calls == 0:
+        replay_, y, _ = _record(counted, points, batch, replay=False)  # (ValueError: mixed)
+        proven = replay_ is not None
+    if y is None:
+        y = counted([p.copy() for p in points])
     value = _output_value(y)
     problem = _Problem(evaluate, points, batch, value, "callable", memory_budget, replay_all=False)
-    if batch is not None and batch > 4:
-        problem.stats.function_calls += 1  # the subset evaluation that did not serve
+    problem.stats.function_calls = counted.calls
     problem._check_output(value, batch, None, constant=not isinstance(y, HyperDual))
     problem.value = value.reshape(()) if batch is None else (value.reshape(batch) if value.ndim else value)
     problem.stats.reason = reason
+    if proven:
+        problem._independent = True
     return problem, multi
 
 

@@ -168,6 +168,18 @@ def _value_view(node):
     return _new(node.value, None, None, None, None)
 
 
+_SCALARS = (int, float, bool, str, type(None))
+
+
+def _plain(kwargs):
+    """Whether keyword arguments are numbers, strings, None or tuples of ints (``axis=``)."""
+    for v in kwargs.values():
+        t = type(v)
+        if t not in _SCALARS and not (t is tuple and all(type(i) is int for i in v)):
+            return False
+    return True
+
+
 def _split(args):
     """Templates, stand-ins and ``(position, node)`` refs of flat positional operands
     (None when one is a list, tuple or dict: the general templates then serve)."""
@@ -258,11 +270,11 @@ def record_call(impl, args, kwargs, front=None):
         result = record_call(impl, args, {k: v for k, v in kwargs.items() if k != "out"}, front)
         target[...] = result
         return target
-    flat = None if kwargs else _split(args)
+    flat = _split(args) if not kwargs or _plain(kwargs) else None
     if flat is not None:
         targs, live, refs = flat
-        result = impl(*live)
-        call = _call(impl, targs, _NO_KWARGS, front, refs)
+        result = impl(*live, **kwargs)
+        call = _call(impl, targs, dict(kwargs) if kwargs else _NO_KWARGS, front, refs)
     else:
         targs, tkwargs = _template(args), _template(kwargs)
         result = impl(*_fill(targs, _value_view), **_fill(tkwargs, _value_view))

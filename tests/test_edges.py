@@ -754,7 +754,7 @@ class TestHessianEdges:
             calls.append(v.copy())
             if v[0, 0] > 1.2:  # the moved first sample leaves the domain
                 raise ValueError("outside the domain")
-            return np.sum(x ** 3, axis=1)
+            return np.sum((x ** 3).T, axis=0)  # (a transpose: no batch rule, the check runs)
         X = np.array([[1.0, 2.0], [0.5, 1.0]])
         H = hyperdual.hessian(f, X, batch_axis=0)
         got = H[:]
@@ -763,7 +763,10 @@ class TestHessianEdges:
         assert H.stats.function_calls == len(calls)
 
     def test_coupled_samples_still_detected(self, per_pass):
-        H = hyperdual.hessian(lambda x: np.sum(x ** 2, axis=1) * np.sum(x[:, 0]), np.ones((3, 2)) * 0.5,
+        with pytest.raises(ValueError, match="samples must be independent, but numpy.sum over the batch"):
+            hyperdual.hessian(lambda x: np.sum(x ** 2, axis=1) * np.sum(x[:, 0]), np.ones((3, 2)) * 0.5,
+                              batch_axis=0)
+        H = hyperdual.hessian(lambda x: np.sum(x ** 2, axis=1) * np.sum(x.T[0]), np.ones((3, 2)) * 0.5,
                               batch_axis=0)
         with pytest.raises(ValueError, match="samples must be independent"):
             H[:]

@@ -377,7 +377,7 @@ def test_batched_sample_runs_alone(per_pass):
 
 def test_batched_coupled_samples_single_sample_raises(per_pass):
     def coupled(x):
-        return x[:, 0] * x.sum()
+        return x[:, 0] * x.T.sum()  # (a transpose: no batch rule, the comparison finds it)
 
     H = hyperdual.hessian(coupled, np.array([[1.0, 2.0], [3.0, 4.0]]), batch_axis=0)
     with pytest.raises(ValueError, match="independent"):
@@ -388,7 +388,7 @@ def test_batched_coupled_samples_single_sample_raises(per_pass):
 
 def test_batched_coupled_samples_never_a_mixture(per_pass):
     def coupled(x):
-        return x[:, 0] * x.sum()
+        return x[:, 0] * x.T.sum()  # (a transpose: no batch rule, the comparison finds it)
 
     H = hyperdual.hessian(coupled, np.ones((2, 2)), batch_axis=0)
     with pytest.raises(ValueError):
