@@ -902,6 +902,11 @@ class _Replay:
         return self.program.run(inputs)
 
 
+def _mixed(step):
+    return (f"with batch_axis=0 the samples must be independent, but {step}, which mixes them: "
+            "a per-sample Hessian is not defined. Use batch_axis=None on the flattened input instead")
+
+
 def _record(evaluate, points, batch=None, replay=True):
     """Call the user's function once on recorded inputs: ``(replay, output, "")``, or
     ``(None, None, reason)`` when it cannot be recorded (it is then called per pass),
@@ -925,9 +930,7 @@ def _record(evaluate, points, batch=None, replay=True):
                 return None, y, (f"with batch_axis=0, {exc} has no rule for the batch axis "
                                  "(hyperdual.batch): the function is called per pass")
             if mixed:
-                raise ValueError(f"with batch_axis=0 the samples must be independent, but {mixed}, "
-                                 "which mixes them: a per-sample Hessian is not defined. Use "
-                                 "batch_axis=None on the flattened input instead")
+                raise ValueError(_mixed(mixed))
         return _Replay(Program(nodes, leaves, y._node) if replay else None, None, evaluate), y, ""
     if isinstance(y, HyperDual) or (isinstance(y, np.ndarray) and y.dtype.kind not in "biuf"):
         return None, None, "the function's output is not an array computed from its inputs"
@@ -1037,6 +1040,15 @@ def _recorded_problem(ys, xs, batch_axis, memory_budget, check=True):
     problem.stats.mode = "recorded"
     if check:
         problem._check_output(ys.value, batch, None)
+    if batch is not None and batch > 1 and ys.value.shape in ((batch,), (batch, 1)):
+        try:
+            mixed = coupling(order, leaves, ys._node, batch)
+        except Unknown as exc:  # (the samples are compared instead)
+            problem.stats.reason = f"with batch_axis=0, {exc} has no rule for the batch axis"
+        else:
+            if mixed:
+                raise ValueError(_mixed(mixed))
+            problem._independent = True
     return problem, multi
 
 

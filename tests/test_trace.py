@@ -441,3 +441,20 @@ def test_record_keyword_errors():
     with pytest.raises(ValueError, match="record=False asks to call the function per pass, but ys"):
         hyperdual.hessian(np.sum(v ** 2), v, record=False)
     np.testing.assert_array_equal(hyperdual.hessian(np.sum(v ** 2), v, record=True)[:], 2 * np.eye(2))
+
+
+def test_ys_form_batch_read_from_its_record():
+    """The ys form reads its record too: a mixing step is refused when the Hessian is made,
+    an independent record needs no replays beyond its passes."""
+    V = hyperdual.variable(XB5)
+    with pytest.raises(ValueError, match="samples must be independent, but numpy.max over the batch axis"):
+        hyperdual.hessian(np.sum(V ** 2, axis=1) * np.max(V[:, 0]), V, batch_axis=0)
+    H = hyperdual.hessian(np.sum(V ** 3, axis=1), V, batch_axis=0)
+    want = np.zeros((5, 3, 3))
+    want[:, np.arange(3), np.arange(3)] = 6 * XB5
+    np.testing.assert_allclose(H[:], want, rtol=1e-15)
+    assert H.stats.function_calls == H.stats.passes == 1
+    T = hyperdual.hessian(np.sum(V.T ** 3, axis=0), V, batch_axis=0)  # (no rule: samples compared)
+    assert "numpy.transpose has no rule" in T.stats.reason
+    np.testing.assert_allclose(T[:], want, rtol=1e-15)
+    assert T.stats.function_calls == T.stats.passes + 2
