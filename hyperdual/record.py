@@ -1,17 +1,23 @@
-"""Recording and replay: the ``hessian(ys, xs)`` call form.
+"""Recording and replay: both call forms of ``hessian``.
 
 ``variable(array)`` makes a *recorded* input: a HyperDual that carries no
-lanes but a node of a record.  Every operation on it (ufuncs, array
-functions, indexing, item assignment) goes through
-:func:`hyperdual.array.dispatch`, which computes the value and appends a node
-``(operation, inputs, constant operands)``.  The record is a DAG reachable
-from the output, so no global tape is needed.  When a Hessian is indexed,
-:func:`replay` re-runs the nodes in order with seeded inputs.
+lanes but a :class:`Node` of a record.  Every operation on it (ufuncs and
+operators, array functions, indexing, item assignment) is recorded instead of
+differentiated: it computes the value and makes a node holding a :class:`Call`
+``(implementation, templated operands, entry point)``.  The record is a DAG
+reachable from the output; :func:`record_session` also lists the nodes in the
+order they were made (``hessian(func, xs, record=True)`` records the value
+call so).  A :class:`Program` is a record made ready to replay: its steps call
+the entry point the user's code called (``a * b``, ``np.sin(x)``,
+``np.sum(x, axis=1)``, ``x[1:]``) on the seeded inputs of a pass, so a replay
+takes the same paths as a direct call.
 
-Constant operands (ndarrays) are copied when recorded, so later changes to
-the caller's arrays do not change the replay.  Recorded arrays refuse to
-become plain arrays (``np.asarray``, ``float``), like seeded ones: the replay
-would silently lose the terms that flowed through them.
+Within one Hessian the point is fixed, so one record is exact for every pass,
+whatever branches the code took: passes differ only in their seeds, which the
+code never sees.  Constant operands (ndarrays) are copied when recorded, so
+later changes to the caller's arrays do not change the replay.  Recorded
+arrays refuse to become plain arrays (``np.asarray``, ``float``), like seeded
+ones: the replay would silently lose the terms that flowed through them.
 """
 from __future__ import annotations
 
@@ -212,7 +218,8 @@ def _recorded(value, impl, targs, front, refs):
     """The recorded HyperDual of ``value``, made by ``impl`` from ``targs``."""
     if type(value) is not np.ndarray:
         value = np.asarray(value, dtype=np.float64)
-    return _new(value, None, None, None, None, _made(_call(impl, targs, _NO_KWARGS, front, refs), None, value))
+    node = _made(_call(impl, targs, _NO_KWARGS, front, refs), None, value)
+    return _new(value, None, None, None, None, node)
 
 
 def record_ufunc(ufunc, inputs, front):
