@@ -907,11 +907,12 @@ def _mixed(step):
             "a per-sample Hessian is not defined. Use batch_axis=None on the flattened input instead")
 
 
-def _record(evaluate, points, batch=None, replay=True):
+def _record(evaluate, points, batch=None, replay=True, vector=False):
     """Call the user's function once on recorded inputs: ``(replay, output, "")``, or
     ``(None, None, reason)`` when it cannot be recorded (it is then called per pass),
     or ``(None, output, reason)`` when the batch rules cannot judge it.  ``replay=False``:
-    only the verdict on the samples is wanted (no Program is made).
+    only the verdict on the samples is wanted: True in place of the replay.  ``vector``:
+    the output may be ``[B, M]`` (a Jacobian's), not only ``[B]``.
 
     With a batch, the record must keep the samples apart (:mod:`hyperdual.batch`):
     ValueError naming the first step that mixes them; a step without a batch rule
@@ -923,7 +924,9 @@ def _record(evaluate, points, batch=None, replay=True):
     except Exception as exc:  # noqa: BLE001 - the plain value call raises it again, or not
         return None, None, f"the function could not be recorded ({type(exc).__name__}: {exc})"
     if type(y) is HyperDual and y._node is not None:
-        if batch is not None and batch > 1 and y._value.shape in ((batch,), (batch, 1)):
+        shape = y._value.shape
+        if batch is not None and batch > 1 and (shape in ((batch,), (batch, 1)) or
+                                                (vector and shape[:1] == (batch,))):
             try:  # (an output of another shape is refused by the caller, with its own message)
                 mixed = coupling(nodes, leaves, y._node, batch)
             except Unknown as exc:  # (the output's value serves the calls per pass)
@@ -931,7 +934,7 @@ def _record(evaluate, points, batch=None, replay=True):
                                  "(hyperdual.batch): the function is called per pass")
             if mixed:
                 raise ValueError(_mixed(mixed))
-        return _Replay(Program(nodes, leaves, y._node) if replay else None, None, evaluate), y, ""
+        return (_Replay(Program(nodes, leaves, y._node), None, evaluate) if replay else True), y, ""
     if isinstance(y, HyperDual) or (isinstance(y, np.ndarray) and y.dtype.kind not in "biuf"):
         return None, None, "the function's output is not an array computed from its inputs"
     try:
@@ -1293,11 +1296,12 @@ def jacobian(f_or_ys: Callable | HyperDual, xs, batch_axis: int | None = None, *
     if callable(f_or_ys):
         points, batch, multi = _callable_points(xs, batch_axis)
         evaluate = _CallFunction(f_or_ys, multi)
-        reason = _RECORD_OFF
-        replay_ = None
+        reason, replay_, y = _RECORD_OFF, None, None
         if settings.trace if record is None else record:
-            replay_, y, reason = _record(evaluate, points, batch)
-        if replay_ is None:
+            replay_, y, reason = _record(evaluate, points, batch, vector=True)
+        elif batch is not None and batch > 1:  # (ValueError when a step mixes samples)
+            _, y, _ = _record(evaluate, points, batch, replay=False, vector=True)
+        if y is None:
             y = evaluate([p.copy() for p in points])
         problem = _JacobianProblem(evaluate if replay_ is None else replay_, points, batch,
                                    _output_value(y), "callable", memory_budget, False)

@@ -460,3 +460,16 @@ def test_ys_form_batch_read_from_its_record():
     assert "numpy.transpose has no rule" in T.stats.reason
     np.testing.assert_allclose(T[:], want, rtol=1e-15)
     assert T.stats.function_calls == T.stats.passes + 2
+
+
+@pytest.mark.parametrize("record", [True, False])
+def test_batched_jacobian_read_from_its_record(record):
+    f = counted(lambda X: np.sin(X) * X[:, :1])
+    J = hyperdual.jacobian(f, XB5, batch_axis=0, record=record)
+    want = np.zeros((5, 3, 3))
+    want[:, np.arange(3), np.arange(3)] = np.cos(XB5) * XB5[:, :1]
+    want[:, :, 0] += np.sin(XB5)
+    np.testing.assert_allclose(J[:], want, rtol=1e-15)
+    assert len(f.calls) == (1 if record else 1 + J.stats.passes)
+    with pytest.raises(ValueError, match="samples must be independent, but numpy.sum over the batch axis"):
+        hyperdual.jacobian(lambda X: X * np.sum(X[:, 0]), XB5, batch_axis=0, record=record)
