@@ -67,16 +67,16 @@ def _name(c):
 def _operands(c):
     """The call's arguments with recorded operands as their nodes (a ufunc's inputs
     alone), its keyword arguments, and its recorded operands."""
-    refs = c.refs
+    impl, args, kwargs, front, refs = c
     if refs is not None:
-        args = list(c.args)
+        args = list(args)
         for i, p in refs:
             args[i] = p
-        kwargs, parents = c.kwargs, [p for _, p in refs]
+        parents = [p for _, p in refs]
     else:
-        args, kwargs = list(_fill(c.args, _same)), _fill(c.kwargs, _same)
+        args, kwargs = list(_fill(args, _same)), _fill(kwargs, _same)
         parents = _nodes(args) + _nodes(kwargs)
-    if c.impl is _IMPL.apply_ufunc:
+    if impl is _IMPL.apply_ufunc:
         args = args[1:]
     return args, kwargs, parents
 

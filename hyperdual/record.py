@@ -304,9 +304,10 @@ def _parents(node):
     call = node.call
     if call is None:
         return []
-    if call.refs is not None:
-        return [n for _, n in call.refs]
-    return [r.node for r in nested((call.args, call.kwargs), _Ref)]
+    impl, args, kwargs, front, refs = call
+    if refs is not None:
+        return [n for _, n in refs]
+    return [r.node for r in nested((args, kwargs), _Ref)]
 
 
 def topological(node: Node) -> list[Node]:
@@ -367,9 +368,11 @@ _MISMATCH = ("the function combined its input with an array recorded elsewhere (
 class Program:
     """A record made ready to replay: the steps that reach ``output``, operands by slot.
 
-    Slots ``0 .. len(leaves) - 1`` hold the inputs; each step fills one more.  The
-    steps hold the constants and the entry points, not the recorded values (a record
-    of a long input would otherwise keep every intermediate array alive).
+    Slots ``0 .. len(leaves) - 1`` hold the inputs; each step fills one more, and
+    empties the slots it was the last to read, so a pass holds its intermediates
+    no longer than a direct call would.  The steps hold the constants and the entry
+    points, not the recorded values (a record of a long input would otherwise keep
+    every intermediate array alive).
 
     Parameters
     ----------
@@ -394,8 +397,9 @@ class Program:
         for n in reversed(nodes):
             c = n.call
             if c is not None and n in need:
-                if c.refs is not None:
-                    for _, p in c.refs:
+                refs = c[4]
+                if refs is not None:
+                    for _, p in refs:
                         need.add(p)
                 else:
                     need.update(_parents(n))
@@ -421,7 +425,24 @@ class Program:
             self.out = slot[output]
         except KeyError:
             raise PassMismatchError(_MISMATCH) from None
-        self.steps, self.nslots, self.leaves = steps, k, list(leaves)
+        last = {}  # slot -> the last step that reads it
+        for j, step in enumerate(steps):
+            kind = step[0]
+            if kind is _SS:
+                last[step[3]] = last[step[4]] = j
+            elif kind is _CS:
+                last[step[4]] = j
+            elif kind is _ANY:
+                for r in _reads(step):
+                    last[r] = j
+            else:
+                last[step[3]] = j
+        free: dict = {}
+        for r, j in last.items():
+            if r != self.out:
+                free.setdefault(j, []).append(r)
+        self.steps = [step + (tuple(free[j]) if j in free else (),) for j, step in enumerate(steps)]
+        self.nslots, self.leaves = k, list(leaves)
 
     def run(self, inputs):
         """Replay with ``inputs`` (one per leaf; missing or None: the leaf's recorded value)."""
@@ -429,7 +450,7 @@ class Program:
         for k, leaf in enumerate(self.leaves):
             x = inputs[k] if k < len(inputs) else None
             vals[k] = _value_view(leaf) if x is None else x
-        for kind, out, fn, a, b in self.steps:
+        for kind, out, fn, a, b, free in self.steps:
             if kind is _SS:
                 vals[out] = fn(vals[a], vals[b])
             elif kind is _S:
@@ -442,6 +463,9 @@ class Program:
                 vals[out] = vals[a][b]
             else:
                 vals[out] = _general(fn, a, b, vals)
+            if free:  # (a result no later step reads: its lanes go back to the pool)
+                for r in free:
+                    vals[r] = None
         return vals[self.out]
 
 
@@ -452,8 +476,8 @@ _SS, _S, _SC, _CS, _ITEM, _ANY = "ss", "s", "sc", "cs", "item", "any"
 
 def _step(out, c, slot):
     """The Program step of call ``c``, its result in slot ``out``."""
-    front, args, refs, kwargs = c.front, c.args, c.refs, c.kwargs
-    first = 1 if front is not None and c.impl is _IMPL.apply_ufunc else 0  # (front: no ufunc)
+    impl, args, kwargs, front, refs = c
+    first = 1 if front is not None and impl is _IMPL.apply_ufunc else 0  # (front: no ufunc)
     if refs and not kwargs and front is not None:
         n = len(args) - first  # (refs are in the order of the arguments)
         if n == 1:
@@ -466,8 +490,17 @@ def _step(out, c, slot):
             return (_CS, out, front, args[first], slot[refs[0][1]])
     if refs is not None:
         refs = tuple((i - first, slot[p]) for i, p in refs)
-        return (_ANY, out, (front, c.impl), (args[first:], refs), kwargs)
-    return (_ANY, out, (front, c.impl), (_to_slots(args[first:], slot), None), _to_slots(kwargs, slot))
+        return (_ANY, out, (front, impl), (args[first:], refs), kwargs)
+    return (_ANY, out, (front, impl), (_to_slots(args[first:], slot), None), _to_slots(kwargs, slot))
+
+
+def _reads(step):
+    """The slots a step of kind ``_ANY`` reads."""
+    kind, out, fn, a, b = step
+    args, refs = a
+    if refs is not None:
+        return tuple(r for _, r in refs)
+    return tuple(t.k for t in nested((args, b), _Slot))
 
 
 def _general(fn, a, kwargs, vals):

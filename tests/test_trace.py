@@ -473,3 +473,23 @@ def test_batched_jacobian_read_from_its_record(record):
     assert len(f.calls) == (1 if record else 1 + J.stats.passes)
     with pytest.raises(ValueError, match="samples must be independent, but numpy.sum over the batch axis"):
         hyperdual.jacobian(lambda X: X * np.sum(X[:, 0]), XB5, batch_axis=0, record=record)
+
+
+def test_replay_frees_each_intermediate_after_its_last_use():
+    """A pass holds its intermediates no longer than a direct call (a long input's lanes
+    go back to the pool within the pass): every slot but the output is emptied by the
+    step that reads it last, and never read afterwards."""
+    H = hyperdual.hessian(rosen, np.linspace(-1, 1, 6), record=True)
+    program = H._problem.evaluate.program
+    freed, reads = {}, {}
+    for j, (kind, out, fn, a, b, free) in enumerate(program.steps):
+        used = {"ss": (a, b), "s": (a,), "sc": (a,), "cs": (b,), "item": (a,)}.get(kind)
+        for r in used if used is not None else ():
+            reads.setdefault(r, []).append(j)
+        for r in free:
+            assert r not in freed
+            freed[r] = j
+    assert program.out not in freed
+    assert set(freed) == set(reads)
+    assert all(freed[r] == max(js) for r, js in reads.items())
+    np.testing.assert_allclose(H[:], rosen_hessian(np.linspace(-1, 1, 6)), rtol=1e-14, atol=1e-12)
