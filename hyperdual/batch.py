@@ -143,9 +143,9 @@ _MOVES = {np.transpose, np.swapaxes, np.moveaxis, np.expand_dims}
 def _verdict(c, out, B, args, kwargs, nodes):
     """None when the call keeps the samples apart on axis 0, else a phrase saying how it
     mixes them; :class:`Unknown` when it has no rule (or moves the batch axis elsewhere)."""
-    f = c.front
-    if f is None and c.impl is _IMPL.apply_ufunc:
-        f = c.args[0]  # (a ufunc called with keyword arguments)
+    f = c[3]
+    if f is None and c[0] is _IMPL.apply_ufunc:
+        f = c[1][0]  # (a ufunc called with keyword arguments)
     ndim = out.ndim
     if f is operator.getitem:
         return _index_verdict(args[1], _ndim(args[0]), c)
@@ -279,44 +279,48 @@ def coupling(nodes, leaves, output, B):
     rule (the steps that use its result are not judged).  Nodes that do not
     reach ``output`` are not judged.
     """
-    calls = {}  # id(call) -> (args, kwargs, recorded operands)
-    for n in nodes:
-        c = n.call
-        if c is not None and id(c) not in calls:
-            calls[id(c)] = _operands(c)
-
-    def operands(c):
-        return calls[id(c)]
-
+    calls = {}  # id(call) -> (args, kwargs, recorded operands), for the nodes that reach output
     need = {output}
     for n in reversed(nodes):
-        if n.call is not None and n in need:
-            need.update(operands(n.call)[2])
+        c = n.call
+        if c is not None and n in need:
+            got = calls.get(id(c))
+            if got is None:
+                got = calls[id(c)] = _operands(c)
+            need.update(got[2])
     judged, tainted, unknown = {}, set(), None
-    methods = set(map(id, UFUNC_METHODS.values()))
+    if not _METHODS:
+        _METHODS.update(map(id, UFUNC_METHODS.values()))
+    methods = _METHODS
+    setitem = _IMPL.setitem
     for n in nodes:
         c = n.call
         if c is None or n not in need:
             continue
-        if id(c) not in judged:
-            args, kwargs, parents = operands(c)
-            if any(p in tainted for p in parents):
-                judged[id(c)] = False  # (downstream of a step without a rule: not judged)
+        ok = judged.get(id(c))
+        if ok is None:
+            args, kwargs, parents = calls[id(c)]
+            if tainted and any(p in tainted for p in parents):
+                ok = False  # (downstream of a step without a rule: not judged)
             else:
                 try:
-                    if c.impl is _IMPL.setitem or id(c.impl) in methods:
+                    if c[0] is setitem or id(c[0]) in methods:
                         v = _impl_verdict(c, B, args, kwargs)
                     else:
                         v = _verdict(c, n.value, B, args, kwargs, parents)
                 except Unknown as exc:
                     unknown = unknown or exc
-                    judged[id(c)] = False
+                    ok = False
                 else:
                     if v:
                         return v
-                    judged[id(c)] = True
-        if not judged[id(c)]:
+                    ok = True
+            judged[id(c)] = ok
+        if not ok:
             tainted.add(n)
     if unknown is not None:
         raise unknown
     return None
+
+
+_METHODS: set = set()  # ids of the ufunc methods' implementations (filled on first use)
