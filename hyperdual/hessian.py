@@ -1097,7 +1097,7 @@ def hessian(f_or_ys: Callable | HyperDual, xs, batch_axis: int | None = None, *,
         function that caches something derived from its input on its first call);
         ``False`` calls it in every pass.  ``None`` (default): the setting
         ``hyperdual.seeding.settings.trace`` (False for now: recording costs about
-        20-60 µs per Hessian).  A function that cannot be recorded is called per
+        40-85 µs per Hessian).  A function that cannot be recorded is called per
         pass, and ``H.stats.mode`` / ``H.stats.reason`` say which mode ran and why.
         With ``batch_axis=0`` the function is called per pass.
 
