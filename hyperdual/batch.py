@@ -32,7 +32,7 @@ import numpy as np
 
 from .array import _IMPL, OPERATORS
 from .chain import UFUNC_METHODS
-from .record import Node, _fill
+from .record import Node, _fill, reached_calls
 
 __all__ = ["coupling", "Unknown"]
 
@@ -266,8 +266,7 @@ def _impl_verdict(c, B, args, kwargs):
             if n.value.ndim != region.ndim:
                 return f"assignment broadcasts an array of shape {n.value.shape} along the batch axis"
         return None
-    if len(args) > 1:
-        raise Unknown(_name(c))
+    # (NumPy hands a ufunc method its array alone, the rest by keyword; axis=0 by default)
     return f"{_name(c)} over the batch axis" if 0 in _axes(kwargs.get("axis", 0), _ndim(args[0])) else None
 
 
@@ -279,27 +278,14 @@ def coupling(nodes, leaves, output, B):
     rule (the steps that use its result are not judged).  Nodes that do not
     reach ``output`` are not judged.
     """
-    calls = {}  # id(call) -> (args, kwargs, recorded operands), for the nodes that reach output
-    need = {output}
-    for n in reversed(nodes):
-        c = n.call
-        if c is not None and n in need:
-            got = calls.get(id(c))
-            if got is None:
-                got = calls[id(c)] = _operands(c)
-            need.update(got[2])
     judged, tainted, unknown = {}, set(), None
     if not _METHODS:
         _METHODS.update(map(id, UFUNC_METHODS.values()))
     methods = _METHODS
     setitem = _IMPL.setitem
-    for n in nodes:
-        c = n.call
-        if c is None or n not in need:
-            continue
-        ok = judged.get(id(c))
-        if ok is None:
-            args, kwargs, parents = calls[id(c)]
+    for n, c, first in reached_calls(nodes, output):
+        if first:
+            args, kwargs, parents = _operands(c)
             if tainted and any(p in tainted for p in parents):
                 ok = False  # (downstream of a step without a rule: not judged)
             else:
@@ -316,7 +302,7 @@ def coupling(nodes, leaves, output, B):
                         return v
                     ok = True
             judged[id(c)] = ok
-        if not ok:
+        if not judged[id(c)]:
             tainted.add(n)
     if unknown is not None:
         raise unknown

@@ -310,6 +310,36 @@ def _parents(node):
     return [r.node for r in nested((args, kwargs), _Ref)]
 
 
+def reaching(nodes, output):
+    """The nodes of ``nodes`` (an order of execution) that ``output`` depends on, in
+    that order, ``output`` last among them."""
+    need = {output}  # (nodes hash by identity)
+    for n in reversed(nodes):
+        c = n.call
+        if c is not None and n in need:
+            refs = c[4]
+            if refs is not None:
+                for _, p in refs:
+                    need.add(p)
+            else:
+                need.update(_parents(n))
+    return [n for n in nodes if n in need]
+
+
+def reached_calls(nodes, output):
+    """``(node, call, first)`` for each recorded (not input) node of :func:`reaching`;
+    ``first`` is True at the first node of its call (a call with a tuple result
+    makes one node per item)."""
+    seen = set()
+    for n in reaching(nodes, output):
+        c = n.call
+        if c is not None:
+            first = id(c) not in seen
+            if first:
+                seen.add(id(c))
+            yield n, c, first
+
+
 def topological(node: Node) -> list[Node]:
     """Nodes that ``node`` depends on, each after its inputs (iterative DFS)."""
     order, seen = [], set()
@@ -393,29 +423,17 @@ class Program:
     __slots__ = ("steps", "nslots", "out", "leaves")
 
     def __init__(self, nodes, leaves, output):
-        need = {output}  # (nodes hash by identity)
-        for n in reversed(nodes):
-            c = n.call
-            if c is not None and n in need:
-                refs = c[4]
-                if refs is not None:
-                    for _, p in refs:
-                        need.add(p)
-                else:
-                    need.update(_parents(n))
         slot = {leaf: k for k, leaf in enumerate(leaves)}
         calls, steps = {}, []
         k = len(leaves)
         try:
-            for n in nodes:
-                c = n.call
-                if c is None or n not in need:
-                    continue
-                cs = calls.get(id(c))
-                if cs is None:
+            for n, c, first in reached_calls(nodes, output):
+                if first:
                     cs = calls[id(c)] = k
                     k += 1
                     steps.append(_step(cs, c, slot))
+                else:
+                    cs = calls[id(c)]
                 if n.index is None:
                     slot[n] = cs
                 else:

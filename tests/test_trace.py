@@ -300,9 +300,28 @@ BATCH_RULES = [
     ("det stacked", lambda X: np.linalg.det(X[:, :, None] * X[:, None, :] + np.eye(3)), None),
     ("assign column", _assign_column, None),
     ("assign a constant row", _assign_row, None),
+    ("ufunc with dtype=", lambda X: np.sum(np.sin(X, dtype=float) ** 2, axis=1), None),
+    ("x[()]", lambda X: np.sum(X[()] ** 2, axis=1), None),
+    ("x[..., 0] of [B]", lambda X: X[:, 0] * X[:, 0][..., 0], r"indexing \[\.\.\., 0\] selects"),
+    ("x[index array]", lambda X: np.sum(X[np.array([1, 0, 2, 3, 4])] * X, axis=1),
+     r"indexing \[<int64 array>\] selects"),
     ("transpose", lambda X: np.sum(X.T ** 2, axis=0), "unknown"),
+    ("tile", lambda X: np.sum(np.tile(X, (2, 1))[:5] ** 2, axis=1), "unknown"),
+    ("vstack of 2-D and 1-D", lambda X: np.sum(np.vstack([X, np.ones(3)])[:5] ** 2, axis=1), "unknown"),
+    ("x[None]", lambda X: np.sum(X[None][0] ** 2, axis=1), "unknown"),
+    ("separated index arrays", lambda X: np.sum(X.reshape(5, 3, 1, 1)[:, [0, 1], :, [0, 0]] ** 2,
+                                                axis=(0, 2)), "unknown"),
     ("reshape flat", lambda X: np.reshape(X ** 2, -1)[::3], "unknown"),
 ]
+
+
+def test_assigning_samples_broadcast_along_the_batch_axis_is_refused():
+    def f(X):
+        Z = X.copy()
+        Z[:] = X[:, 0]      # X [5, 5]: row b of Z gets every sample's X[., 0]
+        return np.sum(Z ** 2, axis=1)
+    with pytest.raises(ValueError, match=r"but assignment broadcasts an array of shape \(5,\)"):
+        hyperdual.hessian(f, _RNG.standard_normal((5, 5)), batch_axis=0, record=True)
 
 
 def test_assigning_a_sample_into_another_row_is_refused():
@@ -389,7 +408,8 @@ def test_replayed_entry_points_match_closed_forms():
         a = -v[0] * (2.0 - v[1]) / 3.0 + np.negative(v[2]) ** 2 + 3.0 / v[1]
         s, logdet = np.linalg.slogdet(np.diag(v))          # a tuple result: log(v0 v1 v2)
         w = np.concatenate([v, v ** v])                    # a list operand: the general step
-        return a + s * logdet + np.sum(w[3:]) + np.sin(v[:1]) @ np.ones(1)
+        avg, wsum = np.average(v, weights=v ** 2, returned=True)  # two recorded results: Σ v³
+        return a + s * logdet + np.sum(w[3:]) + np.sin(v[:1]) @ np.ones(1) + avg * wsum
     x = np.array([0.7, 1.3, 2.1])
     x0, x1, x2 = x
     H = np.zeros((3, 3))
@@ -399,6 +419,7 @@ def test_replayed_entry_points_match_closed_forms():
     H[np.arange(3), np.arange(3)] += -1 / x ** 2            # log x0 + log x1 + log x2
     H[np.arange(3), np.arange(3)] += x ** x * ((np.log(x) + 1) ** 2 + 1 / x)  # Σ x^x
     H[0, 0] += -np.sin(x0)
+    H[np.arange(3), np.arange(3)] += 6 * x                 # Σ x³
     v = hyperdual.variable(x)
     np.testing.assert_allclose(hyperdual.hessian(f(v), v)[:], H, rtol=1e-14, atol=1e-14)
     saved, seeding.settings.trace = seeding.settings.trace, True
