@@ -932,6 +932,9 @@ def _record(evaluate, points, batch=None, replay=True, vector=False):
             except Unknown as exc:  # (the output's value serves the calls per pass)
                 return None, y, (f"with batch_axis=0, {exc} has no rule for the batch axis "
                                  "(hyperdual.batch): the function is called per pass")
+            except Exception as exc:  # noqa: BLE001 - a rule that cannot read this call: no verdict
+                return None, y, (f"with batch_axis=0, the batch rules could not read the record "
+                                 f"({type(exc).__name__}: {exc}): the function is called per pass")
             if mixed:
                 raise ValueError(_mixed(mixed))
         return (_Replay(Program(nodes, leaves, y._node), None, evaluate) if replay else True), y, ""
@@ -1048,6 +1051,9 @@ def _recorded_problem(ys, xs, batch_axis, memory_budget, check=True):
             mixed = coupling(order, leaves, ys._node, batch)
         except Unknown as exc:  # (the samples are compared instead)
             problem.stats.reason = f"with batch_axis=0, {exc} has no rule for the batch axis"
+        except Exception as exc:  # noqa: BLE001 - a rule that cannot read this call: no verdict
+            problem.stats.reason = (f"with batch_axis=0, the batch rules could not read the record "
+                                    f"({type(exc).__name__}: {exc})")
         else:
             if mixed:
                 raise ValueError(_mixed(mixed))

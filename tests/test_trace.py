@@ -514,3 +514,24 @@ def test_replay_frees_each_intermediate_after_its_last_use():
     assert set(freed) == set(reads)
     assert all(freed[r] == max(js) for r, js in reads.items())
     np.testing.assert_allclose(H[:], rosen_hessian(np.linspace(-1, 1, 6)), rtol=1e-14, atol=1e-12)
+
+
+def test_batch_rules_that_fail_give_no_verdict(monkeypatch):
+    """A rule that cannot read a call never breaks a Hessian: the samples are compared,
+    as for a step without a rule."""
+    from hyperdual import batch
+
+    def broken(*args):
+        raise IndexError("a rule read past its arguments")
+    monkeypatch.setattr(batch, "_verdict", broken)
+    f = counted(lambda X: np.sum(X ** 3, axis=1))
+    H = hyperdual.hessian(f, XB5, batch_axis=0, record=True)
+    assert H.stats.mode == "callable"
+    assert "could not read the record (IndexError: a rule read past its arguments)" in H.stats.reason
+    want = np.zeros((5, 3, 3))
+    want[:, np.arange(3), np.arange(3)] = 6 * XB5
+    np.testing.assert_allclose(H[:], want, rtol=1e-15)
+    V = hyperdual.variable(XB5)
+    Hy = hyperdual.hessian(np.sum(V ** 3, axis=1), V, batch_axis=0)
+    assert "could not read the record (IndexError" in Hy.stats.reason
+    np.testing.assert_allclose(Hy[:], want, rtol=1e-15)
