@@ -331,8 +331,11 @@ def average(a, axis=None, weights=None, returned=False, keepdims=False):
 
 
 def _to_last(x, ax):
-    """Move the axes ``ax`` to the end and merge them into one."""
+    """Move the axes ``ax`` to the end and merge them into one (``x`` itself when ``ax``
+    is the last axis alone)."""
     rest = [i for i in range(x.ndim) if i not in ax]
+    if len(ax) == 1 and ax[0] == x.ndim - 1:
+        return x
     x = transpose(x, rest + list(ax))
     return reshape(x, tuple(x.shape[:len(rest)]) + (-1,))
 
