@@ -21,8 +21,9 @@ or not:
   all start with one batch letter; ``det``/``slogdet``/``inv`` of stacked
   matrices.
 
-An operation it has no rule for makes the verdict unknown: the caller then
-calls the function per pass, as without a record.
+An operation it has no rule for makes the verdict unknown (nothing that uses
+its result is judged): the caller then compares the outputs of samples, as
+without a record.
 """
 from __future__ import annotations
 
@@ -131,8 +132,7 @@ def _ndim(a):
 
 # Functions along an ``axis`` argument: they keep the samples apart unless it is axis 0
 # (or None: the whole array).
-_ALONG_AXIS = {np.sum, np.mean, np.var, np.std, np.average, np.prod, np.max, np.min, np.amax, np.amin,
-               np.sort, np.cumsum, np.diff, np.flip, np.roll, np.linalg.norm}
+_ALONG_AXIS = set(_AXIS) - {np.concatenate, np.stack}
 _ELEMENTWISE = {np.where, np.clip, np.copy, np.round, np.around, np.zeros_like, np.ones_like,
                 np.empty_like, np.full_like}
 _STACKED_LINALG = {np.linalg.det, np.linalg.slogdet, np.linalg.inv}

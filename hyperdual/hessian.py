@@ -30,7 +30,7 @@ from .batch import Unknown, coupling
 from .record import Node, Program, record_session, topological
 from .cache import PairCache
 from .columns import settle
-from .context import PassMismatchError, SeedContext, join_contexts
+from .context import SeedContext, join_contexts
 from .pattern import Recorder
 from .seeding import LIVE_FACTOR, InputSpace, pass_capacity, plan_passes, seed_inputs, settings
 from .lean import seeded
@@ -902,9 +902,23 @@ class _Replay:
         return self.program.run(inputs)
 
 
-def _mixed(step):
-    return (f"with batch_axis=0 the samples must be independent, but {step}, which mixes them: "
-            "a per-sample Hessian is not defined. Use batch_axis=None on the flattened input instead")
+def _samples_apart(nodes, leaves, output, batch):
+    """The batch rules' verdict on a record (:mod:`hyperdual.batch`): "" when it keeps
+    the samples apart, else why it has no verdict (a step without a rule, or one the
+    rules cannot read: the samples are then compared).  ValueError when a step mixes
+    the samples."""
+    try:
+        mixed = coupling(nodes, leaves, output, batch)
+    except Unknown as exc:
+        return f"with batch_axis=0, {exc} has no rule for the batch axis (hyperdual.batch)"
+    except Exception as exc:  # noqa: BLE001 - a rule that cannot read this call: no verdict
+        return (f"with batch_axis=0, the batch rules could not read the record "
+                f"({type(exc).__name__}: {exc})")
+    if mixed:
+        raise ValueError(f"with batch_axis=0 the samples must be independent, but {mixed}, which "
+                         "mixes them: a per-sample Hessian is not defined. Use batch_axis=None on "
+                         "the flattened input instead")
+    return ""
 
 
 def _record(evaluate, points, batch=None, replay=True, vector=False):
@@ -927,16 +941,10 @@ def _record(evaluate, points, batch=None, replay=True, vector=False):
         shape = y._value.shape
         if batch is not None and batch > 1 and (shape in ((batch,), (batch, 1)) or
                                                 (vector and shape[:1] == (batch,))):
-            try:  # (an output of another shape is refused by the caller, with its own message)
-                mixed = coupling(nodes, leaves, y._node, batch)
-            except Unknown as exc:  # (the output's value serves the calls per pass)
-                return None, y, (f"with batch_axis=0, {exc} has no rule for the batch axis "
-                                 "(hyperdual.batch): the function is called per pass")
-            except Exception as exc:  # noqa: BLE001 - a rule that cannot read this call: no verdict
-                return None, y, (f"with batch_axis=0, the batch rules could not read the record "
-                                 f"({type(exc).__name__}: {exc}): the function is called per pass")
-            if mixed:
-                raise ValueError(_mixed(mixed))
+            # (an output of another shape is refused by the caller, with its own message)
+            why = _samples_apart(nodes, leaves, y._node, batch)
+            if why:  # (the output's value serves the calls per pass)
+                return None, y, why + ": the function is called per pass"
         return (_Replay(Program(nodes, leaves, y._node), None, evaluate) if replay else True), y, ""
     if isinstance(y, HyperDual) or (isinstance(y, np.ndarray) and y.dtype.kind not in "biuf"):
         return None, None, "the function's output is not an array computed from its inputs"
@@ -1047,16 +1055,8 @@ def _recorded_problem(ys, xs, batch_axis, memory_budget, check=True):
     if check:
         problem._check_output(ys.value, batch, None)
     if batch is not None and batch > 1 and ys.value.shape in ((batch,), (batch, 1)):
-        try:
-            mixed = coupling(order, leaves, ys._node, batch)
-        except Unknown as exc:  # (the samples are compared instead)
-            problem.stats.reason = f"with batch_axis=0, {exc} has no rule for the batch axis"
-        except Exception as exc:  # noqa: BLE001 - a rule that cannot read this call: no verdict
-            problem.stats.reason = (f"with batch_axis=0, the batch rules could not read the record "
-                                    f"({type(exc).__name__}: {exc})")
-        else:
-            if mixed:
-                raise ValueError(_mixed(mixed))
+        problem.stats.reason = _samples_apart(order, leaves, ys._node, batch)
+        if not problem.stats.reason:  # (otherwise the samples are compared)
             problem._independent = True
     return problem, multi
 

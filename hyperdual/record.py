@@ -315,14 +315,8 @@ def reaching(nodes, output):
     that order, ``output`` last among them."""
     need = {output}  # (nodes hash by identity)
     for n in reversed(nodes):
-        c = n.call
-        if c is not None and n in need:
-            refs = c[4]
-            if refs is not None:
-                for _, p in refs:
-                    need.add(p)
-            else:
-                need.update(_parents(n))
+        if n.call is not None and n in need:
+            need.update(_parents(n))
     return [n for n in nodes if n in need]
 
 
