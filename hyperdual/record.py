@@ -315,8 +315,14 @@ def reaching(nodes, output):
     that order, ``output`` last among them."""
     need = {output}  # (nodes hash by identity)
     for n in reversed(nodes):
-        if n.call is not None and n in need:
-            need.update(_parents(n))
+        c = n.call
+        if c is not None and n in need:
+            refs = c[4]
+            if refs is None:
+                need.update(_parents(n))
+            else:  # (the common case, without building a list)
+                for _, p in refs:
+                    need.add(p)
     return [n for n in nodes if n in need]
 
 
