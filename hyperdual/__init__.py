@@ -17,8 +17,10 @@ from .seeding import set_memory_budget
 from .lanes import load_kernels
 from .threads import get_num_threads, set_num_threads
 from .hessian import Hessian, Jacobian, Stats, gradient, hessian, hvp, jacobian
+from .optimize import Derivatives, derivatives, minimize
 
 __all__ = ["HyperDual", "Hessian", "Jacobian", "Stats", "hessian", "jacobian", "hvp", "gradient",
+           "derivatives", "Derivatives", "minimize",
            "variable", "trace_of", "register_ufunc", "register_function", "BinaryRule",
            "set_memory_budget", "load_kernels", "get_num_threads", "set_num_threads", "PassMismatchError", "SeedContext"]
 __version__ = "0.1.0"

@@ -624,6 +624,16 @@ class _Problem:
         self.stats.samples_evaluated += 0 if self.batch is None else (
             self.batch if samples is None else len(samples))
 
+    def hvp(self, v):
+        """``H @ v`` by one pass of the function (or its record)."""
+        def run(xd):
+            y = settle(self.evaluate([xd]))
+            self.stats.function_calls += 1
+            self.stats.passes += 1
+            return y
+        with self.lock:
+            return _hvp_pass(run, self.space.points[0], v)
+
     # -- gradient -------------------------------------------------------------------
     def gradient_entries(self, b, i):
         key = i if b is None else (b, i)
@@ -800,6 +810,25 @@ class Hessian:
         _, c = _coordinates(dims)
         b = None if p.batch is None else np.array(c["b"])
         return np.asarray(p.gradient_entries(b, off + np.array(c["i"])))
+
+    def hvp(self, v) -> np.ndarray:
+        """The product ``H @ v`` in one pass, without forming ``H``.
+
+        For the Hessian of one input without a batch.  A recorded Hessian
+        replays its record (the function is not called again).
+
+        Examples
+        --------
+        >>> import numpy as np, hyperdual
+        >>> H = hyperdual.hessian(lambda x: np.sum(x ** 3), np.array([1.0, 2.0]))
+        >>> H.hvp(np.array([1.0, 1.0]))
+        array([ 6., 12.])
+        """
+        p = self._problem
+        if p.batch is not None or len(p.space.points) != 1:
+            raise ValueError("Hessian.hvp needs the Hessian of one input without a batch; "
+                             "index the blocks (H[:]) and multiply instead")
+        return p.hvp(v)
 
     def __getitem__(self, index) -> Any:
         p = self._problem
@@ -1150,7 +1179,8 @@ def hvp(func: Callable, x, v) -> np.ndarray:
     """The Hessian-vector product ``H(x) @ v`` of a scalar function.
 
     One pass with ``e1`` the unit vectors and ``e2 = v``: row ``i`` of the
-    cross lane is ``e_iᵀ H v``.
+    cross lane is ``e_iᵀ H v``.  (:meth:`Hessian.hvp` does the same on a lazy
+    Hessian, reusing its record.)
 
     Examples
     --------
@@ -1159,6 +1189,11 @@ def hvp(func: Callable, x, v) -> np.ndarray:
     array([ 6., 12.])
     """
     point = _point(x, 0, False)
+    return _hvp_pass(lambda xd: func(xd), point, v)
+
+
+def _hvp_pass(evaluate, point, v):
+    """``H @ v`` from one pass of ``evaluate`` (a HyperDual input -> the output)."""
     if point.ndim > 1:
         raise ValueError(f"x.ndim should be 0 or 1 but got {point.ndim}")
     vec = as_float_array(v, "v")
@@ -1171,10 +1206,12 @@ def hvp(func: Callable, x, v) -> np.ndarray:
     if point.ndim == 1:  # fresh contiguous (n,) value and (K, n) lanes: flat, maybe lean
         xd._flat = True
         seeded(xd)
-    y = func(xd)
+    y = evaluate(xd)
     value = _output_value(y)
     if value.size != 1:
         raise ValueError(f"hvp needs a scalar output, got shape {value.shape}")
+    if np.isnan(value).any():  # a NaN output has no derivatives, as in the Hessian's passes
+        return np.full(point.shape, np.nan)
     if not isinstance(y, HyperDual) or y._e12 is None:
         return np.zeros(point.shape)
     return y._e12.reshape(point.shape).copy()
