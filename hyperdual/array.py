@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numbers
 import operator
+import sys
 import weakref
 from typing import Any, Callable
 
@@ -18,6 +19,7 @@ import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from .context import SeedContext
+from .rules import ufunc_name
 
 __all__ = ["HyperDual", "as_float_array", "FUNCTIONS", "dispatch", "link_view", "OPERATORS"]
 
@@ -52,6 +54,27 @@ FUNCTIONS: dict[Callable, Callable] = {}
 _ESCAPE = ("a HyperDual cannot become a plain number or NumPy array: that would silently drop "
            "its derivative lanes (or, while recording, its dependence on hyperdual.variable "
            "inputs). Use `x.value` for the value (a plain ndarray without derivatives)")
+
+
+#: scipy.special functions that convert their input to an ndarray, and where ours are.
+_CONVERTING = {"logsumexp": "hyperdual.special.logsumexp", "softmax": "hyperdual.special.softmax",
+               "log_softmax": "hyperdual.special.log_softmax"}
+
+
+def _escape_message() -> str:
+    """:data:`_ESCAPE`, or, inside a scipy.special function that converts its input, the
+    function of ours to call instead."""
+    frame = sys._getframe(2)
+    for _ in range(12):
+        if frame is None:
+            break
+        name = frame.f_code.co_name
+        if name in _CONVERTING and frame.f_globals.get("__name__", "").startswith("scipy.special"):
+            return (f"scipy.special.{name} converts its input to a NumPy array, which would drop "
+                    f"the derivative lanes of a HyperDual; call {_CONVERTING[name]} in the function "
+                    f"instead (the same arguments)")
+        frame = frame.f_back
+    return _ESCAPE
 
 
 def as_float_array(v: Any, what: str = "input") -> np.ndarray:
@@ -295,7 +318,7 @@ class HyperDual(NDArrayOperatorsMixin):
 
     # ---- escaping is refused ---------------------------------------------
     def __array__(self, dtype=None, copy=None):
-        raise TypeError(_ESCAPE)
+        raise TypeError(_escape_message())
 
     def __float__(self):
         raise TypeError(_ESCAPE)
@@ -348,17 +371,17 @@ class HyperDual(NDArrayOperatorsMixin):
             kwargs.pop("casting", None)
             dtype = kwargs.pop("dtype", None)
             if dtype not in (None, float, np.float64):
-                raise TypeError(f"numpy.{ufunc.__name__}(..., dtype={dtype!r}): a HyperDual is always "
+                raise TypeError(f"{ufunc_name(ufunc)}(..., dtype={dtype!r}): a HyperDual is always "
                                 "float64; leave dtype out")
             if kwargs:
                 raise TypeError(f"hyperdual does not support the arguments {sorted(kwargs)} "
-                                f"of numpy.{ufunc.__name__}")
+                                f"of {ufunc_name(ufunc)}")
         if method == "__call__":
             result = dispatch(chain.apply_ufunc, (ufunc,) + inputs, {})
         else:
             reduction = chain.UFUNC_METHODS.get((ufunc, method))
             if reduction is None:
-                raise TypeError(f"hyperdual does not support numpy.{ufunc.__name__}.{method}")
+                raise TypeError(f"hyperdual does not support {ufunc_name(ufunc)}.{method}")
             result = dispatch(reduction, inputs, kwargs)
         if out is not None:
             target = out[0] if isinstance(out, tuple) else out

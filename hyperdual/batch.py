@@ -34,6 +34,7 @@ import numpy as np
 from .array import _IMPL, OPERATORS
 from .chain import UFUNC_METHODS
 from .record import Node, _fill, reached_calls
+from .rules import ufunc_name
 
 __all__ = ["coupling", "Unknown"]
 
@@ -55,7 +56,7 @@ def _name(c):
     if f in _SYMBOLS:
         return _SYMBOLS[f]
     if isinstance(f, np.ufunc):
-        return f"numpy.{f.__name__}"
+        return ufunc_name(f)
     for (ufunc, method), impl in UFUNC_METHODS.items():
         if f is impl:
             return f"numpy.{ufunc.__name__}.{method}"

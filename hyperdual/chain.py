@@ -22,7 +22,7 @@ from .pool import POOL_MIN_ENTRIES, empty as _empty
 from .array import _IMPL, HyperDual, as_float_array
 from .context import join_contexts
 from .lean import promote
-from .rules import BINARY, SELECT, UNARY, VALUE_ONLY, ZERO_DERIVATIVE
+from .rules import BINARY, SELECT, UNARY, VALUE_ONLY, ZERO_DERIVATIVE, provide, ufunc_name
 
 __all__ = ["apply_ufunc", "operand", "lane_to", "UFUNC_METHODS", "unsupported_ufunc"]
 
@@ -91,10 +91,11 @@ def _out(wanted, rows, shape, n):
 
 
 def unsupported_ufunc(ufunc):
+    name = ufunc_name(ufunc)
     return TypeError(
-        f"hyperdual does not support the ufunc numpy.{ufunc.__name__} on HyperDual arrays. "
+        f"hyperdual does not support the ufunc {name} on HyperDual arrays. "
         f"Apply it to `x.value` if no derivative is needed, or register its derivatives with "
-        f"hyperdual.register_ufunc(numpy.{ufunc.__name__}, rule).")
+        f"hyperdual.register_ufunc({name}, rule).")
 
 
 # ---- entry point --------------------------------------------------------------
@@ -114,6 +115,8 @@ def apply_ufunc(ufunc, *inputs):
         (x,) = inputs
         if ufunc in ZERO_DERIVATIVE:
             return _new(ufunc(x._value), None, None, None, x._ctx)
+        if provide(ufunc):  # scipy.special's rules, registered on first use
+            return apply_ufunc(ufunc, *inputs)
         raise unsupported_ufunc(ufunc)
     if ufunc.nin == 2:
         a, b = inputs
@@ -124,6 +127,8 @@ def apply_ufunc(ufunc, *inputs):
         rule = BINARY.get(ufunc)
         if rule is not None:
             return binary(ufunc, rule, a, b)
+        if provide(ufunc):
+            return apply_ufunc(ufunc, *inputs)
     raise unsupported_ufunc(ufunc)
 
 

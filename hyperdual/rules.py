@@ -24,13 +24,15 @@ Register rules for functions we do not ship with :func:`register_ufunc`.
 """
 from __future__ import annotations
 
+import importlib
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 __all__ = ["UNARY", "BINARY", "ZERO_DERIVATIVE", "VALUE_ONLY", "SELECT",
-           "BinaryRule", "register_ufunc"]
+           "BinaryRule", "register_ufunc", "PROVIDERS", "provide", "ufunc_name"]
 
 LN2 = np.log(2.0)
 LN10 = np.log(10.0)
@@ -186,3 +188,33 @@ def register_ufunc(ufunc: np.ufunc, derivatives: Callable | BinaryRule) -> None:
         raise TypeError("a binary rule is a hyperdual.BinaryRule(dx=..., dy=..., dxy=...)")
     for key in keys:
         (UNARY if ufunc.nin == 1 else BINARY)[key] = derivatives
+
+
+#: Modules whose ufuncs have rules in a module of ours, imported (and so registered) on
+#: first use: ``{their module: our module}``.  Neither is imported before that.
+PROVIDERS = {"scipy.special": "hyperdual.special"}
+
+
+def _home(ufunc) -> str | None:
+    """The module of :data:`PROVIDERS` (already imported) that exports ``ufunc``, if any."""
+    name = getattr(ufunc, "__name__", None)
+    for module in PROVIDERS:
+        found = sys.modules.get(module)
+        if found is not None and name is not None and getattr(found, name, None) is ufunc:
+            return module
+    return None
+
+
+def provide(ufunc) -> bool:
+    """Register the rules of ``ufunc``'s module on its first use; True if ``ufunc`` has
+    a rule now (so the caller tries again), False if it has none."""
+    module = _home(ufunc)
+    if module is None or ufunc in UNARY or ufunc in BINARY:
+        return False
+    importlib.import_module(PROVIDERS[module])
+    return ufunc in UNARY or ufunc in BINARY
+
+
+def ufunc_name(ufunc) -> str:
+    """``scipy.special.erf``, ``numpy.sin``: the name a user wrote."""
+    return f"{_home(ufunc) or 'numpy'}.{getattr(ufunc, '__name__', repr(ufunc))}"
