@@ -11,10 +11,9 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import optimize  # (the test extra has scipy; hyperdual itself needs it only here)
 
 import hyperdual
-
-optimize = pytest.importorskip("scipy.optimize")  # (CI installs the scipy extra)
 
 
 def rosen(x):

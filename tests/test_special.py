@@ -10,14 +10,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import mpmath as mp  # (with sympy, in the test extra)
 import numpy as np
 import pytest
+import scipy.special as sc
 
 import hyperdual
-
-sc = pytest.importorskip("scipy.special")  # (CI installs the scipy extra)
-mp = pytest.importorskip("mpmath")
-from hyperdual import special  # noqa: E402  (needs scipy)
+from hyperdual import special
 
 mp.mp.dps = 40
 
