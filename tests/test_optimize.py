@@ -31,24 +31,23 @@ class Counted:
         return self.f(x, *args)
 
 
-IU = np.triu_indices(13, 1)
+I, J = np.triu_indices(13, 1)
 
 
 def lennard_jones(x):
-    """The energy of 13 atoms in reduced units: ``4 Σ_{i<j} (r⁻¹² - r⁻⁶)``."""
+    """The energy of 13 atoms in reduced units: ``4 Σ_{i<j} (r⁻¹² - r⁻⁶)``, pair by pair
+    (benchmarks/bench_optimize.py writes it with a distance matrix)."""
     X = x.reshape(13, 3)
-    d = X[:, None, :] - X[None, :, :]
-    r2 = np.sum(d * d, axis=-1)[IU]
-    inv6 = 1.0 / r2 ** 3
-    return 4.0 * np.sum(inv6 * inv6 - inv6)
+    r2 = np.sum((X[I] - X[J]) ** 2, axis=1)
+    return 4.0 * np.sum(r2 ** -6 - r2 ** -3)
 
 
 def icosahedron(radius):
+    """A centre atom and the 12 vertices ``(0, ±1, ±φ)`` and their cyclic shifts."""
     p = (1 + 5 ** 0.5) / 2
-    v = np.array([[0, 1, p], [0, -1, p], [0, 1, -p], [0, -1, -p], [1, p, 0], [-1, p, 0],
-                  [1, -p, 0], [-1, -p, 0], [p, 0, 1], [-p, 0, 1], [p, 0, -1], [-p, 0, -1]])
-    v *= radius / np.linalg.norm(v[0])
-    return np.vstack([np.zeros(3), v])
+    base = [(0.0, s1, s2 * p) for s1 in (1, -1) for s2 in (1, -1)]
+    v = np.array([np.roll(b, k) for k in range(3) for b in base])
+    return np.vstack([np.zeros(3), v * radius / np.linalg.norm(v[0])])
 
 
 #: The global minimum of the 13-atom Lennard-Jones cluster (the Cambridge Cluster Database).
