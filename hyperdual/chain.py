@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import lanes, threads, window
-from .lanes import _Choice
+from .lanes import _Choice, scale_lane as _scale
 from .pool import POOL_MIN_ENTRIES, empty as _empty
 from .array import _IMPL, HyperDual, as_float_array
 from .context import join_contexts
@@ -531,19 +531,19 @@ def scale(x, c, y):
         cw = window.cut(c, *x._win, n) if type(c) is np.ndarray and c.ndim else c
         if y.shape == (n,) and cw is not NotImplemented:
             e1, e2, e12 = x._e1, x._e2, x._e12
-            n1 = None if e1 is None else e1 * cw
-            n2 = n1 if e2 is e1 else (None if e2 is None else e2 * cw)
-            return window.result(y, n1, n2, None if e12 is None else e12 * cw, x._ctx, x._win)
+            n1 = None if e1 is None else _scale(e1, cw)
+            n2 = n1 if e2 is e1 else (None if e2 is None else _scale(e2, cw))
+            return window.result(y, n1, n2, None if e12 is None else _scale(e12, cw), x._ctx, x._win)
         window.densify(x)
     nd = y.ndim
     e1, e2, e12 = x._e1, x._e2, x._e12
     if x._flat and (type(c) is not np.ndarray or c.ndim == 0):  # a scalar: lanes stay (K, n)
-        n1 = None if e1 is None else e1 * c
-        n2 = n1 if e2 is e1 else (None if e2 is None else e2 * c)
-        return flat(y, n1, n2, None if e12 is None else e12 * c, x._ctx)
-    n1 = None if e1 is None else _align(e1, nd) * c
-    n2 = n1 if e2 is e1 else (None if e2 is None else _align(e2, nd) * c)
-    return _new(y, n1, n2, None if e12 is None else _align(e12, nd) * c, x._ctx)
+        n1 = None if e1 is None else _scale(e1, c)
+        n2 = n1 if e2 is e1 else (None if e2 is None else _scale(e2, c))
+        return flat(y, n1, n2, None if e12 is None else _scale(e12, c), x._ctx)
+    n1 = None if e1 is None else _scale(_align(e1, nd), c)
+    n2 = n1 if e2 is e1 else (None if e2 is None else _scale(_align(e2, nd), c))
+    return _new(y, n1, n2, None if e12 is None else _scale(_align(e12, nd), c), x._ctx)
 
 
 def _scalar_power(x, c):

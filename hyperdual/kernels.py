@@ -75,6 +75,13 @@ def _mul(g, v):  # pragma: no cover - compiled
 
 
 @_jit
+def _lmul(u, v):  # pragma: no cover - compiled
+    """``u * v`` of two lane entries: 0 where either is an exact zero (``inf * 0 -> 0``),
+    the rule of :func:`_mul` for a product of derivative terms."""
+    return u * v if (u != 0.0 and v != 0.0) else 0.0
+
+
+@_jit
 def _has_nan(y):  # pragma: no cover - compiled
     for t in range(y.shape[0]):
         if y[t] != y[t]:
@@ -117,13 +124,13 @@ def _scale_row(g, e, o):  # pragma: no cover - compiled
 @_jit
 def _chain_cross_row(g1, e12, g2, x1, x2, o):  # pragma: no cover - compiled
     for t in range(o.shape[0]):
-        o[t] = _mul(g1[t], e12[t]) + _mul(g2[t], x1[t] * x2[t])
+        o[t] = _mul(g1[t], e12[t]) + _mul(g2[t], _lmul(x1[t], x2[t]))
 
 
 @_jit
 def _cross_only_row(g2, x1, x2, o):  # pragma: no cover - compiled
     for t in range(o.shape[0]):
-        o[t] = _mul(g2[t], x1[t] * x2[t])
+        o[t] = _mul(g2[t], _lmul(x1[t], x2[t]))
 
 
 @_jit
@@ -161,7 +168,7 @@ def _chain_single_row(g1, g2, e1, e2, e12, o1, o2, o12):  # pragma: no cover - c
         x2 = e2[t]
         o1[t] = _mul(g, x1)
         o2[t] = _mul(g, x2)
-        o12[t] = _mul(g, e12[t]) + _mul(g2[t], x1 * x2)
+        o12[t] = _mul(g, e12[t]) + _mul(g2[t], _lmul(x1, x2))
 
 
 #: Up to this many elements a kernel runs plain loops over (row, element): per-row
@@ -187,10 +194,10 @@ def _chain_small(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12, cross, has12):  # 
             b = jp[p]
             if has12:
                 for t in range(n):
-                    o12[p, t] = _mul(g1[t * s1], e12[p, t]) + _mul(g2[t * s2], e1[a, t] * e2[b, t])
+                    o12[p, t] = _mul(g1[t * s1], e12[p, t]) + _mul(g2[t * s2], _lmul(e1[a, t], e2[b, t]))
             else:
                 for t in range(n):
-                    o12[p, t] = _mul(g2[t * s2], e1[a, t] * e2[b, t])
+                    o12[p, t] = _mul(g2[t * s2], _lmul(e1[a, t], e2[b, t]))
     elif has12:
         for p in range(o12.shape[0]):
             for t in range(n):
@@ -218,7 +225,7 @@ def _product_small(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o1
         b = jp[p]
         for t in range(n):
             o12[p, t] = (_mul(yv[t], xe12[p, t]) + _mul(xv[t], ye12[p, t])
-                         + xe1[a, t] * ye2[b, t] + ye1[a, t] * xe2[b, t])
+                         + _lmul(xe1[a, t], ye2[b, t]) + _lmul(ye1[a, t], xe2[b, t]))
     if _has_nan(y):
         _poison(y, o1)
         _poison(y, o2)
@@ -343,13 +350,13 @@ def binary_lanes(y, gx, gy, gxx, gxy, gyy, xe1, xe2, xe12, ye1, ye2, ye12, ip, j
             if hy12:
                 s += _mul(gy[t * sy], ye12[p, t])
             if hxx:
-                s += _mul(gxx[t * sxx], xe1[a, t] * xe2[b, t])
+                s += _mul(gxx[t * sxx], _lmul(xe1[a, t], xe2[b, t]))
             if hyy:
-                s += _mul(gyy[t * syy], ye1[a, t] * ye2[b, t])
+                s += _mul(gyy[t * syy], _lmul(ye1[a, t], ye2[b, t]))
             if hxy_a:
-                s += _mul(gxy[t * sxy], xe1[a, t] * ye2[b, t])
+                s += _mul(gxy[t * sxy], _lmul(xe1[a, t], ye2[b, t]))
             if hxy_b:
-                s += _mul(gxy[t * sxy], ye1[a, t] * xe2[b, t])
+                s += _mul(gxy[t * sxy], _lmul(ye1[a, t], xe2[b, t]))
             o12[p, t] = s
     if _has_nan(y):
         _poison(y, o1)
@@ -366,7 +373,7 @@ def _product_first_row(yv, xe, xv, ye, o):  # pragma: no cover - compiled
 @_jit
 def _product_cross_row(yv, xe12, xv, ye12, x1, y2, y1, x2, o):  # pragma: no cover - compiled
     for t in range(o.shape[0]):
-        o[t] = _mul(yv[t], xe12[t]) + _mul(xv[t], ye12[t]) + x1[t] * y2[t] + y1[t] * x2[t]
+        o[t] = _mul(yv[t], xe12[t]) + _mul(xv[t], ye12[t]) + _lmul(x1[t], y2[t]) + _lmul(y1[t], x2[t])
 
 
 @_jit
@@ -477,13 +484,13 @@ def square_lanes(a, e1, e12, ip, jp, y, o1, o12):  # pragma: no cover - compiled
             i = ip[p]
             j = jp[p]
             for t in range(n):
-                o12[p, t] = _mul(2.0 * a[t], e12[p, t]) + _mul(2.0, e1[i, t] * e1[j, t])
+                o12[p, t] = _mul(2.0 * a[t], e12[p, t]) + _mul(2.0, _lmul(e1[i, t], e1[j, t]))
     else:
         for p in range(o12.shape[0]):
             i = ip[p]
             j = jp[p]
             for t in range(n):
-                o12[p, t] = _mul(2.0, e1[i, t] * e1[j, t])
+                o12[p, t] = _mul(2.0, _lmul(e1[i, t], e1[j, t]))
     if _has_nan(y):
         _poison(y, o1)
         _poison(y, o12)
@@ -574,10 +581,10 @@ def lean_chain(y, g1, g2, xl, k1, k2s, x12, ip, jp, ol):  # pragma: no cover - c
             q = r + p
             if x12 >= 0 and cross:
                 for t in range(n):
-                    ol[q, t] = _mul(g1[t * s1], xl[x12 + p, t]) + _mul(g2[t * s2], xl[a, t] * xl[b, t])
+                    ol[q, t] = _mul(g1[t * s1], xl[x12 + p, t]) + _mul(g2[t * s2], _lmul(xl[a, t], xl[b, t]))
             elif cross:
                 for t in range(n):
-                    ol[q, t] = _mul(g2[t * s2], xl[a, t] * xl[b, t])
+                    ol[q, t] = _mul(g2[t * s2], _lmul(xl[a, t], xl[b, t]))
             elif x12 >= 0:
                 for t in range(n):
                     ol[q, t] = _mul(g1[t * s1], xl[x12 + p, t])
@@ -611,7 +618,7 @@ def lean_product(xv, yv, xl, yl, k1, k2s, x12, y12, ip, jp, v, ol):  # pragma: n
         if x12 >= 0 and y12 >= 0:  # product_lanes' all-lanes arithmetic
             for t in range(n):
                 ol[q, t] = (_mul(yv[t], xl[x12 + p, t]) + _mul(xv[t], yl[y12 + p, t])
-                            + xl[a, t] * yl[b, t] + yl[a, t] * xl[b, t])
+                            + _lmul(xl[a, t], yl[b, t]) + _lmul(yl[a, t], xl[b, t]))
         else:  # binary_lanes' (gx = y, gy = x, gxy = 1), a cross lane missing
             for t in range(n):
                 s = 0.0
@@ -619,8 +626,8 @@ def lean_product(xv, yv, xl, yl, k1, k2s, x12, y12, ip, jp, v, ol):  # pragma: n
                     s += _mul(yv[t], xl[x12 + p, t])
                 if y12 >= 0:
                     s += _mul(xv[t], yl[y12 + p, t])
-                s += _mul(1.0, xl[a, t] * yl[b, t])
-                s += _mul(1.0, yl[a, t] * xl[b, t])
+                s += _mul(1.0, _lmul(xl[a, t], yl[b, t]))
+                s += _mul(1.0, _lmul(yl[a, t], xl[b, t]))
                 ol[q, t] = s
     if _has_nan(v):
         _poison(v, ol)
@@ -646,10 +653,10 @@ def lean_square(a, xl, k1, x12, ip, jp, y, ol):  # pragma: no cover - compiled
         q = k1 + p
         if x12 >= 0:
             for t in range(n):
-                ol[q, t] = _mul(2.0 * a[t], xl[x12 + p, t]) + _mul(2.0, xl[i, t] * xl[j, t])
+                ol[q, t] = _mul(2.0 * a[t], xl[x12 + p, t]) + _mul(2.0, _lmul(xl[i, t], xl[j, t]))
         else:
             for t in range(n):
-                ol[q, t] = _mul(2.0, xl[i, t] * xl[j, t])
+                ol[q, t] = _mul(2.0, _lmul(xl[i, t], xl[j, t]))
     if _has_nan(y):
         _poison(y, ol)
     return odd

@@ -22,6 +22,27 @@ def _mul_np(lane, g, out=None):
     return out
 
 
+def _lmul_np(u, v):
+    """``u * v`` of two lanes: 0 where either entry is an exact zero (``inf * 0 -> 0``)."""
+    with np.errstate(invalid="ignore"):
+        out = u * v
+    np.copyto(out, 0.0, where=(u == 0.0) | (v == 0.0))
+    return out
+
+
+def scale_lane(lane, c):
+    """``lane * c`` for a constant factor ``c`` (a number or an array broadcasting with the
+    lane): exact zeros of the lane stay zero where ``c`` is infinite or NaN, the rule every
+    kernel applies (:func:`hyperdual.kernels._mul`), so ``x * inf`` and ``x * (0*x + inf)``
+    have the same lanes."""
+    if (bool(np.isfinite(c).all()) if type(c) is np.ndarray else c - c == 0):
+        return lane * c
+    with np.errstate(invalid="ignore"):
+        out = lane * c
+    np.copyto(out, 0.0, where=(lane == 0.0))
+    return out
+
+
 def _poison_np(y, *outs):
     bad = np.isnan(y)
     if bad.any():
@@ -39,7 +60,7 @@ def chain_lanes_numpy(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12):
     if o12.shape[0]:
         cross = g2.shape[0] > 0 and e1.shape[0] > 0 and e2.shape[0] > 0
         if cross:
-            _mul_np(e1[ip] * e2[jp], g2, o12)
+            _mul_np(_lmul_np(e1[ip], e2[jp]), g2, o12)
             if e12.shape[0]:
                 o12 += _mul_np(e12, g1)
         else:
@@ -71,13 +92,13 @@ def binary_lanes_numpy(y, gx, gy, gxx, gxy, gyy, xe1, xe2, xe12, ye1, ye2, ye12,
             o12 += _mul_np(ye12, gy)
         x1, x2, y1, y2 = (lane.shape[0] > 0 for lane in (xe1, xe2, ye1, ye2))
         if gxx.shape[0] and x1 and x2:
-            o12 += _mul_np(xe1[ip] * xe2[jp], gxx)
+            o12 += _mul_np(_lmul_np(xe1[ip], xe2[jp]), gxx)
         if gyy.shape[0] and y1 and y2:
-            o12 += _mul_np(ye1[ip] * ye2[jp], gyy)
+            o12 += _mul_np(_lmul_np(ye1[ip], ye2[jp]), gyy)
         if gxy.shape[0] and x1 and y2:
-            o12 += _mul_np(xe1[ip] * ye2[jp], gxy)
+            o12 += _mul_np(_lmul_np(xe1[ip], ye2[jp]), gxy)
         if gxy.shape[0] and y1 and x2:
-            o12 += _mul_np(ye1[ip] * xe2[jp], gxy)
+            o12 += _mul_np(_lmul_np(ye1[ip], xe2[jp]), gxy)
     _poison_np(y, o1, o2, o12)
 
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 
 from .array import _LEAN_OPS, LEAN, HyperDual, link_view
-from .lanes import _Choice, choose, constant, lane_sums
+from .lanes import _Choice, choose, constant, lane_sums, scale_lane
 from .pool import POOL_MIN_ENTRIES
 from .rules import UNARY
 
@@ -213,7 +213,7 @@ def multiply(a, b):
 # ---- a lean operand and a Python number c ------------------------------------------
 def scale(x, c, y):
     """``y = x * c`` (or ``x / (1/c)``): every lane scaled by ``c``."""
-    return _lean(y, x._lanes * c, x._lay, x._ctx)
+    return _lean(y, scale_lane(x._lanes, c), x._lay, x._ctx)
 
 
 def rsubtract(x, c):
