@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import lanes, threads, window
-from .lanes import _Choice, scale_lane as _scale
+from .lanes import _Choice, negated as _negated, scale_lane as _scale
 from .pool import POOL_MIN_ENTRIES, empty as _empty
 from .array import _IMPL, HyperDual, as_float_array
 from .context import join_contexts
@@ -317,7 +317,7 @@ def _combine(la, lb, shape, negate_b):
     if lb is None:
         return lane_to(la, shape) if la is not None else None
     if negate_b:
-        lb = -lb
+        lb = _negated(lb)
     if la is None:
         return lane_to(lb, shape)
     nd = len(shape)
@@ -336,7 +336,7 @@ def _lane_sum(la, lb, negate_b):
     if lb is None:
         return la
     if la is None:
-        return -lb if negate_b else lb
+        return _negated(lb) if negate_b else lb
     return la - lb if negate_b else la + lb
 
 
@@ -367,9 +367,9 @@ def _add_same(a, b, negate_b):
             out = _new(a + b._value, b._e1, b._e2, b._e12, b._ctx)
         else:
             e1, e2, e12 = b._e1, b._e2, b._e12
-            n1 = None if e1 is None else -e1
-            n2 = n1 if e2 is e1 else (None if e2 is None else -e2)
-            out = _new(a - b._value, n1, n2, None if e12 is None else -e12, b._ctx)
+            n1 = None if e1 is None else _negated(e1)
+            n2 = n1 if e2 is e1 else (None if e2 is None else _negated(e2))
+            out = _new(a - b._value, n1, n2, None if e12 is None else _negated(e12), b._ctx)
         if b._flat:
             out._flat = True
             promote(out)
@@ -441,7 +441,7 @@ def _add_window(a, b, negate_b):
         if lb is None:
             return pad_lane(la, wa)
         if negate_b:
-            lb = -lb
+            lb = _negated(lb)
         if la is None:
             return pad_lane(lb, wb)
         if wa == wb:
@@ -473,7 +473,7 @@ def _add_windows(a, b, negate_b):
         win = wa
         e1 = a._e1 - b._e1 if negate_b else a._e1 + b._e1
         a12, b12 = a._e12, b._e12
-        e12 = a12 if b12 is None else (-b12 if negate_b else b12) if a12 is None else \
+        e12 = a12 if b12 is None else (_negated(b12) if negate_b else b12) if a12 is None else \
             a12 - b12 if negate_b else a12 + b12
     else:
         lo, hi = min(wa[0], wb[0]), max(wa[1], wb[1])

@@ -693,7 +693,7 @@ def lean_add(al, bl, r, a12, b12, negate, out):  # pragma: no cover - compiled
                 out[q, t] = al[a12 + p, t]
         elif negate:
             for t in range(n):
-                out[q, t] = -bl[b12 + p, t]
+                out[q, t] = 0.0 - bl[b12 + p, t]  # (+0.0 for a zero, as _mul(-1, 0))
         else:
             for t in range(n):
                 out[q, t] = bl[b12 + p, t]

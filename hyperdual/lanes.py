@@ -36,11 +36,20 @@ def scale_lane(lane, c):
     kernel applies (:func:`hyperdual.kernels._mul`), so ``x * inf`` and ``x * (0*x + inf)``
     have the same lanes."""
     if (bool(np.isfinite(c).all()) if type(c) is np.ndarray else c - c == 0):
-        return lane * c
+        out = lane * c
+        if (bool((c < 0).any()) if type(c) is np.ndarray else c < 0):
+            np.add(out, 0.0, out=out)  # -0.0 -> +0.0: exact zeros stay +0.0, as in the kernels
+        return out
     with np.errstate(invalid="ignore"):
         out = lane * c
     np.copyto(out, 0.0, where=(lane == 0.0))
     return out
+
+
+def negated(lane, out=None):
+    """``-lane`` with exact zeros ``+0.0`` (``0 - lane``): the sign the chain rule's kernels
+    give ``np.negative`` (``_mul(-1, 0) = 0``), so every path negates to the same bits."""
+    return np.subtract(0.0, lane, out=out)
 
 
 def _poison_np(y, *outs):

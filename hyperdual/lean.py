@@ -44,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 
 from .array import _LEAN_OPS, LEAN, HyperDual, link_view
-from .lanes import _Choice, choose, constant, lane_sums, scale_lane
+from .lanes import _Choice, choose, constant, lane_sums, negated, scale_lane
 from .pool import POOL_MIN_ENTRIES
 from .rules import UNARY
 
@@ -172,7 +172,7 @@ def _add(a, b, negate):
     else:
         (np.subtract if negate else np.add)(al, bl[:r], out=out[:r])
         if negate:
-            np.negative(bl[r:], out=out[r:])
+            negated(bl[r:], out=out[r:])
         else:
             out[r:] = bl[r:]
     return _lean(y, out, a._lay if a12 >= 0 else b._lay, a._ctx)
@@ -218,11 +218,11 @@ def scale(x, c, y):
 
 def rsubtract(x, c):
     """``c - x``: the lanes negated."""
-    return _lean(c - x._value, -x._lanes, x._lay, x._ctx)
+    return _lean(c - x._value, negated(x._lanes), x._lay, x._ctx)
 
 
 def negative(x):
-    return _lean(-x._value, -x._lanes, x._lay, x._ctx)
+    return _lean(-x._value, negated(x._lanes), x._lay, x._ctx)
 
 
 def power(x, c):

@@ -95,6 +95,11 @@ PROGRAMS = {
     "matrix_left": lambda x: np.sin(_A @ x) * (_A @ x),        # A @ x, A constant
     "matrix_right": lambda x: np.exp(x @ _B) + x[:5] * 2.0,     # x @ B, B constant
     "matrix_tall": lambda x: np.tanh(_C @ (x * x)),             # 12 rows from 8
+    # exact zeros negated or scaled by a negative constant stay +0.0 on every path
+    "negative_scale": lambda x: (x * x) * -2.0,
+    "negative_divide": lambda x: np.sin(x) / -3.0,
+    "np_negative": lambda x: np.negative(np.sin(x)),
+    "rsub_number_cross": lambda x: 1.0 - x * x,
 }
 _RNG = np.random.default_rng(21)
 _A = _RNG.standard_normal((8, 8)) / 3.0
@@ -137,6 +142,7 @@ def test_lean_paths_equal_the_general_paths(name, lean_on, monkeypatch):
     np.testing.assert_array_equal(a.value, b.value)
     for la, lb in ((a.e1, b.e1), (a.e2, b.e2), (a.e12, b.e12)):
         np.testing.assert_array_equal(la, lb)
+        np.testing.assert_array_equal(np.signbit(la), np.signbit(lb))  # (the sign of zero too)
 
 
 def test_lean_paths_on_non_contiguous_lanes():

@@ -75,6 +75,20 @@ def test_an_infinite_constant_factor_keeps_zero_lanes(n, write):
     assert block[0, 0] == np.inf and block[1, 1] == np.inf
 
 
+@pytest.mark.parametrize("n", [2, 5, 40, 300])
+@pytest.mark.parametrize("record", [False, True])
+@pytest.mark.parametrize("write", [lambda v: -(v[0] * v[1]), lambda v: (v[0] * v[1]) * -2.0,
+                                   lambda v: 1.0 - v[0] * v[1], lambda v: np.sum(1.0 - v * v[::-1]),
+                                   lambda v: np.sum(v * v[::-1] / -3.0), lambda v: np.sum(-(v * v[::-1])),
+                                   lambda v: v[0] - v[0] * v[1]])
+def test_zero_entries_are_positive_zeros(n, record, write):
+    """A negation or a negative constant factor never turns an exact zero into -0.0, on
+    any path (packed, general, pattern pass, recorded): one sign of zero everywhere."""
+    H = hyperdual.hessian(write, np.ones(n), record=record)[:]
+    assert (H == 0).any()
+    assert not np.signbit(H[H == 0]).any()
+
+
 @pytest.mark.parametrize("func,x", [
     (lambda x: np.sum(np.log(x)), np.array([-1.0, 2.0])),
     (lambda x: np.sum(np.arcsin(x)), np.array([2.0, 0.5])),
