@@ -746,12 +746,12 @@ class Hessian:
     Examples
     --------
     >>> import numpy as np, hyperdual
-    >>> H = hyperdual.hessian(lambda x: np.sum(x ** 3), np.array([1.0, 2.0, 3.0]))
+    >>> H = hyperdual.hessian(lambda x: np.sum(x ** 3) + x[1] * x[2], np.array([1.0, 2.0, 3.0]))
     >>> H.shape, H.stats.passes
     ((3, 3), 0)
     >>> H[1:, 1:]
-    array([[12.,  0.],
-           [ 0., 18.]])
+    array([[12.,  1.],
+           [ 1., 18.]])
     >>> H.stats.pairs_evaluated
     3
     """

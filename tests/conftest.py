@@ -13,8 +13,8 @@ whole suite checks that windows change no result.  HYPERDUAL_TEST_PATTERN=always
 finds the sparsity pattern (hyperdual.pattern) for every request without a batch,
 so the whole suite checks that structural zeros are exact.  Tests that count
 passes and evaluated pairs of small requests pin the default threshold with the
-``default_pattern`` fixture; the doctest of ``hyperdual.Hessian`` cannot, and
-counts one pair less in that mode (a structural zero), by design.
+``default_pattern`` fixture (the doctests count pairs of functions whose pattern
+is full).
 Batched passes over one 2-D input use column lanes (hyperdual.columns) by
 default; HYPERDUAL_TEST_COLUMNS=off runs the suite with full lanes only.
 Small 1-D pass arrays take the lean paths (hyperdual.lean); HYPERDUAL_TEST_LEAN=off
@@ -25,6 +25,9 @@ checks that threads change no result.  HYPERDUAL_TEST_TRACE=on records every
 callable of ``hessian(func, xs)`` once and replays the record in each pass
 (=off calls it per pass); tests of what a function sees in each pass pin the
 per-pass mode with the ``per_pass`` fixture.
+
+``.ci/run`` runs the suite in the default mode (the README's command), then once
+in each of these modes (see there).
 """
 import os
 
