@@ -26,6 +26,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import ops
 from .array import _IMPL, FUNCTIONS, HyperDual, as_float_array, link_view
 from .chain import _align, flat, lane_to, operand, value_of
 from .lanes import lane_sums as _lane_sums
@@ -37,7 +38,8 @@ _new = HyperDual._new
 
 
 def implements(*funcs: Callable):
-    """Register an implementation for NumPy functions (``out=`` handled here)."""
+    """Register an implementation for NumPy functions (``out=`` handled here); each
+    function's kind is declared in :mod:`hyperdual.ops`."""
     def deco(impl):
         def run(*args, out=None, **kwargs):
             result = impl(*args, **kwargs)
@@ -51,22 +53,36 @@ def implements(*funcs: Callable):
         run.__name__ = run.__qualname__ = impl.__name__
         run.__doc__ = impl.__doc__
         for f in funcs:
+            ops.bind(f, run)  # (LookupError for a function without a declared kind)
             FUNCTIONS[f] = run
         return impl
     return deco
 
 
-def register_function(numpy_function: Callable, implementation: Callable) -> None:
+def register_function(numpy_function: Callable, implementation: Callable, kind: str = "opaque") -> None:
     """Use ``implementation`` for ``numpy_function`` on HyperDual arrays.
 
     The implementation receives the original arguments (HyperDual arrays
     among them) and must return a HyperDual built from supported operations
     (or a plain array for value-only results).
 
+    Parameters
+    ----------
+    numpy_function : callable
+        The NumPy function (dispatched through ``__array_function__``).
+    implementation : callable
+        Its implementation for HyperDual arguments.
+    kind : str, optional
+        What it does to the derivative lanes (:mod:`hyperdual.ops`):
+        ``"composed"`` when it is written with supported operations only (the
+        sparsity pattern then sees through it), ``"linear"``, ``"selection"``,
+        ``"zero"``, ``"value"``, ``"multilinear"``, or ``"opaque"`` (default:
+        no route looks inside, so a Hessian through it seeds every pair).
+
     Examples
     --------
     >>> import numpy as np, hyperdual
-    >>> hyperdual.register_function(np.nansum, lambda x, **kw: np.sum(x, **kw))
+    >>> hyperdual.register_function(np.nansum, lambda x, **kw: np.sum(x, **kw), kind="composed")
     >>> H = hyperdual.hessian(lambda x: np.nansum(x ** 3), np.array([1.0, 2.0]))
     >>> H[:]
     array([[ 6.,  0.],
@@ -74,6 +90,9 @@ def register_function(numpy_function: Callable, implementation: Callable) -> Non
     """
     if not callable(implementation):
         raise TypeError("implementation must be callable")
+    if kind not in ops.KINDS:
+        raise ValueError(f"kind must be one of {', '.join(repr(k) for k in ops.KINDS)}; got {kind!r}")
+    ops.declare(kind, numpy_function)
     implements(numpy_function)(implementation)
 
 
@@ -997,10 +1016,7 @@ def _value_only(fn):
     return impl
 
 
-VALUE_FUNCTIONS = (np.argmax, np.argmin, np.argsort, np.allclose, np.isclose, np.any, np.all,
-                   np.count_nonzero, np.nonzero, np.flatnonzero, np.shape, np.ndim, np.size,
-                   np.array_equal, np.searchsorted, np.argwhere, np.iscomplexobj, np.isrealobj)
-for _fn in VALUE_FUNCTIONS:
+for _fn in ops.functions_of(ops.VALUE):
     implements(_fn)(_value_only(_fn))
 
 del _fn

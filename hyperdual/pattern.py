@@ -20,33 +20,22 @@ every nonlinear step, the supports of its operands' ``e1`` lanes; the union of
 be nonzero (a superset: ``g''`` is treated as nonzero everywhere).  The
 other pairs are exact zeros and need no pass.
 
-Only steps whose cross terms are known here may run in a pattern pass:
-elementwise ufuncs (through :mod:`hyperdual.chain`) and the array functions
-in :data:`SAFE_FUNCTIONS`, which are linear or built from those.  Anything
-else (``matmul``, ``einsum``, ``inv``, a user-registered function, …) raises
+Only steps whose cross terms are known here may run in a pattern pass: those
+whose kind in the op registry (:mod:`hyperdual.ops`) is one of
+:data:`hyperdual.ops.PATTERN_KINDS`: elementwise ufuncs (through
+:mod:`hyperdual.chain`), and array functions that are linear, selections,
+constant, of the value, or composed of those.  Anything else (``matmul``,
+``einsum``, ``inv``, a function registered as opaque, …) raises
 :class:`PatternAbort`, and the Hessian falls back to seeding every pair.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .array import _IMPL, FUNCTIONS, HyperDual
+from .array import _IMPL, HyperDual
+from .ops import LINEAR, PATTERN_KINDS, impl_kind, ufunc_kind
 
-__all__ = ["Recorder", "PatternAbort", "safe", "SAFE_FUNCTIONS"]
-
-#: NumPy functions that may run in a pattern pass: linear maps, selections,
-#: functions of the value, and functions built from ufuncs and these.
-SAFE_FUNCTIONS = (
-    np.sum, np.mean, np.var, np.std, np.average, np.prod, np.max, np.amax, np.min, np.amin,
-    np.sort, np.cumsum, np.diff, np.reshape, np.ravel, np.transpose, np.swapaxes, np.moveaxis,
-    np.expand_dims, np.squeeze, np.broadcast_to, np.atleast_1d, np.atleast_2d, np.atleast_3d,
-    np.concatenate, np.stack, np.hstack, np.vstack, np.column_stack, np.flip, np.roll, np.repeat,
-    np.tile, np.take, np.copy, np.where, np.clip, np.round, np.around, np.diagonal, np.trace, np.diag,
-    np.zeros_like, np.ones_like, np.empty_like, np.full_like,
-    np.argmax, np.argmin, np.argsort, np.allclose, np.isclose, np.any, np.all, np.count_nonzero,
-    np.nonzero, np.flatnonzero, np.shape, np.ndim, np.size, np.array_equal, np.searchsorted,
-    np.argwhere, np.iscomplexobj, np.isrealobj,
-)
+__all__ = ["Recorder", "PatternAbort", "safe"]
 
 #: Largest support (inputs one element depends on, at a nonlinear step) a
 #: pattern is built for; beyond it the Hessian is treated as dense.
@@ -54,19 +43,22 @@ MAX_SUPPORT = 64
 #: Largest number of candidate pairs a pattern may collect.
 MAX_CANDIDATES = 2 ** 24
 
-_SAFE: set = set()
-
 
 class PatternAbort(Exception):
     """A step whose cross terms the pattern pass cannot follow."""
 
 
-def safe(impl) -> bool:
-    """Whether ``impl`` (a dispatched implementation) may run in a pattern pass."""
-    if not _SAFE:
-        _SAFE.update(FUNCTIONS[f] for f in SAFE_FUNCTIONS if f in FUNCTIONS)
-        _SAFE.update((_IMPL.apply_ufunc, _IMPL.getitem, _IMPL.setitem))
-    return impl in _SAFE
+def safe(impl, args=()) -> bool:
+    """Whether ``impl`` (a dispatched implementation; ``args[0]`` the ufunc of
+    ``apply_ufunc``) may run in a pattern pass: its kind (:mod:`hyperdual.ops`) is
+    one the pass follows."""
+    if impl is _IMPL.apply_ufunc:
+        kind = ufunc_kind(args[0]) if args else None
+    elif impl is _IMPL.getitem or impl is _IMPL.setitem:  # (dispatch's own entry points)
+        kind = LINEAR
+    else:
+        kind = impl_kind(impl)
+    return kind in PATTERN_KINDS
 
 
 class Recorder:
@@ -149,7 +141,7 @@ def _recorder_of(objs):
 
 def check(impl, args, kwargs) -> None:
     """Called by dispatch for operations on arrays of a pattern pass."""
-    if not safe(impl) or (impl is _IMPL.apply_ufunc and args and args[0] is np.matmul):
+    if not safe(impl, args):
         rec = _recorder_of(tuple(args) + tuple(kwargs.values()))
         raise rec.abort(getattr(impl, "__name__", "an operation"))
 

@@ -160,15 +160,72 @@ def test_budget_too_small_for_the_pattern_pass(point, default_pattern):
     assert H.stats.structural_zeros == 0
 
 
-def test_registered_function_falls_back(point, default_pattern):
+@pytest.fixture
+def restore_registry(monkeypatch):
+    """Undo a test's registrations (functions, kinds, ufunc rules) afterwards."""
+    from hyperdual import ops, rules
+    saved = {name: dict(getattr(ops, name)) for name in ("_KIND", "_IMPL_KIND")}
+    functions, unary = dict(hyperdual.array.FUNCTIONS), dict(rules.UNARY)
+    yield
+    for name, table in saved.items():
+        getattr(ops, name).clear()
+        getattr(ops, name).update(table)
+    hyperdual.array.FUNCTIONS.clear()
+    hyperdual.array.FUNCTIONS.update(functions)
+    rules.UNARY.clear()
+    rules.UNARY.update(unary)
+
+
+def _chain_of(fn):
+    """A tridiagonal function through ``fn`` (a reduction): chained Rosenbrock-like terms."""
+    return lambda x: fn((x[1:] - x[:-1] ** 2) ** 2) + np.sum(np.sin(x))
+
+
+def test_registered_function_falls_back(point, default_pattern, restore_registry):
+    """Registered without a kind, a function is opaque: every pair is seeded."""
     hyperdual.register_function(np.nansum, lambda a, **kw: np.sum(a, **kw))
-    try:
-        f = lambda x: np.nansum(x ** 3) * x[0]  # noqa: E731
-        H = hyperdual.hessian(f, point)
-        np.testing.assert_allclose(H[:], _dense(f, point), rtol=1e-13, atol=1e-13)
-        assert H.stats.structural_zeros == 0
-    finally:
-        hyperdual.array.FUNCTIONS.pop(np.nansum, None)
+    f = lambda x: np.nansum(x ** 3) * x[0]  # noqa: E731
+    H = hyperdual.hessian(f, point)
+    np.testing.assert_allclose(H[:], _dense(f, point), rtol=1e-13, atol=1e-13)
+    assert H.stats.structural_zeros == 0
+
+
+@pytest.mark.parametrize("kind", ["composed", "linear"])
+def test_a_registered_function_of_a_followed_kind_keeps_the_pattern(point, default_pattern,
+                                                                     restore_registry, kind):
+    hyperdual.register_function(np.nansum, lambda a, **kw: np.sum(a, **kw), kind=kind)
+    f = _chain_of(np.nansum)
+    H = hyperdual.hessian(f, point)
+    np.testing.assert_allclose(H[:], _dense(f, point), rtol=1e-13, atol=1e-13)
+    assert H.stats.structural_zeros == N * (N + 1) // 2 - (2 * N - 1)  # the band alone was seeded
+
+
+def test_a_registered_ufunc_keeps_the_pattern(point, default_pattern, restore_registry):
+    import numba
+
+    @numba.vectorize(["float64(float64)"])
+    def cube(a):
+        return a * a * a
+    hyperdual.register_ufunc(cube, lambda a, y: (3.0 * a * a, 6.0 * a))
+    f = _chain_of(lambda t: np.sum(cube(t)))
+    H = hyperdual.hessian(f, point)
+    np.testing.assert_allclose(H[:], _dense(f, point), rtol=1e-13, atol=1e-13)
+    assert H.stats.structural_zeros == N * (N + 1) // 2 - (2 * N - 1)
+
+
+def test_every_implementation_has_a_declared_kind():
+    """One registry: each NumPy function dispatch implements is declared in hyperdual.ops
+    (implements() refuses one that is not), and nothing is declared without one."""
+    from hyperdual import ops
+    implemented = set(hyperdual.array.FUNCTIONS)
+    assert all(ops.kind_of(f) in ops.KINDS for f in implemented)
+    declared = {f for kind in ops.KINDS for f in ops.functions_of(kind)}
+    assert declared - implemented <= {np.nansum}  # (a doctest registers np.nansum)
+    with pytest.raises(LookupError, match="nanmax has no declared kind"):
+        hyperdual.functions.implements(np.nanmax)(lambda a: a)
+    with pytest.raises(ValueError, match="kind must be one of .*got 'sparse'"):
+        hyperdual.register_function(np.nanmax, lambda a: a, kind="sparse")
+    assert np.nanmax not in hyperdual.array.FUNCTIONS
 
 
 def test_ys_form_uses_the_pattern(point, default_pattern):
