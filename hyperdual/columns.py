@@ -39,6 +39,7 @@ import numpy as np
 
 from .array import _IMPL, FUNCTIONS, HyperDual, link_view, nested
 from .context import SeedContext
+from .ops import ELEMENTWISE, SELECTION, VALUE, ZERO, ufunc_kind
 
 __all__ = ["ColumnSeeds", "seed", "densify", "settle", "compact_call"]
 
@@ -116,11 +117,14 @@ def _densify_all(obj) -> None:
             densify(x)
 
 
+#: The ufunc kinds (:mod:`hyperdual.ops`) that keep every element in its column.
+_ELEMENTWISE_KINDS = frozenset((ELEMENTWISE, SELECTION, ZERO, VALUE))
+
+
 def _elementwise(args) -> bool:
     """Whether a ufunc call keeps every element in its column: every HyperDual operand
     has column lanes of one context and the result's shape."""
-    ufunc = args[0]
-    if ufunc is np.matmul or ufunc.signature is not None:
+    if ufunc_kind(args[0]) not in _ELEMENTWISE_KINDS:
         return False
     ctx = None
     shapes = []

@@ -5,9 +5,10 @@ pass today; the window and column layouts, the record's planner next) asks
 :func:`kind_of` / :func:`ufunc_kind` here instead of keeping a list of its own.
 The kinds:
 
-* ``ELEMENTWISE``: a ufunc with a row of the derivative table
-  (:mod:`hyperdual.rules`: unary, binary, selection, zero-derivative or
-  value-only); output element ``t`` reads element ``t`` of each (broadcast) input.
+* ``ELEMENTWISE``: a ufunc with a unary or binary row of the derivative table
+  (:mod:`hyperdual.rules`); output element ``t`` reads element ``t`` of each
+  (broadcast) input.  The table's other ufuncs are ``SELECTION`` (``maximum``),
+  ``ZERO`` (``floor``) and ``VALUE`` (``greater``), elementwise too.
 * ``LINEAR``: the output's lanes are the inputs' lanes moved, added and scaled
   by constants: reductions, cumulative sums and differences, indexing,
   reshapes, transposes, joins, repeats.
@@ -83,16 +84,20 @@ def impl_kind(impl: Callable) -> str | None:
 
 
 def ufunc_kind(ufunc) -> str | None:
-    """The kind of a ufunc: from its row of the derivative table (registering a provided
-    module's rules on first use, :func:`hyperdual.rules.provide`), ``MULTILINEAR`` for
+    """The kind of a ufunc, from the table of :mod:`hyperdual.rules` it is in:
+    ``SELECTION`` (``maximum`` ...), ``ZERO`` (``floor`` ...), ``VALUE`` (``greater``
+    ...), ``ELEMENTWISE`` (a unary or binary rule, registering a provided module's
+    rules on first use: :func:`hyperdual.rules.provide`); ``MULTILINEAR`` for
     ``matmul``; None for a ufunc without a rule."""
     if ufunc is np.matmul:
         return MULTILINEAR
-    if ufunc in rules.UNARY or ufunc in rules.BINARY or ufunc in rules.SELECT \
-            or ufunc in rules.ZERO_DERIVATIVE or ufunc in rules.VALUE_ONLY \
-            or ufunc is np.add or ufunc is np.subtract or ufunc is np.multiply:
-        return ELEMENTWISE
-    if rules.provide(ufunc):
+    if ufunc in rules.SELECT:
+        return SELECTION
+    if ufunc in rules.ZERO_DERIVATIVE:
+        return ZERO
+    if ufunc in rules.VALUE_ONLY:
+        return VALUE
+    if ufunc in rules.UNARY or ufunc in rules.BINARY or rules.provide(ufunc):
         return ELEMENTWISE
     return None
 

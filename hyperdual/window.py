@@ -44,7 +44,7 @@ import numpy as np
 
 from .array import _IMPL, FUNCTIONS, HyperDual, link_view, nested
 from .lanes import lane_sums as _lane_sums
-from .rules import SELECT
+from .ops import ELEMENTWISE, VALUE, ZERO, ufunc_kind
 
 __all__ = ["densify", "windowed", "cut", "union", "pad", "result"]
 
@@ -198,7 +198,7 @@ def windowed(impl, args: tuple, kwargs: dict):
     result = NotImplemented
     if impl is _IMPL.apply_ufunc and not kwargs:
         ufunc = args[0]
-        if ufunc is not np.matmul and ufunc.nin <= 2 and not _selects(ufunc):
+        if ufunc_kind(ufunc) in _CARRIED:
             return impl(*args)  # the chain rule is window-aware itself
     elif impl is _IMPL.getitem and not kwargs and len(args) == 2 and _win1d(args[0]):
         result = _getitem(*args)
@@ -211,12 +211,13 @@ def windowed(impl, args: tuple, kwargs: dict):
     return result
 
 
+#: The ufunc kinds (:mod:`hyperdual.ops`) whose results keep their operands' window: the
+#: chain rule's (a selection moves lanes by value, across the window's edge).
+_CARRIED = frozenset((ELEMENTWISE, ZERO, VALUE))
+
+
 def _win1d(x):
     return type(x) is HyperDual and x._win is not None
-
-
-def _selects(ufunc):
-    return ufunc in SELECT
 
 
 _IMPL.windowed, _IMPL.densify = windowed, densify
