@@ -29,7 +29,7 @@ import numpy as np
 
 from .array import _IMPL, HyperDual, as_float_array, dispatch, link_view, nested
 from .context import PassMismatchError
-from .rules import BINARY, SELECT, UNARY
+from .rules import BINARY, UNARY
 
 __all__ = ["variable", "record_call", "record_session", "Program", "Node", "trace_of",
            "RecordedNode"]
@@ -229,9 +229,9 @@ def record_ufunc(ufunc, inputs, front):
     calls go through :func:`record_call`.  ``front`` as for ``dispatch``."""
     if len(inputs) == 1:
         x = inputs[0]
-        if type(x) is HyperDual and UNARY.get(ufunc) is not None:
+        if type(x) is HyperDual and ufunc in UNARY:
             return _recorded(ufunc(x._value), _IMPL.apply_ufunc, (ufunc, None), front, ((1, x._node),))
-    elif len(inputs) == 2 and ufunc in BINARY and ufunc not in SELECT:
+    elif len(inputs) == 2 and ufunc in BINARY:
         a, b = inputs
         ta, tb = type(a), type(b)
         if ta is HyperDual:
