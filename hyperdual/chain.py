@@ -22,7 +22,7 @@ from .pool import POOL_MIN_ENTRIES, empty as _empty
 from .array import _IMPL, HyperDual, as_float_array
 from .context import join_contexts
 from .lean import promote
-from .rules import BINARY, SELECT, UNARY, VALUE_ONLY, ZERO_DERIVATIVE, provide, ufunc_name
+from .rules import BINARY, SELECT, UNARY, VALUE_ONLY, ZERO_DERIVATIVE, constant_power, provide, ufunc_name
 
 __all__ = ["apply_ufunc", "operand", "lane_to", "UFUNC_METHODS", "unsupported_ufunc"]
 
@@ -559,9 +559,7 @@ def _scalar_power(x, c):
     elif c == 1.0:
         g1, g2 = 1.0, None
     else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            g1 = c * np.power(s, c - 1.0)
-            g2 = (c * (c - 1.0)) * np.power(s, c - 2.0)
+        g1, g2 = constant_power(s, c)
     if w is not None:
         return _lift_window(y, x, g1, g2, cut=False)
     return lift(y, x, g1, g2)

@@ -46,7 +46,7 @@ import numpy as np
 from .array import _LEAN_OPS, LEAN, HyperDual, link_view
 from .lanes import _Choice, choose, constant, lane_sums, negated, scale_lane
 from .pool import POOL_MIN_ENTRIES
-from .rules import UNARY
+from .rules import UNARY, constant_power
 
 __all__ = ["promote", "seeded"]
 
@@ -230,10 +230,7 @@ def power(x, c):
     ``g' = c x^(c-1)``, ``g'' = c (c-1) x^(c-2)``."""
     a = x._value
     y = np.asarray(np.power(a, c))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        g1 = c * np.power(a, c - 1.0)
-        g2 = (c * (c - 1.0)) * np.power(a, c - 2.0)
-    return _chain(y, x, g1, g2)
+    return _chain(y, x, *constant_power(a, c))
 
 
 def square(x):

@@ -1029,3 +1029,36 @@ def test_large_nan_domain():
         assert not np.any(np.isnan(lane[:, ~bad]))
     good = ~bad
     assert_close(y.e12[:, good], (D / x0 - V[ip] * W[jp] / x0 ** 2)[:, good], atol=1e-12)
+
+
+# ---- the fast paths' specialisations of table entries, bit for bit -----------------------------
+_EDGES = np.array([0.0, -0.0, 1e-300, -1e-300, 5e-324, 0.5, -0.5, 1.0, -1.0, 2.0, -3.5, 1e10, -1e10,
+                   1e300, np.inf, -np.inf, np.nan])
+
+
+@pytest.mark.parametrize("c", [-2.5, -2.0, -1.0, -0.5, 0.5, 1.5, 2.0, 3.0, 0.1, 7.0, 1e-3])
+def test_constant_power_is_the_table_entry(c):
+    """``rules.constant_power`` (what ``x ** c`` runs) against ``BINARY[np.power].dx``."""
+    from hyperdual.rules import BINARY, constant_power
+    with np.errstate(all="ignore"):
+        y = np.power(_EDGES, c)
+        got = constant_power(_EDGES, c)
+        want = BINARY[np.power].dx(_EDGES, c, y)
+    for g, w in zip(got, want):
+        g, w = np.broadcast_to(g, _EDGES.shape), np.broadcast_to(w, _EDGES.shape)
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(w))
+        ok = ~np.isnan(w)
+        np.testing.assert_array_equal(g[ok].view(np.int64), w[ok].view(np.int64))
+
+
+@pytest.mark.parametrize("c", [-2.5, -1.0, 0.5, 1.5, 2.0, 3.0])
+def test_power_by_a_constant_matches_the_table_on_every_path(c):
+    """``x ** c`` (the packed, windowed and general fast paths) against ``np.power`` through
+    the table's binary rule with the exponent as a (constant) second operand."""
+    import hyperdual
+    x = np.array([0.5, 1.5, 2.0, 3.0, 0.25, 4.0])
+    H = hyperdual.hessian(lambda v: np.sum(v ** c), x)[:]
+    want = np.diag(c * (c - 1.0) * x ** (c - 2.0))
+    np.testing.assert_allclose(H, want, rtol=1e-15)
+    Hb = hyperdual.hessian(lambda v: np.sum(np.power(v, np.full(6, c))), x)[:]
+    np.testing.assert_array_equal(H, Hb)
