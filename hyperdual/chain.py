@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import lanes, threads, window
-from .lanes import _Choice, negated as _negated, scale_lane as _scale
+from .lanes import _Choice, is_zero, negated as _negated, scale_lane as _scale
 from .pool import POOL_MIN_ENTRIES, empty as _empty
 from .array import _IMPL, HyperDual, as_float_array
 from .context import join_contexts
@@ -524,26 +524,31 @@ def select(ufunc, a, b):
 
 # ---- binary ----------------------------------------------------------------------
 def scale(x, c, y):
-    """``x * c`` for a constant ``c``: every lane is scaled (linear, no kernel)."""
+    """``x * c`` for a constant ``c``: every lane is scaled (linear, no kernel), to the bits
+    of the table's ``(c, None)`` through the chain rule (:func:`hyperdual.lanes.scale_lane`;
+    a scalar zero leaves no lanes, as a zero factor does there)."""
     y = np.asarray(y)
+    if is_zero(c):
+        return _new(y, None, None, None, x._ctx)
     if x._win is not None:
         n = x._value.shape[0]
         cw = window.cut(c, *x._win, n) if type(c) is np.ndarray and c.ndim else c
         if y.shape == (n,) and cw is not NotImplemented:
             e1, e2, e12 = x._e1, x._e2, x._e12
-            n1 = None if e1 is None else _scale(e1, cw)
-            n2 = n1 if e2 is e1 else (None if e2 is None else _scale(e2, cw))
-            return window.result(y, n1, n2, None if e12 is None else _scale(e12, cw), x._ctx, x._win)
+            yw = y[x._win[0]:x._win[1]]
+            n1 = None if e1 is None else _scale(e1, cw, yw)
+            n2 = n1 if e2 is e1 else (None if e2 is None else _scale(e2, cw, yw))
+            return window.result(y, n1, n2, None if e12 is None else _scale(e12, cw, yw), x._ctx, x._win)
         window.densify(x)
     nd = y.ndim
     e1, e2, e12 = x._e1, x._e2, x._e12
     if x._flat and (type(c) is not np.ndarray or c.ndim == 0):  # a scalar: lanes stay (K, n)
-        n1 = None if e1 is None else _scale(e1, c)
-        n2 = n1 if e2 is e1 else (None if e2 is None else _scale(e2, c))
-        return flat(y, n1, n2, None if e12 is None else _scale(e12, c), x._ctx)
-    n1 = None if e1 is None else _scale(_align(e1, nd), c)
-    n2 = n1 if e2 is e1 else (None if e2 is None else _scale(_align(e2, nd), c))
-    return _new(y, n1, n2, None if e12 is None else _scale(_align(e12, nd), c), x._ctx)
+        n1 = None if e1 is None else _scale(e1, c, y)
+        n2 = n1 if e2 is e1 else (None if e2 is None else _scale(e2, c, y))
+        return flat(y, n1, n2, None if e12 is None else _scale(e12, c, y), x._ctx)
+    n1 = None if e1 is None else _scale(_align(e1, nd), c, y)
+    n2 = n1 if e2 is e1 else (None if e2 is None else _scale(_align(e2, nd), c, y))
+    return _new(y, n1, n2, None if e12 is None else _scale(_align(e12, nd), c, y), x._ctx)
 
 
 def _scalar_power(x, c):

@@ -30,11 +30,13 @@ def _lmul_np(u, v):
     return out
 
 
-def scale_lane(lane, c):
+def scale_lane(lane, c, y=None):
     """``lane * c`` for a constant factor ``c`` (a number or an array broadcasting with the
-    lane): exact zeros of the lane stay zero where ``c`` is infinite or NaN, the rule every
-    kernel applies (:func:`hyperdual.kernels._mul`), so ``x * inf`` and ``x * (0*x + inf)``
-    have the same lanes."""
+    lane), with the bits the chain rule gives the table's ``(c, None)``: exact zeros of the
+    lane stay +0.0 (also where ``c`` is negative, infinite or NaN: the kernels'
+    zero-keeping multiply, :func:`hyperdual.kernels._mul`), and where ``c`` is not finite,
+    every lane is NaN where the value ``y`` (broadcasting like the lane's elements) is NaN.
+    So ``x * inf`` and ``x * (0*x + inf)`` have the same lanes."""
     if (bool(np.isfinite(c).all()) if type(c) is np.ndarray else c - c == 0):
         out = lane * c
         if (bool((c < 0).any()) if type(c) is np.ndarray else c < 0):
@@ -43,7 +45,14 @@ def scale_lane(lane, c):
     with np.errstate(invalid="ignore"):
         out = lane * c
     np.copyto(out, 0.0, where=(lane == 0.0))
+    if y is not None:
+        np.copyto(out, np.nan, where=np.isnan(y))
     return out
+
+
+def is_zero(c) -> bool:
+    """Whether ``c`` is a scalar zero (``0.0``, ``-0.0``): a factor that leaves no derivative."""
+    return (type(c) is not np.ndarray or c.ndim == 0) and c == 0
 
 
 def negated(lane, out=None):

@@ -44,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 
 from .array import _LEAN_OPS, LEAN, HyperDual, link_view
-from .lanes import _Choice, choose, constant, lane_sums, negated, scale_lane
+from .lanes import _Choice, choose, constant, is_zero, lane_sums, negated, scale_lane
 from .pool import POOL_MIN_ENTRIES
 from .rules import UNARY, constant_power
 
@@ -212,8 +212,11 @@ def multiply(a, b):
 
 # ---- a lean operand and a Python number c ------------------------------------------
 def scale(x, c, y):
-    """``y = x * c`` (or ``x / (1/c)``): every lane scaled by ``c``."""
-    return _lean(y, scale_lane(x._lanes, c), x._lay, x._ctx)
+    """``y = x * c`` (or ``x / (1/c)``): every lane scaled by ``c``
+    (:func:`hyperdual.lanes.scale_lane`; a zero ``c`` leaves no lanes)."""
+    if is_zero(c):
+        return HyperDual._new(np.asarray(y), None, None, None, x._ctx)
+    return _lean(y, scale_lane(x._lanes, c, y), x._lay, x._ctx)
 
 
 def rsubtract(x, c):

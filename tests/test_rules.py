@@ -1062,3 +1062,74 @@ def test_power_by_a_constant_matches_the_table_on_every_path(c):
     np.testing.assert_allclose(H, want, rtol=1e-15)
     Hb = hyperdual.hessian(lambda v: np.sum(np.power(v, np.full(6, c))), x)[:]
     np.testing.assert_array_equal(H, Hb)
+
+
+def _edge_dual(seed, lean_ok=False):
+    """A HyperDual of 9 elements whose value holds 0, -0, huge and tiny entries and whose
+    lanes hold 0, ±inf, huge and tiny ones (K1 = K2 = 2, three pairs); general (not flat)
+    unless ``lean_ok``.  (No -0.0 lane entries: seeds are 0 and 1, and the kernels'
+    zero-keeping multiply maps a -0.0 lane entry to +0.0 where scaling keeps its sign;
+    only an underflow makes one.)"""
+    from hyperdual.context import SeedContext
+    rng = np.random.default_rng(seed)
+    pool = np.array([0.0, 0.0, 1.5, -2.0, 1e300, 1e-300, np.inf, -np.inf, 0.75])
+    value = rng.permutation(np.array([0.0, -0.0, 2.0, -1.5, 1e200, 1e-200, 3.0, -0.5, 0.25]))
+    lanes = [rng.choice(pool, (k, 9)) for k in (2, 2, 3)]
+    ctx = SeedContext(np.array([0, 1, 1]), np.array([0, 0, 1]), 2, 2)
+    x = HyperDual._new(value, *lanes, ctx)
+    if lean_ok:
+        x._flat = True
+    return x
+
+
+def _lifted(y, x, g1, g2):
+    from hyperdual import chain
+    return chain.lift(np.asarray(y), x, g1, g2)
+
+
+def _bits_equal(a, b):
+    for la, lb in ((a.value, b.value), (a.e1, b.e1), (a.e2, b.e2), (a.e12, b.e12)):
+        la, lb = np.asarray(la), np.asarray(lb)
+        np.testing.assert_array_equal(np.isnan(la), np.isnan(lb))
+        ok = ~np.isnan(lb)
+        np.testing.assert_array_equal(la[ok].view(np.int64), lb[ok].view(np.int64))
+
+
+@pytest.mark.parametrize("c", [2.5, -3.0, 0.0, -0.0, np.inf, -np.inf, 1e-310])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_constant_operand_paths_are_the_table_entries(c, seed):
+    """``x * c``, ``c * x``, ``x / c``, ``c - x``, ``x + c`` take their own routes (scaling,
+    shifting); each gives the bits of its table entry lifted by the one chain rule.  A zero
+    factor (``x * 0``, ``x / inf``: a function identically 0) leaves no derivative at all,
+    where the chain rule's ``0 · inf`` of a general factor would be NaN."""
+    from hyperdual.rules import BINARY
+    x = _edge_dual(seed)
+    xv = x.value
+    with np.errstate(all="ignore"):
+        if c == 0:
+            for q in (x * c, c * x):
+                assert q.e1 is not None and not q.e1.any() and not q.e12.any()
+        cases = [] if c == 0 else [(x * c, xv * c, BINARY[np.multiply].dx(xv, c, xv * c)),
+                                   (c * x, c * xv, BINARY[np.multiply].dy(c, xv, c * xv))]
+        cases += [(x + c, xv + c, BINARY[np.add].dx(xv, c, xv + c)),
+                 (c - x, c - xv, BINARY[np.subtract].dy(c, xv, c - xv))]
+        if np.isfinite(c) and c != 0:
+            cases.append((x / c, xv / c, BINARY[np.true_divide].dx(xv, c, xv / c)))
+        for got, y, (g1, g2) in cases:
+            _bits_equal(got, _lifted(y, x, g1, g2))
+        if not np.isfinite(c):  # x / ±inf is 0 for every finite x: no derivative at all (the
+            q = x / c           # kernels' g = 0 times an infinite lane entry would be NaN)
+            assert q.e1 is not None and not q.e1.any() and not q.e12.any()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_own_routes_of_two_operands_and_negation_are_the_table_entries(seed):
+    """``x ± y`` (lane sums), ``x * y`` (the product kernel) and ``-x`` against the table's
+    ``add``/``subtract``/``multiply`` partials through the binary kernel, and ``negative``'s."""
+    from hyperdual import chain
+    from hyperdual.rules import BINARY, UNARY
+    x, z = _edge_dual(seed), _edge_dual(seed + 10)
+    with np.errstate(all="ignore"):
+        for ufunc, got in ((np.add, x + z), (np.subtract, x - z), (np.multiply, x * z)):
+            _bits_equal(got, chain._binary_both(ufunc, BINARY[ufunc], x, z))
+        _bits_equal(-x, _lifted(-x.value, x, *UNARY[np.negative](x.value, -x.value)))
