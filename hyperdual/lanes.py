@@ -37,6 +37,8 @@ def scale_lane(lane, c, y=None):
     zero-keeping multiply, :func:`hyperdual.kernels._mul`), and where ``c`` is not finite,
     every lane is NaN where the value ``y`` (broadcasting like the lane's elements) is NaN.
     So ``x * inf`` and ``x * (0*x + inf)`` have the same lanes."""
+    if type(c) is float and 0.0 < c < _INF:  # the common case: nothing to check
+        return lane * c
     if (bool(np.isfinite(c).all()) if type(c) is np.ndarray else c - c == 0):
         out = lane * c
         if (bool((c < 0).any()) if type(c) is np.ndarray else c < 0):
@@ -52,13 +54,19 @@ def scale_lane(lane, c, y=None):
 
 def is_zero(c) -> bool:
     """Whether ``c`` is a scalar zero (``0.0``, ``-0.0``): a factor that leaves no derivative."""
+    if type(c) is float:
+        return c == 0.0
     return (type(c) is not np.ndarray or c.ndim == 0) and c == 0
+
+
+_ZERO = np.zeros(())  # (a 0-d operand: cheaper for NumPy than the Python number 0.0)
+_INF = float("inf")
 
 
 def negated(lane, out=None):
     """``-lane`` with exact zeros ``+0.0`` (``0 - lane``): the sign the chain rule's kernels
     give ``np.negative`` (``_mul(-1, 0) = 0``), so every path negates to the same bits."""
-    return np.subtract(0.0, lane, out=out)
+    return np.subtract(_ZERO, lane, out=out)
 
 
 def _poison_np(y, *outs):
