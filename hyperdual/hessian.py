@@ -1189,7 +1189,7 @@ def hvp(func: Callable, x, v) -> np.ndarray:
     array([ 6., 12.])
     """
     point = _point(x, 0, False)
-    return _hvp_pass(lambda xd: func(xd), point, v)
+    return _hvp_pass(func, point, v)
 
 
 def _hvp_pass(evaluate, point, v):

@@ -44,9 +44,7 @@ def scale_lane(lane, c, y=None):
         if (bool((c < 0).any()) if type(c) is np.ndarray else c < 0):
             np.add(out, 0.0, out=out)  # -0.0 -> +0.0: exact zeros stay +0.0, as in the kernels
         return out
-    with np.errstate(invalid="ignore"):
-        out = lane * c
-    np.copyto(out, 0.0, where=(lane == 0.0))
+    out = _mul_np(lane, c)
     if y is not None:
         np.copyto(out, np.nan, where=np.isnan(y))
     return out

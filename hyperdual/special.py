@@ -272,10 +272,9 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
         s = s * sign
     with np.errstate(divide="ignore"):
         out = np.log(s) + shift
-    if not keepdims:
-        shape = np.sum(np.zeros(value.shape), axis=axis).shape
-        out = out.reshape(shape)
-        sign = None if sign is None else sign.reshape(shape)
+    if not keepdims:  # (every reduced axis has length 1 here; None: all of them)
+        out = np.squeeze(out, axis=axis)
+        sign = None if sign is None else np.squeeze(sign, axis=axis)
     return (out, sign) if return_sign else out
 
 
