@@ -560,7 +560,7 @@ def _scalar_power(x, c):
     w = None if x._win is None else _factor_window(x, y)
     s = a if w is None else a[w[0]:w[1]]  # the derivatives are needed on the window only
     if c == 2.0:
-        g1, g2 = 2.0 * s, 2.0
+        g1, g2 = UNARY[np.square](s, None)
     elif c == 1.0:
         g1, g2 = 1.0, None
     else:

@@ -221,6 +221,44 @@ def test_square_lanes_is_the_tables_square_rule():
     np.testing.assert_array_equal(o12, w12)
 
 
+@pytest.mark.parametrize("present", [(True,) * 6, (True, True, False, True, True, True),
+                                     (True, True, False, True, True, False)])
+@pytest.mark.parametrize("n", [1, 9, kernels._SMALL + 3])
+def test_product_lanes_is_the_tables_multiply_rule(present, n):
+    """The product kernel restates ``BINARY[np.multiply]`` (``g_x = y``, ``g_y = x``,
+    ``g_xy = 1``) for speed; it must be that entry lifted by the one binary chain-rule
+    kernel, bit for bit, at 0, -0, ±inf, NaN, huge and tiny values and lane entries."""
+    from hyperdual.rules import BINARY
+    rng = np.random.default_rng(n)
+    edges = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e300, -1e-300, 1.0, -1.0])
+
+    def edgy(shape):
+        v = rng.standard_normal(shape)
+        flat = v.reshape(-1)
+        flat[rng.integers(0, flat.size, flat.size // 2)] = rng.choice(edges, flat.size // 2)
+        return v
+    xv, yv = edgy(n), edgy(n)
+    with np.errstate(all="ignore"):
+        y = xv * yv
+    x1, x2, x12, y1, y2, y12 = present
+    lane_list = [edgy((K1, n)) if x1 else np.zeros((0, n)), edgy((K2, n)) if x2 else np.zeros((0, n)),
+                 edgy((P, n)) if x12 else np.zeros((0, n)), edgy((K1, n)) if y1 else np.zeros((0, n)),
+                 edgy((K2, n)) if y2 else np.zeros((0, n)), edgy((P, n)) if y12 else np.zeros((0, n))]
+    outs = [np.empty((K1, n)), np.empty((K2, n)), np.empty((P, n))]
+    got = [np.full_like(o, -999.0) for o in outs]
+    kernels.product_lanes(y, xv, yv, *lane_list, IP, JP, *got)
+    rule = BINARY[np.multiply]
+    gx, _ = rule.dx(xv, yv, y)
+    gy, _ = rule.dy(xv, yv, y)
+    gxy = np.full(1, rule.dxy(xv, yv, y))
+    want = [np.full_like(o, -999.0) for o in outs]
+    none = np.zeros(0)
+    kernels.binary_lanes(y, gx, gy, none, gxy, none, *lane_list, IP, JP, *want)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+        np.testing.assert_array_equal(np.signbit(g), np.signbit(w))
+
+
 # ---- packed-lane kernels (hyperdual.lean): the general kernels' bits, on one buffer ------
 def _edgy(rows, n):
     """A lane with exact zeros (structural: inf * 0 stays 0), infinities and a NaN."""
