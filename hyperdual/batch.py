@@ -34,6 +34,7 @@ import numpy as np
 from .array import _IMPL, OPERATORS
 from .chain import UFUNC_METHODS
 from .record import Node, _fill, reached_calls
+from .ops import ALONG, ELEMENT, JOIN, MOVE, RESHAPE, SAME, STACKED, reads_of
 from .rules import ufunc_name
 
 __all__ = ["coupling", "Unknown"]
@@ -87,23 +88,6 @@ def _same(node):
     return node
 
 
-# (position, default) of the arguments read here, by function.
-_AXIS = {np.sum: (1, None), np.mean: (1, None), np.var: (1, None), np.std: (1, None),
-         np.average: (1, None), np.prod: (1, None), np.max: (1, None), np.min: (1, None),
-         np.amax: (1, None), np.amin: (1, None), np.sort: (1, -1), np.cumsum: (1, None),
-         np.diff: (2, -1), np.flip: (1, None), np.roll: (2, None), np.linalg.norm: (2, None),
-         np.concatenate: (1, 0), np.stack: (1, 0)}
-_ORDER = {np.reshape: (2, "C"), np.ravel: (1, "C"), np.squeeze: (None, "C")}
-
-
-def _arg(table, name, f, args, kwargs):
-    """Argument ``name`` of a call of ``f``, by keyword or by its position in ``table``."""
-    if name in kwargs:
-        return kwargs[name]
-    pos, default = table[f]
-    return args[pos] if pos is not None and len(args) > pos else default
-
-
 def _axes(axis, ndim):
     """Normalized axes of ``axis`` (None: every axis)."""
     if axis is None:
@@ -131,16 +115,6 @@ def _ndim(a):
     return len(_shape(a))
 
 
-# Functions along an ``axis`` argument: they keep the samples apart unless it is axis 0
-# (or None: the whole array).
-_ALONG_AXIS = set(_AXIS) - {np.concatenate, np.stack}
-_ELEMENTWISE = {np.where, np.clip, np.copy, np.round, np.around, np.zeros_like, np.ones_like,
-                np.empty_like, np.full_like}
-_STACKED_LINALG = {np.linalg.det, np.linalg.slogdet, np.linalg.inv}
-_RESHAPES = {np.reshape, np.ravel, np.squeeze}
-_MOVES = {np.transpose, np.swapaxes, np.moveaxis, np.expand_dims}
-
-
 def _verdict(c, out, B, args, kwargs, nodes):
     """None when the call keeps the samples apart on axis 0, else a phrase saying how it
     mixes them; :class:`Unknown` when it has no rule (or moves the batch axis elsewhere)."""
@@ -150,26 +124,27 @@ def _verdict(c, out, B, args, kwargs, nodes):
     ndim = out.ndim
     if f is operator.getitem:
         return _index_verdict(args[1], _ndim(args[0]), c)
-    if f in _ALONG_AXIS:
-        axis = _arg(_AXIS, "axis", f, args, kwargs)
+    reads = reads_of(f)  # (the registry's: hyperdual.ops)
+    how = None if reads is None else reads.how
+    if how == ALONG:
+        axis = reads.argument("axis", args, kwargs)
         return f"{_name(c)} over the batch axis" if 0 in _axes(axis, _ndim(args[0])) else None
-    if f in _RESHAPES:  # each sample's entries stay in its row: C order, rows kept
+    if how == RESHAPE:  # each sample's entries stay in its row: C order, rows kept
         x = args[0]
-        if _shape(x)[:1] == (B,) and out.shape[:1] == (B,) and \
-                _arg(_ORDER, "order", f, args, kwargs) == "C":
+        if _shape(x)[:1] == (B,) and out.shape[:1] == (B,) and reads.argument("order", args, kwargs) == "C":
             return None
         raise Unknown(_name(c))  # (samples elsewhere than on axis 0: not followed)
-    if f in _MOVES:
+    if how == MOVE:
         probe = np.broadcast_to(np.empty(()), (B,) + (1,) * (_ndim(args[0]) - 1))
         moved = f(probe, *args[1:], **kwargs)
         if moved.ndim and moved.shape[0] == B:
             return None
         raise Unknown(_name(c))
-    if f in (np.concatenate, np.stack, np.hstack, np.vstack, np.column_stack):
-        return _join_verdict(f, args, kwargs, ndim, c)
+    if how == JOIN:
+        return _join_verdict(f, reads, args, kwargs, ndim, c)
     if ndim == 0 or out.shape[0] != B:
         raise Unknown(_name(c))
-    if f in OPERATORS.values() or f is operator.neg or f in _ELEMENTWISE or \
+    if f in OPERATORS.values() or f is operator.neg or how == SAME or how == ELEMENT or \
             (isinstance(f, np.ufunc) and f is not np.matmul):
         for n in nodes:
             if n.value.ndim != ndim:
@@ -185,12 +160,12 @@ def _verdict(c, out, B, args, kwargs, nodes):
         return f"{_name(c)} contracts over the batch axis"
     if f is np.einsum:
         return _einsum_verdict(args, c)
-    if f in _STACKED_LINALG:
+    if how == STACKED:
         return None if _ndim(args[0]) >= 3 else f"{_name(c)} of a matrix whose rows are samples"
     raise Unknown(_name(c))
 
 
-def _join_verdict(f, args, kwargs, ndim, c):
+def _join_verdict(f, reads, args, kwargs, ndim, c):
     seq = args[0]
     if f is np.column_stack and all(_ndim(a) <= 2 for a in seq):
         return None
@@ -198,8 +173,8 @@ def _join_verdict(f, args, kwargs, ndim, c):
         raise Unknown(_name(c))
     if f is np.hstack and ndim > 1:
         return None
-    if f is np.concatenate or f is np.stack:
-        axis = _arg(_AXIS, "axis", f, args, kwargs)
+    if reads.position is not None:  # (concatenate, stack: an axis argument)
+        axis = reads.argument("axis", args, kwargs)
         if axis is not None and int(axis) % ndim != 0:
             return None
     return f"{_name(c)} joins along the batch axis"

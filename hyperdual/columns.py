@@ -22,7 +22,11 @@ context and the column of each seed).  Operations that keep every element in
 its own column run unchanged on them, with one lane row instead of ``K + P``:
 
 * elementwise ufuncs whose lane-carrying operands all have the result's shape
-  (constants may broadcast): ``exp(X)``, ``X * X``, ``X ** 2 + c``;
+  (constants may broadcast): ``exp(X)``, ``X * X``, ``X ** 2 + c``; and, on the
+  same condition, array functions whose output element ``t`` reads element
+  ``t`` of each input (declared ``SAME`` or ``ELEMENT`` in :mod:`hyperdual.ops`:
+  ``where``, ``clip``, ``copy``, ``round``, registered ones): a linear map that
+  keeps each element in place keeps the zeros of every other column;
 * ``np.sum(Y, axis=-1)`` of a 2-D ``Y`` ends the column lanes: the sum over the
   columns is the only step that mixes seeds, and its result gets full lanes
   ``e1[k] = d1[:, c_k]``, ``e12[(k, k)] = d12[:, c_k]`` (zero for other pairs);
@@ -31,7 +35,8 @@ its own column run unchanged on them, with one lane row instead of ``K + P``:
 
 Everything else (indexing, reshapes, ``prod``, matmul, ...) first expands the
 lanes in place to the full ``(K, B, m)`` and ``(P, B, m)`` layout (:func:`densify`:
-the same numbers, stored densely) and runs as usual.
+the same numbers, stored densely, counted in ``Hessian.stats.expansions``) and
+runs as usual.
 """
 from __future__ import annotations
 
@@ -39,7 +44,7 @@ import numpy as np
 
 from .array import _IMPL, FUNCTIONS, HyperDual, link_view, nested
 from .context import SeedContext
-from .ops import ELEMENTWISE, SELECTION, VALUE, ZERO, ufunc_kind
+from .ops import ELEMENT, ELEMENTWISE, SAME, SELECTION, VALUE, ZERO, impl_reads, ufunc_kind
 
 __all__ = ["ColumnSeeds", "seed", "densify", "settle", "compact_call"]
 
@@ -67,6 +72,7 @@ def seed(point: np.ndarray, ctx: SeedContext, col: np.ndarray, second: bool) -> 
         lane[0, bad] = np.nan
     compact = SeedContext.trusted(np.zeros(1, np.int64), np.zeros(1, np.int64), 1, 1 if second else 0)
     compact.columns = ColumnSeeds(ctx, col, point.shape[1])
+    compact.layouts = ctx.layouts
     return _new(point, lane, lane if second else None, None, compact)
 
 
@@ -100,6 +106,8 @@ def _dense_lanes(x: HyperDual):
 
 def densify(x: HyperDual) -> None:
     """Expand the column lanes of ``x`` to full lanes of the pass's context, in place."""
+    if x._ctx.layouts is not None:
+        x._ctx.layouts.expanded += 1
     e1, e2, e12, real = _dense_lanes(x)
     x._e1, x._e2, x._e12, x._ctx, x._flat = e1, e2, e12, real, False
 
@@ -126,9 +134,25 @@ def _elementwise(args) -> bool:
     has column lanes of one context and the result's shape."""
     if ufunc_kind(args[0]) not in _ELEMENTWISE_KINDS:
         return False
+    return _aligned(args[1:])
+
+
+def _reads_element(impl, args, kwargs) -> bool:
+    """Whether an array function keeps every element in its column: its output element
+    ``t`` reads element ``t`` of each input (:data:`hyperdual.ops.SAME` or
+    :data:`~hyperdual.ops.ELEMENT`) and its operands are aligned (:func:`_aligned`)."""
+    reads = impl_reads(impl)
+    if reads is None or (reads.how != SAME and reads.how != ELEMENT):
+        return False
+    return _aligned(list(args) + [v for v in kwargs.values() if type(v) is HyperDual or type(v) is np.ndarray])
+
+
+def _aligned(operands) -> bool:
+    """Whether every HyperDual operand with lanes has column lanes of one context and the
+    broadcast shape of all operands (constants may broadcast)."""
     ctx = None
     shapes = []
-    for a in args[1:]:
+    for a in operands:
         if type(a) is HyperDual:
             if a._ctx is None:
                 shapes.append(a._value.shape)
@@ -143,7 +167,7 @@ def _elementwise(args) -> bool:
         out = np.broadcast_shapes(*shapes)
     except ValueError:
         return True  # NumPy raises its own error for these shapes
-    return all(a._value.shape == out for a in args[1:]
+    return all(a._value.shape == out for a in operands
                if type(a) is HyperDual and a._ctx is not None)
 
 
@@ -297,6 +321,8 @@ def compact_call(impl, args: tuple, kwargs: dict):
     """
     if impl is _IMPL.apply_ufunc and not kwargs and _elementwise(args):
         return impl(*args)
+    if _reads_element(impl, args, kwargs):
+        return impl(*args, **kwargs)  # (element t's lanes map as the element does)
     x = args[0] if args else None
     if type(x) is HyperDual and x._ctx is not None and x._ctx.columns is not None:
         result = NotImplemented

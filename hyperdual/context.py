@@ -16,11 +16,23 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SeedContext", "PassMismatchError", "join_contexts"]
+__all__ = ["SeedContext", "PassMismatchError", "LayoutCounts", "join_contexts"]
 
 
 class PassMismatchError(ValueError):
     """Two hyper-dual arrays seeded by different passes (or pair maps) met."""
+
+
+class LayoutCounts:
+    """How a pass stored its lanes: inputs seeded with windowed lanes
+    (:mod:`hyperdual.window`) or column lanes (:mod:`hyperdual.columns`), and how many
+    times such lanes were expanded to full lanes because an operation could not keep
+    them (summed into :class:`hyperdual.Stats`)."""
+
+    __slots__ = ("windowed", "columns", "expanded")
+
+    def __init__(self):
+        self.windowed = self.columns = self.expanded = 0
 
 
 class SeedContext:
@@ -37,7 +49,7 @@ class SeedContext:
         Pass identity; contexts with different non-None tokens never mix.
     """
 
-    __slots__ = ("ip", "jp", "k1", "k2", "token", "pattern", "columns")
+    __slots__ = ("ip", "jp", "k1", "k2", "token", "pattern", "columns", "layouts")
 
     def __init__(self, ip, jp, k1: int, k2: int, token=None):
         ip = np.ascontiguousarray(ip, dtype=np.int64).reshape(-1)
@@ -50,13 +62,14 @@ class SeedContext:
         self.ip, self.jp, self.k1, self.k2, self.token = ip, jp, k1, k2, token
         self.pattern = None  # a hyperdual.pattern.Recorder during a pattern pass
         self.columns = None  # a hyperdual.columns.ColumnSeeds for column lanes
+        self.layouts = None  # a LayoutCounts of the pass (hyperdual.seeding.seed_inputs)
 
     @classmethod
     def trusted(cls, ip, jp, k1: int, k2: int) -> "SeedContext":
         """A pass context from pair maps already known to be valid int64 arrays."""
         self = object.__new__(cls)
         self.ip, self.jp, self.k1, self.k2, self.token = ip, jp, k1, k2, object()
-        self.pattern = self.columns = None
+        self.pattern = self.columns = self.layouts = None
         return self
 
     @property

@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from . import ops
-from .array import _IMPL, FUNCTIONS, HyperDual, as_float_array, link_view
+from .array import _IMPL, FUNCTIONS, HyperDual, as_float_array, link_view, nested
 from .chain import _align, flat, lane_to, operand, value_of
 from .lanes import lane_sums as _lane_sums
 from .context import join_contexts
@@ -59,7 +59,8 @@ def implements(*funcs: Callable):
     return deco
 
 
-def register_function(numpy_function: Callable, implementation: Callable, kind: str = "opaque") -> None:
+def register_function(numpy_function: Callable, implementation: Callable | None = None, kind: str = "opaque",
+                      *, reads: str | None = None) -> None:
     """Use ``implementation`` for ``numpy_function`` on HyperDual arrays.
 
     The implementation receives the original arguments (HyperDual arrays
@@ -70,14 +71,26 @@ def register_function(numpy_function: Callable, implementation: Callable, kind: 
     ----------
     numpy_function : callable
         The NumPy function (dispatched through ``__array_function__``).
-    implementation : callable
-        Its implementation for HyperDual arguments.
+    implementation : callable, optional
+        Its implementation for HyperDual arguments.  May be omitted for
+        ``kind="linear"`` when only the first argument carries derivatives: a
+        linear map ``L`` has ``L(a + b e1 + c e2 + d e1e2) = L(a) + L(b) e1 +
+        L(c) e2 + L(d) e1e2``, so the function itself is applied to the value
+        and to each derivative lane (one call per lane row).
     kind : str, optional
         What it does to the derivative lanes (:mod:`hyperdual.ops`):
         ``"composed"`` when it is written with supported operations only (the
         sparsity pattern then sees through it), ``"linear"``, ``"selection"``,
         ``"zero"``, ``"value"``, ``"multilinear"``, or ``"opaque"`` (default:
         no route looks inside, so a Hessian through it seeds every pair).
+    reads : str, optional
+        Which input elements each output element reads (:class:`hyperdual.ops.Reads`):
+        ``"same"`` (element ``t`` of the one array input, by one map for every
+        ``t``: windowed and column lanes keep through it), ``"element"``
+        (element ``t`` of each input, the map depending on ``t``: column lanes
+        keep), ``"along"`` (along the ``axis`` argument, second positional),
+        ``"join"``, ``"reshape"``, ``"move"``, ``"stacked"``; None (default):
+        not declared, so compact lane layouts are expanded first.
 
     Examples
     --------
@@ -87,11 +100,51 @@ def register_function(numpy_function: Callable, implementation: Callable, kind: 
     >>> H[:]
     array([[ 6.,  0.],
            [ 0., 12.]])
+
+    A linear function needs no implementation:
+
+    >>> hyperdual.register_function(np.triu, kind="linear", reads="element")
+    >>> H = hyperdual.hessian(lambda x: np.sum(np.triu(np.outer(x, x))), np.array([1.0, 2.0]))
+    >>> H[:]
+    array([[2., 1.],
+           [1., 2.]])
     """
-    if not callable(implementation):
+    if implementation is None:
+        if kind != ops.LINEAR:
+            raise TypeError(f"register_function({getattr(numpy_function, '__name__', numpy_function)}) "
+                            f"needs an implementation unless kind='linear'")
+        implementation = _linear_of(numpy_function)
+    elif not callable(implementation):
         raise TypeError("implementation must be callable")
-    ops.declare(kind, numpy_function)  # (ValueError for an unknown kind)
+    if reads == ops.ALONG:
+        reads = ops.Reads(ops.ALONG, 1)  # (the axis: second positional, as numpy's reductions)
+    ops.declare(kind, numpy_function, reads=reads)  # (ValueError for an unknown kind or reads)
     implements(numpy_function)(implementation)
+
+
+def _linear_of(func: Callable) -> Callable:
+    """The implementation of a linear function of its first argument: ``func`` applied to
+    the value and to each lane row (:func:`register_function`)."""
+    name = getattr(func, "__name__", repr(func))
+
+    def implementation(x, *args, **kwargs):
+        if any(True for _ in nested((args, kwargs), HyperDual)):
+            raise TypeError(f"{name} is registered as linear without an implementation: only its first "
+                            f"argument may carry derivatives; register an implementation for the others")
+        v = value_of(x)
+        value = np.asarray(func(v, *args, **kwargs), dtype=float)
+
+        def lanes(lane):
+            if lane.shape[0] == 0:
+                return np.zeros((0,) + value.shape)
+            out = np.stack([np.asarray(func(row, *args, **kwargs), dtype=float) for row in lane])
+            if lane.shape[1:] == v.shape and out.shape[1:] != value.shape:  # (windowed lanes: window.py checks)
+                raise ValueError(f"{name} maps a lane of shape {lane.shape[1:]} to {out.shape[1:]}, the "
+                                 f"value to {value.shape}: a linear function must map both alike")
+            return out
+        return linear(x, lambda v: value, lanes)
+    implementation.__name__ = name
+    return implementation
 
 
 # ---- helpers -------------------------------------------------------------------------

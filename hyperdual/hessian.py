@@ -57,10 +57,26 @@ class Stats:
     function_calls: int = 0    #: calls of the user's function (or replays), value call included
     entries_cached: int = 0    #: (sample, pair) entries stored
     structural_zeros: int = 0  #: pairs known zero from the sparsity pattern, never seeded
+    #: inputs seeded with windowed lanes (a block of a long 1-D input), summed over passes
+    windowed_inputs: int = 0
+    #: inputs seeded with column lanes (one lane row per sample), summed over passes
+    column_inputs: int = 0
+    #: times windowed or column lanes met an operation that could not keep them and were
+    #: expanded to full lanes (the same numbers, at the full cost), summed over passes
+    expansions: int = 0
     #: ``"recorded"``: the function was recorded once (its value call) and every pass
     #: replays the record; ``"callable"``: every pass calls the function.
     mode: str = "callable"
     reason: str = ""           #: why the function is called per pass (empty when recorded)
+
+
+def _tally(stats: Stats, ctx) -> None:
+    """Add a finished pass's lane layouts (:class:`hyperdual.context.LayoutCounts`) to ``stats``."""
+    c = ctx.layouts
+    if c.windowed or c.columns or c.expanded:
+        stats.windowed_inputs += c.windowed
+        stats.column_inputs += c.columns
+        stats.expansions += c.expanded
 
 
 def _distinct(values: np.ndarray, bound: int) -> np.ndarray:
@@ -270,6 +286,7 @@ class _Problem:
         dual = type(y) is HyperDual
         if dual and y._win is not None:
             densify(y)
+        _tally(self.stats, ctx)
         nb = None if self.batch is None else (self.batch if samples is None else len(samples))
         value = _output_value(y)
         self._check_output(value, nb, samples, constant=not dual)
@@ -1298,6 +1315,7 @@ class _JacobianProblem(_Problem):
                     inputs, ctx = seed_inputs(self.space, cu, np.zeros(0, np.int64),
                                               np.zeros(0, np.int64), None, False)
                     y = settle(self.evaluate(inputs, None))
+                    _tally(self.stats, ctx)
                     self.stats.function_calls += 1
                     self.stats.passes += 1
                     value = _output_value(y)

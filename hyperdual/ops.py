@@ -26,6 +26,13 @@ The kinds:
   algebra; a function registered with :func:`hyperdual.register_function`
   unless it says otherwise).
 
+Linear and selection functions also declare which input elements each output
+element *reads* (:class:`Reads`): the window and column layouts keep their
+compact lanes through a function that reads element ``t`` only, and the batch
+check (:mod:`hyperdual.batch`) follows the samples through reductions along an
+axis, joins, reshapes and moves.  Ufuncs read element ``t`` of each broadcast
+input by definition.
+
 This module imports nothing of the package but the derivative table.
 """
 from __future__ import annotations
@@ -37,7 +44,9 @@ import numpy as np
 from . import rules
 
 __all__ = ["ELEMENTWISE", "LINEAR", "SELECTION", "ZERO", "COMPOSED", "MULTILINEAR", "VALUE", "OPAQUE",
-           "KINDS", "PATTERN_KINDS", "declare", "kind_of", "functions_of", "ufunc_kind", "impl_kind", "bind"]
+           "KINDS", "PATTERN_KINDS", "declare", "kind_of", "functions_of", "ufunc_kind", "impl_kind", "bind",
+           "Reads", "SAME", "ELEMENT", "ALONG", "JOIN", "RESHAPE", "MOVE", "STACKED", "READS",
+           "reads_of", "impl_reads"]
 
 ELEMENTWISE, LINEAR, SELECTION, ZERO = "elementwise", "linear", "selection", "zero"
 COMPOSED, MULTILINEAR, VALUE, OPAQUE = "composed", "multilinear", "value", "opaque"
@@ -47,16 +56,80 @@ KINDS = (ELEMENTWISE, LINEAR, SELECTION, ZERO, COMPOSED, MULTILINEAR, VALUE, OPA
 #: every nonlinear step of these is an elementwise ufunc, which records its supports.
 PATTERN_KINDS = frozenset((ELEMENTWISE, LINEAR, SELECTION, ZERO, COMPOSED, VALUE))
 
+# ---- what an output element reads ----------------------------------------------------------
+#: Element ``t`` of its one array input, by one map for every ``t`` (``copy``): a window
+#: or column lanes keep through it, mapped as they are.
+SAME = "same"
+#: Element ``t`` of each (broadcast) input, the map depending on ``t`` (``where``,
+#: ``clip``, ``triu``): column lanes keep through it.
+ELEMENT = "element"
+#: Elements along the ``axis`` argument (reductions, sorts, ``cumsum``, ``diff``, ``flip``).
+ALONG = "along"
+#: The inputs joined along the ``axis`` argument (``concatenate``, ``stack``, ``hstack``).
+JOIN = "join"
+#: The elements in their row-major order, by the ``order`` argument (``reshape``, ``ravel``).
+RESHAPE = "reshape"
+#: The elements with the axes moved (``transpose``, ``swapaxes``, ``expand_dims``).
+MOVE = "move"
+#: Each matrix of a stack, on the last two axes (``det``, ``inv``).
+STACKED = "stacked"
+READS = (SAME, ELEMENT, ALONG, JOIN, RESHAPE, MOVE, STACKED)
+
+
+class Reads(tuple):
+    """Which input elements each output element reads: ``how`` (one of :data:`READS`),
+    with the position and default of the argument it depends on (``axis`` for
+    ``ALONG`` and ``JOIN``, ``order`` for ``RESHAPE``; position None: keyword only)."""
+
+    __slots__ = ()
+
+    def __new__(cls, how: str, position: int | None = None, default=None):
+        if how not in READS:
+            raise ValueError(f"reads must be one of {', '.join(READS)}; got {how!r}")
+        return super().__new__(cls, (how, position, default))
+
+    how = property(lambda self: self[0])
+    position = property(lambda self: self[1])
+    default = property(lambda self: self[2])
+
+    def argument(self, name: str, args: tuple, kwargs: dict):
+        """The argument ``name`` of a call: by keyword, else by position, else the default."""
+        if name in kwargs:
+            return kwargs[name]
+        return args[self.position] if self.position is not None and len(args) > self.position \
+            else self.default
+
+
 _KIND: dict = {}        # NumPy function -> kind
 _IMPL_KIND: dict = {}   # the implementation dispatch calls -> kind
+_READS: dict = {}       # NumPy function -> Reads
+_IMPL_READS: dict = {}  # the implementation dispatch calls -> Reads
 
 
-def declare(kind: str, *funcs: Callable) -> None:
-    """Declare the kind of NumPy functions (a later declaration replaces an earlier one)."""
+def declare(kind: str, *funcs: Callable, reads: Reads | str | None = None) -> None:
+    """Declare the kind of NumPy functions (a later declaration replaces an earlier one),
+    and what their output elements read (:class:`Reads`, or one of :data:`READS`; None:
+    not declared, any element may read any)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+    if reads is not None and not isinstance(reads, Reads):
+        reads = Reads(reads)
     for f in funcs:
         _KIND[f] = kind
+        if reads is None:
+            _READS.pop(f, None)
+        else:
+            _READS[f] = reads
+
+
+def reads_of(func: Callable) -> Reads | None:
+    """What the output elements of a NumPy function read, or None when not declared."""
+    return _READS.get(func)
+
+
+def impl_reads(impl: Callable) -> Reads | None:
+    """:func:`reads_of` for a dispatched implementation."""
+    return _IMPL_READS.get(impl)
 
 
 def kind_of(func: Callable) -> str | None:
@@ -71,6 +144,11 @@ def bind(func: Callable, impl: Callable) -> None:
     if kind is None:
         raise LookupError(f"{getattr(func, '__name__', func)} has no declared kind (hyperdual.ops.declare)")
     _IMPL_KIND[impl] = kind
+    reads = _READS.get(func)
+    if reads is None:
+        _IMPL_READS.pop(impl, None)
+    else:
+        _IMPL_READS[impl] = reads
 
 
 def functions_of(kind: str) -> list:
@@ -103,18 +181,30 @@ def ufunc_kind(ufunc) -> str | None:
 
 
 # ---- the declarations ---------------------------------------------------------------------
+_AXIS, _AXIS_LAST, _AXIS_2, _AXIS_2_LAST = Reads(ALONG, 1), Reads(ALONG, 1, -1), Reads(ALONG, 2), Reads(ALONG, 2, -1)
+declare(LINEAR, np.sum, np.mean, np.cumsum, np.flip, reads=_AXIS)
+declare(LINEAR, np.diff, reads=_AXIS_2_LAST)
+declare(LINEAR, np.roll, reads=_AXIS_2)
+declare(LINEAR, np.reshape, reads=Reads(RESHAPE, 2, "C"))
+declare(LINEAR, np.ravel, reads=Reads(RESHAPE, 1, "C"))
+declare(LINEAR, np.squeeze, reads=Reads(RESHAPE, None, "C"))
+declare(LINEAR, np.transpose, np.swapaxes, np.moveaxis, np.expand_dims, reads=MOVE)
+declare(LINEAR, np.concatenate, np.stack, reads=Reads(JOIN, 1, 0))
+declare(LINEAR, np.hstack, np.vstack, np.column_stack, reads=JOIN)
+declare(LINEAR, np.copy, reads=SAME)
 declare(LINEAR,
-        np.sum, np.mean, np.cumsum, np.diff, np.trace,
-        np.reshape, np.ravel, np.transpose, np.swapaxes, np.moveaxis, np.expand_dims, np.squeeze,
-        np.broadcast_to, np.atleast_1d, np.atleast_2d, np.atleast_3d,
-        np.concatenate, np.stack, np.hstack, np.vstack, np.column_stack,
-        np.flip, np.roll, np.repeat, np.tile, np.take, np.copy, np.diagonal, np.diag)
-declare(SELECTION, np.max, np.amax, np.min, np.amin, np.sort, np.where, np.clip)
-declare(ZERO, np.round, np.around, np.zeros_like, np.ones_like, np.empty_like, np.full_like)
-declare(COMPOSED, np.var, np.std, np.average, np.prod)
+        np.trace, np.broadcast_to, np.atleast_1d, np.atleast_2d, np.atleast_3d,
+        np.repeat, np.tile, np.take, np.diagonal, np.diag)
+declare(SELECTION, np.max, np.amax, np.min, np.amin, reads=_AXIS)
+declare(SELECTION, np.sort, reads=_AXIS_LAST)
+declare(SELECTION, np.where, np.clip, reads=ELEMENT)
+declare(ZERO, np.round, np.around, np.zeros_like, np.ones_like, np.empty_like, np.full_like, reads=ELEMENT)
+declare(COMPOSED, np.var, np.std, np.average, np.prod, reads=_AXIS)
 declare(MULTILINEAR, np.matmul, np.einsum, np.dot, np.vdot, np.inner, np.outer, np.tensordot)
 declare(VALUE,
         np.argmax, np.argmin, np.argsort, np.allclose, np.isclose, np.any, np.all, np.count_nonzero,
         np.nonzero, np.flatnonzero, np.shape, np.ndim, np.size, np.array_equal, np.searchsorted,
         np.argwhere, np.iscomplexobj, np.isrealobj)
-declare(OPAQUE, np.linalg.norm, np.linalg.inv, np.linalg.solve, np.linalg.slogdet, np.linalg.det)
+declare(OPAQUE, np.linalg.norm, reads=_AXIS_2)
+declare(OPAQUE, np.linalg.inv, np.linalg.slogdet, np.linalg.det, reads=STACKED)
+declare(OPAQUE, np.linalg.solve)

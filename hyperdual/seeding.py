@@ -21,7 +21,7 @@ import numpy as np
 
 from . import columns
 from .array import HyperDual
-from .context import SeedContext
+from .context import LayoutCounts, SeedContext
 from .lean import seeded
 
 __all__ = ["InputSpace", "pass_capacity", "plan_passes", "seed_inputs", "settings", "set_memory_budget"]
@@ -195,6 +195,7 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
     k = len(U)
     ctx = SeedContext.trusted(ip, jp, k, k if second else 0)
     ctx.pattern = pattern
+    ctx.layouts = counts = LayoutCounts()
     single = len(space.points) == 1
     inputs = []
     for m, point in enumerate(space.points):
@@ -230,10 +231,12 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
                 lane[:, np.isnan(point[win[0]:win[1]])] = np.nan
             x = HyperDual._new(point, lane, lane if second else None, None, ctx)
             x._win = win
+            counts.windowed += 1
             inputs.append(x)
             continue
         if single and space.batch is not None and space.has_axis[m] and settings.column_lanes:
             inputs.append(columns.seed(point, ctx, cols, second))  # one lane row, not K + P
+            counts.columns += 1
             continue
         lane = np.zeros((k,) + point.shape)
         if space.has_axis[m]:

@@ -27,9 +27,14 @@ full lanes:
   (or ends, for a 0-d result).
 * **a full sum** ``np.sum(x)``: the lanes' sum over the window (the zeros
   outside add nothing); the result is 0-d and has full lanes.
+* **a function declared** ``reads=SAME`` in :mod:`hyperdual.ops` (``np.copy``, a
+  function registered with ``reads="same"``): output element ``t`` is one linear
+  map of element ``t``, which takes the zeros outside the window to zeros; it
+  runs on the window's lanes.
 
 Everything else (reshapes, matmul, selections, ...) first expands the lanes
-to full size in place (:func:`densify`: the same numbers, stored densely)
+to full size in place (:func:`densify`: the same numbers, stored densely,
+counted in ``Hessian.stats.expansions``)
 and runs unchanged, so no result depends on windows.  A NaN value outside
 the window has zero lanes here, where full lanes would carry NaN; it still
 makes every derivative NaN once it reaches the output, which is where a NaN
@@ -44,7 +49,7 @@ import numpy as np
 
 from .array import _IMPL, FUNCTIONS, HyperDual, link_view, nested
 from .lanes import lane_sums as _lane_sums
-from .ops import ELEMENTWISE, VALUE, ZERO, ufunc_kind
+from .ops import ELEMENTWISE, SAME, VALUE, ZERO, impl_reads, ufunc_kind
 
 __all__ = ["densify", "windowed", "cut", "union", "pad", "result"]
 
@@ -55,6 +60,8 @@ def densify(x: HyperDual) -> None:
     """Expand the windowed lanes of ``x`` to full ``(K, n)`` lanes, in place."""
     lo, hi = x._win
     n = x._value.shape[0]
+    if x._ctx is not None and x._ctx.layouts is not None:
+        x._ctx.layouts.expanded += 1
 
     def grow(lane):
         if lane is None:
@@ -187,6 +194,31 @@ def _sum(a, axis=None, dtype=None, keepdims=False, out=None):
     return _new(value, e1, e1 if a._e2 is a._e1 else total(a._e2), total(a._e12), a._ctx)
 
 
+def _reads_same(impl) -> bool:
+    reads = impl_reads(impl)
+    return reads is not None and reads.how == SAME
+
+
+def _same(impl, args, kwargs):
+    """A function whose output element ``t`` is one linear map of element ``t`` of its
+    one array input (:data:`hyperdual.ops.SAME`: ``copy``, a function registered with
+    ``reads="same"``): run on the window's lanes, its result keeps the window (a lane
+    entry outside it is zero, and the map takes zero to zero)."""
+    x = args[0]
+    if any(True for _ in nested(args[1:], HyperDual)) or any(True for _ in nested(kwargs, HyperDual)):
+        return NotImplemented
+    out = impl(*args, **kwargs)
+    if type(out) is not HyperDual:
+        return out
+    width = (x._win[1] - x._win[0],)
+    lanes = [lane for lane in (out._e1, out._e2, out._e12) if lane is not None]
+    if out._value.shape != x._value.shape or any(lane.shape[1:] != width for lane in lanes):
+        return NotImplemented  # (not the declared shape-keeping map: run on full lanes)
+    if lanes:
+        out._win = x._win
+    return out
+
+
 # ---- the entry point from dispatch -------------------------------------------------------
 def windowed(impl, args: tuple, kwargs: dict):
     """Run ``impl`` on operands of which some are windowed, or expand them.
@@ -205,6 +237,8 @@ def windowed(impl, args: tuple, kwargs: dict):
     elif impl is FUNCTIONS.get(np.sum) and len(args) == 1 and _win1d(args[0]) \
             and set(kwargs) <= {"axis", "dtype", "keepdims", "out"}:
         result = _sum(args[0], **kwargs)
+    elif args and _win1d(args[0]) and _reads_same(impl):
+        result = _same(impl, args, kwargs)
     if result is NotImplemented:
         _densify_all(args)
         _densify_all(tuple(kwargs.values()))
