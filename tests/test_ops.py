@@ -174,3 +174,60 @@ def test_registration_errors(registry):
     with pytest.raises(TypeError, match="ediff1d is registered as linear without an implementation: "
                                         "only its first argument may carry derivatives"):
         np.ediff1d(x, to_end=x[:1])
+
+
+# ---- the lane map of a linear function ---------------------------------------------------
+_A = np.arange(12.0).reshape(4, 3) / 7.0 - 0.5
+_SQ = np.arange(9.0).reshape(3, 3) / 5.0 - 0.8
+LINEAR_CALLS = {  # every builtin declared LINEAR, called on HyperDual operands (and ints)
+    np.sum: lambda x: ((x,), {"axis": 1}), np.mean: lambda x: ((x,), {"axis": 0}),
+    np.cumsum: lambda x: ((x,), {"axis": 1}), np.diff: lambda x: ((x,), {"n": 2, "axis": 0}),
+    np.trace: lambda x: ((x,), {"offset": 1}), np.reshape: lambda x: ((x, (3, 4)), {}),
+    np.ravel: lambda x: ((x,), {}), np.transpose: lambda x: ((x,), {}),
+    np.swapaxes: lambda x: ((x, 0, 1), {}), np.moveaxis: lambda x: ((x, 0, -1), {}),
+    np.expand_dims: lambda x: ((x, 1), {}), np.squeeze: lambda x: ((x[None],), {}),
+    np.broadcast_to: lambda x: ((x, (2, 4, 3)), {}), np.atleast_1d: lambda x: ((x[0, 0],), {}),
+    np.atleast_2d: lambda x: ((x[0],), {}), np.atleast_3d: lambda x: ((x,), {}),
+    np.concatenate: lambda x: (([x, 2.0 * x],), {"axis": 1}), np.stack: lambda x: (([x, x[::-1]],), {}),
+    np.hstack: lambda x: (([x, x],), {}), np.vstack: lambda x: (([x, x[:1]],), {}),
+    np.column_stack: lambda x: (([x[:, 0], x],), {}), np.flip: lambda x: ((x,), {"axis": 0}),
+    np.roll: lambda x: ((x, 2), {"axis": 1}), np.repeat: lambda x: ((x, 2), {"axis": 0}),
+    np.tile: lambda x: ((x, (2, 1)), {}), np.take: lambda x: ((x, [2, 0, 2]), {"axis": 1}),
+    np.copy: lambda x: ((x,), {}), np.diagonal: lambda x: ((x,), {"offset": -1}),
+    np.diag: lambda x: ((x[1],), {"k": 1}),
+}
+
+
+def _hd(value, seed):
+    rng = np.random.default_rng(seed)
+    k1, k2 = 3, 2
+    ip, jp = np.array([0, 1, 2, 2]), np.array([0, 1, 0, 1])
+    lane = lambda k: rng.standard_normal((k,) + value.shape)  # noqa: E731
+    return hyperdual.HyperDual(value, lane(k1), lane(k2), lane(4), pairs=(ip, jp))
+
+
+def _rows(obj, attr, k):
+    """``obj`` with every HyperDual replaced by row ``k`` of its lane ``attr`` (None: value)."""
+    if type(obj) is hyperdual.HyperDual:
+        return obj.value if attr is None else getattr(obj, attr)[k]
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_rows(o, attr, k) for o in obj)
+    return obj
+
+
+def test_declared_linear_functions_are_complete():
+    assert set(ops.functions_of(ops.LINEAR)) - {np.triu, np.nansum} == set(LINEAR_CALLS)
+
+
+@pytest.mark.parametrize("func", list(LINEAR_CALLS), ids=lambda f: f.__name__)
+def test_a_linear_function_maps_each_lane_as_it_maps_the_value(func):
+    """The lane map of every linear function is the function itself, applied to each
+    lane row (linearity); the implementations are vectorised forms of that map, and give
+    its numbers bit for bit.  A planner may therefore run any linear op row by row."""
+    x = _hd(_A, 1)
+    args, kwargs = LINEAR_CALLS[func](x)
+    got = func(*args, **kwargs)
+    np.testing.assert_array_equal(got.value, func(*_rows(args, None, 0), **kwargs))
+    for attr, rows in (("e1", 3), ("e2", 2), ("e12", 4)):
+        want = np.stack([np.asarray(func(*_rows(args, attr, k), **kwargs)) for k in range(rows)])
+        np.testing.assert_array_equal(getattr(got, attr), want)
