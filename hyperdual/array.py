@@ -30,6 +30,7 @@ class _IMPL:
     window_getitem = window_sum = None  # hyperdual.window's own x[i], x[a:b], np.sum(x)
     record_call = record_ufunc = record_getitem = None  # hyperdual.record's
     number_ops: dict = {}  # (ufunc, reflected) -> f(x, c) for a HyperDual and a Python number
+    ufunc_methods: dict = {}  # (ufunc, "reduce" | "accumulate" ...) -> implementation (hyperdual.chain)
 
 
 #: ``HyperDual._flat`` of a *lean* array (:mod:`hyperdual.lean`): flat, both first-order
@@ -364,8 +365,6 @@ class HyperDual(NDArrayOperatorsMixin):
                 return NotImplemented
         if method == "__call__" and not kwargs:
             return dispatch(_IMPL.apply_ufunc, (ufunc,) + inputs, {}, OPERATORS.get(ufunc, ufunc))
-        from . import chain
-
         out = kwargs.pop("out", None)
         if method == "__call__" and kwargs:
             kwargs.pop("casting", None)
@@ -377,9 +376,9 @@ class HyperDual(NDArrayOperatorsMixin):
                 raise TypeError(f"hyperdual does not support the arguments {sorted(kwargs)} "
                                 f"of {ufunc_name(ufunc)}")
         if method == "__call__":
-            result = dispatch(chain.apply_ufunc, (ufunc,) + inputs, {})
+            result = dispatch(_IMPL.apply_ufunc, (ufunc,) + inputs, {})
         else:
-            reduction = chain.UFUNC_METHODS.get((ufunc, method))
+            reduction = _IMPL.ufunc_methods.get((ufunc, method))
             if reduction is None:
                 raise TypeError(f"hyperdual does not support {ufunc_name(ufunc)}.{method}")
             result = dispatch(reduction, inputs, kwargs)
@@ -700,8 +699,3 @@ def dispatch(impl: Callable, args: tuple, kwargs: dict, front: Callable | None =
             return _IMPL.record_call(impl, args, kwargs, front)
     return impl(*args, **kwargs)
 
-
-# The implementations register themselves in _IMPL when imported.
-from . import chain as _chain, functions as _functions, window as _window  # noqa: E402,F401
-from . import pattern as _pattern  # noqa: E402,F401
-from . import columns as _columns  # noqa: E402,F401

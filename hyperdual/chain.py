@@ -19,7 +19,7 @@ import numpy as np
 from . import lanes, threads, window
 from .lanes import _Choice, is_zero, negated as _negated, scale_lane as _scale
 from .pool import POOL_MIN_ENTRIES, empty as _empty
-from .array import _IMPL, HyperDual, as_float_array
+from .array import _IMPL, FUNCTIONS, HyperDual, as_float_array
 from .context import join_contexts
 from .lean import promote
 from .rules import BINARY, SELECT, UNARY, VALUE_ONLY, ZERO_DERIVATIVE, constant_power, provide, ufunc_name
@@ -109,8 +109,7 @@ def apply_ufunc(ufunc, *inputs):
     if ufunc in VALUE_ONLY:
         return ufunc(*(value_of(x) for x in inputs))
     if ufunc is np.matmul:
-        from .functions import matmul
-        return matmul(*inputs)  # (a pattern pass stops before this: hyperdual.pattern.check)
+        return FUNCTIONS[np.matmul](*inputs)  # (a pattern pass stops before this: hyperdual.pattern.check)
     if ufunc.nin == 1:  # (the table's own unary functions were handled above)
         (x,) = inputs
         if ufunc in ZERO_DERIVATIVE:
@@ -748,3 +747,4 @@ UFUNC_METHODS = {
     (np.minimum, "reduce"): _reduce("min"),
     (np.add, "accumulate"): lambda x, axis=0, **kw: np.cumsum(x, axis=axis),
 }
+_IMPL.ufunc_methods = UFUNC_METHODS

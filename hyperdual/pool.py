@@ -22,6 +22,8 @@ import threading
 
 import numpy as np
 
+from .settings import settings
+
 __all__ = ["empty", "pool_limit", "POOL_MIN_ENTRIES", "POOL_MAX_BYTES"]
 
 #: Kernel outputs of at least this many float64 entries come from a pool of recycled
@@ -42,7 +44,6 @@ def pool_limit() -> int:
     of it holds the outputs of the largest operations of a pass (e.g. all lanes of
     one ``x * y`` with 4 x 4 seeds and every pair at 10**6 elements, 192 MB).
     """
-    from .seeding import settings
     return max(POOL_MAX_BYTES, int(settings.memory_budget) // 2)
 
 

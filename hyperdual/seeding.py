@@ -15,16 +15,15 @@ run several times faster than huge ones.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from . import columns
 from .array import HyperDual
 from .context import LayoutCounts, SeedContext
 from .lean import seeded
+from .settings import Settings, settings
 
-__all__ = ["InputSpace", "pass_capacity", "plan_passes", "seed_inputs", "settings", "set_memory_budget"]
+__all__ = ["InputSpace", "pass_capacity", "plan_passes", "seed_inputs", "settings", "Settings", "set_memory_budget"]
 
 #: Estimated number of lane-sized intermediates alive at once in a pass.
 LIVE_FACTOR = 16
@@ -33,33 +32,6 @@ LIVE_FACTOR = 16
 MIN_PAIRS = 64
 
 
-@dataclass
-class Settings:
-    """Global defaults; every ``hessian()`` call may override them."""
-
-    memory_budget: int = 512 * 2 ** 20
-    chunk_elements: int = 2 ** 17
-    #: Windowed lanes (:mod:`hyperdual.window`) for 1-D inputs of at least this many
-    #: elements, when the seeded columns span at most this fraction of them.
-    window_min_size: int = 256
-    window_max_fraction: float = 0.5
-    #: ... and when a full lane set would hold at least this many elements (lane rows
-    #: ``K + P`` times the input's length): below it, full lanes cost less than the
-    #: windows' bookkeeping (measured: Rosenbrock ``H[0:2, 0:2]``, 5 rows, breaks even
-    #: near 3000 inputs; a 3 x 3 block, 9 rows, near 1000).
-    window_min_lanes: int = 12_000
-    #: A request for at least this many pairs (and 4 per input) first finds the
-    #: Hessian's sparsity pattern (:mod:`hyperdual.pattern`) and seeds only the pairs
-    #: that can be nonzero.
-    pattern_min_pairs: int = 1024
-    #: Batched passes over one 2-D input start with column lanes (:mod:`hyperdual.columns`).
-    column_lanes: bool = True
-    #: ``hessian(func, xs)`` records ``func`` once on its value call and replays the record
-    #: for every pass (:mod:`hyperdual.record`); False calls ``func`` for every pass.
-    trace: bool = False
-
-
-settings = Settings()
 
 
 def set_memory_budget(nbytes: int) -> None:
