@@ -177,7 +177,7 @@ def lift(y, x, g1, g2):
     fe1 = _flat_lane(e1, shape, n)  # (once: e2 is often the same array)
     if ctx.pattern is not None and g2 is not None and e1 is not None:
         ctx.pattern.add(fe1)  # g'' x.e1[i] x.e2[j] meets i and j here
-    lanes.choose(n * (f1.shape[0] + f2.shape[0] + f12.shape[0]))[0](
+    lanes.choose(n * (f1.shape[0] + f2.shape[0] + f12.shape[0])).chain(
                         y.reshape(n), _flat_factor(g1, shape, n), _flat_factor(g2, shape, n),
                         fe1, fe1 if shared else _flat_lane(e2, shape, n), _flat_lane(e12, shape, n),
                         ctx.ip, ctx.jp, f1, f2, f12)
@@ -211,8 +211,8 @@ def _lift_1d(y, x, e1, e2, g1, g2):
         else _flat_factor(g2, y.shape, n)
     args = (y, f1, f2, e1, e2, _EMPTY2 if e12 is None else e12, ctx.ip, ctx.jp, o1, o2, o12)
     if (k1 + o2.shape[0] + rows) * n < threads.MIN_ENTRIES or not _Choice.ready \
-            or not threads.split_call(_Choice.ranges[0], args, n, k1 + o2.shape[0] + rows):
-        kernels[0](*args)
+            or not threads.split_call(_Choice.ranges.chain, args, n, k1 + o2.shape[0] + rows):
+        kernels.chain(*args)
     return flat(y, o1, o1 if shared else o2, None if rows == 0 else o12, ctx, packed)
 
 
@@ -277,7 +277,7 @@ def _lift_window(y, x, g1, g2, cut=True):
     n12, f12 = _out(e12 is not None or cross, ctx.npairs, shape, w)
     fe1 = _flat_lane(e1, shape, w)
     kernels = _Choice.kernels if _Choice.ready else lanes.choose(w * (f1.shape[0] + f2.shape[0] + f12.shape[0]))
-    kernels[0](y[lo:hi], _flat_factor(c1, shape, w), _flat_factor(c2, shape, w),
+    kernels.chain(y[lo:hi], _flat_factor(c1, shape, w), _flat_factor(c2, shape, w),
                fe1, fe1 if shared else _flat_lane(e2, shape, w), _flat_lane(e12, shape, w),
                ctx.ip, ctx.jp, f1, f2, f12)  # (y[lo:hi] of a 1-D y is contiguous)
     out = _object_new(HyperDual)  # window.result inlined
@@ -299,7 +299,7 @@ def _lift_window_lean(y, x, g1, g2):
     o1 = np.empty(e1.shape)
     o12 = np.empty((rows, w)) if rows else _EMPTY2
     kernels = _Choice.kernels if _Choice.ready else lanes.choose(w * (e1.shape[0] + rows))
-    kernels[0](y[lo:hi], g1 if g1.flags.c_contiguous else np.ascontiguousarray(g1),
+    kernels.chain(y[lo:hi], g1 if g1.flags.c_contiguous else np.ascontiguousarray(g1),
                _flat_factor(g2, g1.shape, w), e1, e1,
                _EMPTY2 if e12 is None else np.ascontiguousarray(e12), ctx.ip, ctx.jp, o1, _EMPTY2, o12)
     out = _object_new(HyperDual)
@@ -643,15 +643,15 @@ def _product_1d(a, b, ctx):
         # (product_range needs every lane present) the value in the same threaded pass, into
         # a fresh array: the lanes' buffers stay within the pool's limit
         y = np.empty(n)
-        odd = threads.split_call(_Choice.ranges[1], (y, av, bv, a1, a2, a12, b1, b2, b12, ctx.ip, ctx.jp,
+        odd = threads.split_call(_Choice.ranges.product, (y, av, bv, a1, a2, a12, b1, b2, b12, ctx.ip, ctx.jp,
                                                      o1, o2, o12, True), n, rows)
         if odd is None or any(odd):  # (None: the thread count changed meanwhile)
             np.multiply(av, bv, out=y)  # NumPy's value (the same bits), with its warnings
             if odd is None:
-                kernels[2](y, av, bv, a1, a2, a12, b1, b2, b12, ctx.ip, ctx.jp, o1, o2, o12)
+                kernels.product(y, av, bv, a1, a2, a12, b1, b2, b12, ctx.ip, ctx.jp, o1, o2, o12)
     else:
         y = np.multiply(av, bv)
-        kernels[2](y, av, bv, a1, a2, _EMPTY2 if a12 is None else a12, b1, b2,
+        kernels.product(y, av, bv, a1, a2, _EMPTY2 if a12 is None else a12, b1, b2,
                    _EMPTY2 if b12 is None else b12, ctx.ip, ctx.jp, o1, o2, o12)
     return flat(y, o1, o1 if shared else o2, o12, ctx, packed)
 
@@ -710,10 +710,10 @@ def _binary_both(ufunc, rule, a, b):
         ctx.pattern.add(lanes_in[0] if a1 is not None else None,
                         lanes_in[3] if b1 is not None else None)  # second-order terms meet both
     if product:
-        lanes.choose(work)[2](yw.reshape(n), _flat_factor(av, shape, n), _flat_factor(bv, shape, n),
+        lanes.choose(work).product(yw.reshape(n), _flat_factor(av, shape, n), _flat_factor(bv, shape, n),
                               *lanes_in, ctx.ip, ctx.jp, f1, f2, f12)
     else:
-        lanes.choose(work)[1](yw.reshape(n), _flat_factor(gx, shape, n), _flat_factor(gy, shape, n),
+        lanes.choose(work).binary(yw.reshape(n), _flat_factor(gx, shape, n), _flat_factor(gy, shape, n),
                               _flat_factor(gxx, shape, n), _flat_factor(gxy, shape, n),
                               _flat_factor(gyy, shape, n), *lanes_in, ctx.ip, ctx.jp, f1, f2, f12)
     return window.result(y, n1, n1 if shared else n2, n12, ctx, win)

@@ -9,6 +9,8 @@ called.  ``import hyperdual`` itself does not import Numba.
 """
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import numpy as np
 
 __all__ = ["choose", "load_kernels", "lane_sums", "chain_lanes_numpy", "binary_lanes_numpy",
@@ -169,7 +171,7 @@ def lane_sums(lane):
             lane = np.ascontiguousarray(lane)
         if _Choice.ready:
             out = np.empty(lane.shape[0])
-            _Choice.lean[3](lane, out)
+            _Choice.lean.row_sums(lane, out)
             return out
     return np.add.reduce(lane, axis=1)
 
@@ -179,21 +181,46 @@ LOAD_AFTER_OP = 2 ** 18
 LOAD_AFTER_TOTAL = 2 ** 24
 
 
+class Kernels(NamedTuple):
+    """The lane kernels of the general layout (:mod:`hyperdual.kernels`, or their NumPy twins)."""
+
+    chain: Callable
+    binary: Callable
+    product: Callable
+    square: Callable
+
+
+class Ranges(NamedTuple):
+    """The range kernels that :mod:`hyperdual.threads` splits over threads."""
+
+    chain: Callable
+    product: Callable
+
+
+class PackedKernels(NamedTuple):
+    """The kernels of packed lanes (:mod:`hyperdual.lean`); ``sum`` is None where its
+    pairwise order is not NumPy's (checked when loaded)."""
+
+    chain: Callable
+    product: Callable
+    square: Callable
+    row_sums: Callable
+    add: Callable
+    sum: Callable | None
+
+
 class _Choice:
     ready = False
     work = 0
-    kernels = (chain_lanes_numpy, binary_lanes_numpy, product_lanes_numpy, square_lanes_numpy)
-    #: The range kernels (``chain_range``, ``product_range``) that :mod:`hyperdual.threads`
-    #: splits, once the Numba kernels are loaded.
-    ranges = ()
-    #: The packed-lane kernels of :mod:`hyperdual.lean` (``lean_chain``, ``lean_product``,
-    #: ``lean_square``, ``row_sums``, ``lean_add``, ``lean_sum`` or None), once the Numba
-    #: kernels are loaded.
-    lean = ()
+    kernels = Kernels(chain_lanes_numpy, binary_lanes_numpy, product_lanes_numpy, square_lanes_numpy)
+    #: The range kernels (:class:`Ranges`), once the Numba kernels are loaded.
+    ranges: Ranges | None = None
+    #: The packed-lane kernels (:class:`PackedKernels`), once the Numba kernels are loaded.
+    lean: PackedKernels | None = None
 
 
 def choose(work: int):
-    """``(chain, binary, product)`` kernels for an operation touching ``work`` lane elements."""
+    """The :class:`Kernels` for an operation touching ``work`` lane elements."""
     if not _Choice.ready:
         _Choice.work += work
         if work >= LOAD_AFTER_OP or _Choice.work >= LOAD_AFTER_TOTAL:
@@ -254,8 +281,8 @@ def load_kernels() -> None:
     lean_square(y, lane, 1, m, pair, pair, np.empty(1), np.empty((2, 1)))
     row_sums(lane, np.empty(1))
     lean_add(lane, lane, 1, m, m, False, np.empty((1, 1)))
-    _Choice.lean = (lean_chain, lean_product, lean_square, row_sums, lean_add,
-                    lean_sum if _pairwise_is_numpys(lean_sum) else None)
-    _Choice.kernels = (chain_lanes, binary_lanes, product_lanes, square_lanes)
-    _Choice.ranges = (chain_range, product_range)
+    _Choice.lean = PackedKernels(lean_chain, lean_product, lean_square, row_sums, lean_add,
+                                 lean_sum if _pairwise_is_numpys(lean_sum) else None)
+    _Choice.kernels = Kernels(chain_lanes, binary_lanes, product_lanes, square_lanes)
+    _Choice.ranges = Ranges(chain_range, product_range)
     _Choice.ready = True

@@ -144,10 +144,10 @@ def _chain(y, x, g1, g2):
     f2 = g2 if type(g2) is np.ndarray and g2.ndim == 1 and g2.shape[0] == n \
         and g2.flags.c_contiguous else _factor(g2, n)
     if _Choice.ready or choose(n * (r + rows)) and _Choice.ready:
-        _Choice.lean[0](y, f1, f2, x._lanes, k1, k2s, x12, ctx.ip, ctx.jp, out)
+        _Choice.lean.chain(y, f1, f2, x._lanes, k1, k2s, x12, ctx.ip, ctx.jp, out)
     else:  # the NumPy twins, on views
         o1, o2, o12 = _views(out, k1, k2s, rows)
-        _Choice.kernels[0](y, f1, f2, x._e1, x._e2, _EMPTY2 if x12 < 0 else x._e12,
+        _Choice.kernels.chain(y, f1, f2, x._e1, x._e2, _EMPTY2 if x12 < 0 else x._e12,
                            ctx.ip, ctx.jp, o1, o2, o12)
     return _lean(y, out, x._lay if rows == 0 or x12 >= 0 else (k1, k2s, r), ctx)
 
@@ -165,7 +165,7 @@ def _add(a, b, negate):
     r = ka + sa
     out = np.empty((al.shape[0] if a12 >= 0 else bl.shape[0], y.shape[0]))
     if _Choice.ready:
-        _Choice.lean[4](al, bl, r, a12, b12, negate, out)
+        _Choice.lean.add(al, bl, r, a12, b12, negate, out)
     elif a12 >= 0:
         (np.subtract if negate else np.add)(al[:r], bl, out=out[:r])
         out[r:] = al[r:]
@@ -200,12 +200,12 @@ def multiply(a, b):
     out = np.empty((r + rows, n))
     y = np.empty(n)
     if _Choice.ready or choose(n * (r + rows)) and _Choice.ready:
-        if _Choice.lean[1](av, bv, a._lanes, b._lanes, k1, k2s, a12, b12, ctx.ip, ctx.jp, y, out):
+        if _Choice.lean.product(av, bv, a._lanes, b._lanes, k1, k2s, a12, b12, ctx.ip, ctx.jp, y, out):
             np.multiply(av, bv, out=y)  # (NumPy's floating-point warnings, the same bits)
     else:
         np.multiply(av, bv, out=y)
         o1, o2, o12 = _views(out, k1, k2s, rows)
-        _Choice.kernels[2](y, av, bv, a._e1, a._e2, _EMPTY2 if a12 < 0 else a._e12, b._e1, b._e2,
+        _Choice.kernels.product(y, av, bv, a._e1, a._e2, _EMPTY2 if a12 < 0 else a._e12, b._e1, b._e2,
                            _EMPTY2 if b12 < 0 else b._e12, ctx.ip, ctx.jp, o1, o2, o12)
     return _lean(y, out, a._lay if a12 >= 0 else b._lay if b12 >= 0 else (k1, k2s, r), ctx)
 
@@ -250,10 +250,10 @@ def square(x):
     y = np.empty(n)
     out = np.empty((k1 + rows, n))
     if _Choice.ready or choose(n * (k1 + rows)) and _Choice.ready:
-        if _Choice.lean[2](a, x._lanes, k1, x12, ctx.ip, ctx.jp, y, out):
+        if _Choice.lean.square(a, x._lanes, k1, x12, ctx.ip, ctx.jp, y, out):
             np.multiply(a, a, out=y)  # (NumPy's floating-point warnings, the same bits)
     else:
-        _Choice.kernels[3](a, x._e1, _EMPTY2 if x12 < 0 else x._e12, ctx.ip, ctx.jp, y,
+        _Choice.kernels.square(a, x._e1, _EMPTY2 if x12 < 0 else x._e12, ctx.ip, ctx.jp, y,
                            out[:k1], out[k1:])
     return _lean(y, out, x._lay if x12 >= 0 else (k1, 0, k1), ctx)
 
@@ -289,7 +289,7 @@ def sum_(x):
         return None
     k1, k2s, x12 = x._lay
     lanes = x._lanes
-    kernel = _Choice.lean[5] if _Choice.ready else None
+    kernel = _Choice.lean.sum if _Choice.ready else None
     if kernel is not None:  # value and lanes in one call
         sums = np.empty(lanes.shape[0])
         value = kernel(v, lanes, sums)

@@ -1060,7 +1060,7 @@ def engine(kind):
             choice.ready = False
             hyperdual.load_kernels()
         else:
-            choice.kernels = tuple(getattr(lanes, t) for t in _TWINS)
+            choice.kernels = lanes.Kernels(*(getattr(lanes, t) for t in _TWINS))
             choice.ready = True  # no switch in the middle of the example
         yield
     finally:

@@ -115,10 +115,10 @@ def test_product_lanes_with_a_broadcast_factor():
 def test_choice_switches_to_numba_after_enough_work(monkeypatch):
     monkeypatch.setattr(lanes._Choice, "ready", False)
     monkeypatch.setattr(lanes._Choice, "work", 0)
-    monkeypatch.setattr(lanes._Choice, "kernels", (lanes.chain_lanes_numpy, lanes.binary_lanes_numpy,
+    monkeypatch.setattr(lanes._Choice, "kernels", lanes.Kernels(lanes.chain_lanes_numpy, lanes.binary_lanes_numpy,
                                                    lanes.product_lanes_numpy, lanes.square_lanes_numpy))
-    assert lanes.choose(10)[0] is lanes.chain_lanes_numpy
-    assert lanes.choose(lanes.LOAD_AFTER_OP)[0] is kernels.chain_lanes
+    assert lanes.choose(10).chain is lanes.chain_lanes_numpy
+    assert lanes.choose(lanes.LOAD_AFTER_OP).chain is kernels.chain_lanes
     assert lanes._Choice.ready
 
 

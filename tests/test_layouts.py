@@ -47,10 +47,10 @@ POINTS = {
 def _twins(monkeypatch):
     """The NumPy twins of every kernel, as before the Numba kernels load."""
     monkeypatch.setattr(lanes._Choice, "ready", False)
-    monkeypatch.setattr(lanes._Choice, "kernels", (lanes.chain_lanes_numpy, lanes.binary_lanes_numpy,
+    monkeypatch.setattr(lanes._Choice, "kernels", lanes.Kernels(lanes.chain_lanes_numpy, lanes.binary_lanes_numpy,
                                                    lanes.product_lanes_numpy, lanes.square_lanes_numpy))
-    monkeypatch.setattr(lanes._Choice, "ranges", ())
-    monkeypatch.setattr(lanes._Choice, "lean", ())
+    monkeypatch.setattr(lanes._Choice, "ranges", None)
+    monkeypatch.setattr(lanes._Choice, "lean", None)
     monkeypatch.setattr(lanes, "LOAD_AFTER_OP", float("inf"))
     monkeypatch.setattr(lanes, "LOAD_AFTER_TOTAL", float("inf"))
 
