@@ -21,7 +21,7 @@ from .lanes import _Choice, is_zero, negated as _negated, scale_lane as _scale
 from .pool import POOL_MIN_ENTRIES, empty as _empty
 from .array import _IMPL, FUNCTIONS, HyperDual, as_float_array
 from .context import join_contexts
-from .lean import promote
+from .packed import promote
 from .rules import BINARY, SELECT, UNARY, VALUE_ONLY, ZERO_DERIVATIVE, constant_power, provide, ufunc_name
 
 __all__ = ["apply_ufunc", "operand", "lane_to", "UFUNC_METHODS", "unsupported_ufunc"]

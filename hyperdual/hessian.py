@@ -33,7 +33,7 @@ from .columns import settle
 from .context import SeedContext, join_contexts
 from .pattern import Recorder
 from .seeding import LIVE_FACTOR, InputSpace, pass_capacity, plan_passes, seed_inputs, settings
-from .lean import seeded
+from .packed import seeded
 from .window import densify
 
 __all__ = ["Hessian", "Jacobian", "hessian", "jacobian", "hvp", "gradient", "Stats"]

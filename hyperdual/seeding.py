@@ -20,7 +20,7 @@ import numpy as np
 from . import columns
 from .array import HyperDual
 from .context import LayoutCounts, SeedContext
-from .lean import seeded
+from .packed import seeded
 from .settings import Settings, settings
 
 __all__ = ["InputSpace", "pass_capacity", "plan_passes", "seed_inputs", "settings", "Settings", "set_memory_budget"]

@@ -60,7 +60,7 @@ if os.environ.get("HYPERDUAL_TEST_TRACE") in ("on", "off"):
     settings.trace = os.environ["HYPERDUAL_TEST_TRACE"] == "on"
 
 if os.environ.get("HYPERDUAL_TEST_LEAN") == "off":
-    from hyperdual import lean
+    from hyperdual import packed as lean
     lean.switch.on = False
 
 

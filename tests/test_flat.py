@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import hyperdual
-from hyperdual import HyperDual, lean
+from hyperdual import HyperDual, packed as lean
 from hyperdual.context import SeedContext
 from hyperdual.array import LEAN
 from hyperdual.hessian import _upper_pairs

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import hyperdual
-from hyperdual import lanes, lean, threads
+from hyperdual import lanes, packed as lean, threads
 from hyperdual.seeding import settings
 
 _C = np.linspace(-1.5, 2.0, 8)

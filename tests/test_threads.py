@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import hyperdual
-from hyperdual import HyperDual, lanes, lean, threads
+from hyperdual import HyperDual, lanes, packed as lean, threads
 
 RNG = np.random.default_rng(11)
 
