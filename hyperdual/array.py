@@ -33,19 +33,19 @@ class _IMPL:
     ufunc_methods: dict = {}  # (ufunc, "reduce" | "accumulate" ...) -> implementation (hyperdual.chain)
 
 
-#: ``HyperDual._flat`` of a *lean* array (:mod:`hyperdual.lean`): flat, both first-order
+#: ``HyperDual._flat`` of a *packed* array (:mod:`hyperdual.packed`): flat, both first-order
 #: lanes, a plain pass context, small lanes, no record.  ``True``: flat only.
-LEAN = 2
+PACKED = 2
 
 
-class _LEAN_OPS:
-    """The lean paths of :mod:`hyperdual.lean` (set when it loads)."""
+class _PACKED_OPS:
+    """The packed paths of :mod:`hyperdual.packed` (set when it loads)."""
 
-    both: dict = {}       # ufunc -> f(a, b) for two lean operands
-    functions: dict = {}  # numpy function -> f(x) for one lean argument
-    numbers: dict = {}    # (ufunc, reflected) -> f(x, c) for a lean x and a number c (np.float64)
+    both: dict = {}       # ufunc -> f(a, b) for two packed operands
+    functions: dict = {}  # numpy function -> f(x) for one packed argument
+    numbers: dict = {}    # (ufunc, reflected) -> f(x, c) for a packed x and a number c (np.float64)
     unary = negative = getitem = matmul = None
-    promote = None  # marks a new flat array lean when it qualifies
+    promote = None  # marks a new flat array packed when it qualifies
 
 
 #: ``numpy function -> implementation`` for ``__array_function__``; filled by
@@ -202,8 +202,8 @@ class HyperDual(NDArrayOperatorsMixin):
         self._ctx, self._node = ctx, None
         self._base = self._views = self._win = None
         self._flat = v.ndim == 1  # fresh C-contiguous copies: (n,) and (K, n) (hyperdual.chain.flat)
-        if self._flat and _LEAN_OPS.promote is not None:
-            _LEAN_OPS.promote(self)  # (and maybe lean: hyperdual.lean)
+        if self._flat and _PACKED_OPS.promote is not None:
+            _PACKED_OPS.promote(self)  # (and maybe packed: hyperdual.packed)
 
     @classmethod
     def _new(cls, value, e1, e2, e12, ctx, node=None) -> "HyperDual":
@@ -347,13 +347,13 @@ class HyperDual(NDArrayOperatorsMixin):
         if self._node is not None and method == "__call__" and not kwargs \
                 and not any(type(x) not in _PLAIN and _foreign(x) for x in inputs):
             return _IMPL.record_ufunc(ufunc, inputs, OPERATORS.get(ufunc, ufunc))
-        if self._flat is LEAN and method == "__call__" and not kwargs:
+        if self._flat is PACKED and method == "__call__" and not kwargs:
             if len(inputs) == 1:
-                out = _LEAN_OPS.unary(ufunc, self)
+                out = _PACKED_OPS.unary(ufunc, self)
                 if out is not None:
                     return out
             elif ufunc is np.matmul:
-                out = _LEAN_OPS.matmul(*inputs)
+                out = _PACKED_OPS.matmul(*inputs)
                 if out is not None:
                     return out
         if len(inputs) == 1 and method == "__call__" and not kwargs and self._node is None \
@@ -391,10 +391,10 @@ class HyperDual(NDArrayOperatorsMixin):
         return result
 
     def __array_function__(self, func, types, args, kwargs):
-        if self._flat is LEAN and not kwargs and len(args) == 1:
-            lean = _LEAN_OPS.functions.get(func)
-            if lean is not None:
-                out = lean(self)
+        if self._flat is PACKED and not kwargs and len(args) == 1:
+            packed = _PACKED_OPS.functions.get(func)
+            if packed is not None:
+                out = packed(self)
                 if out is not None:
                     return out
         impl = FUNCTIONS.get(func)
@@ -426,24 +426,24 @@ class HyperDual(NDArrayOperatorsMixin):
     # would reach through NumPy's override machinery, a microsecond later).
     def _binop(ufunc, reflected=False):
         shift = ufunc is np.add or (ufunc is np.subtract and not reflected)
-        lean_both = None if reflected else ufunc  # (lean paths are looked up when called)
+        packed_both = None if reflected else ufunc  # (packed paths are looked up when called)
         key = (ufunc, reflected)
 
         def op(self, other):
             t = type(other)
             if self._node is not None and (t in _PLAIN or not _foreign(other)):  # recording
                 return _IMPL.record_ufunc(ufunc, (other, self) if reflected else (self, other), front)
-            if self._flat is LEAN:  # (see hyperdual.lean)
+            if self._flat is PACKED:  # (see hyperdual.packed)
                 if t is HyperDual:
-                    if lean_both is not None and other._flat is LEAN and other._ctx is self._ctx \
+                    if packed_both is not None and other._flat is PACKED and other._ctx is self._ctx \
                             and other._value.shape[0] == self._value.shape[0]:
-                        f = _LEAN_OPS.both.get(lean_both)
+                        f = _PACKED_OPS.both.get(packed_both)
                         if f is not None:
                             out = f(self, other)
                             if out is not None:
                                 return out
                 elif (t is float or t is int) and not shift:
-                    f = _LEAN_OPS.numbers.get(key)
+                    f = _PACKED_OPS.numbers.get(key)
                     if f is not None:  # (np.float64: x / 0 is inf with NumPy's warning)
                         out = f(self, np.float64(other))
                         if out is not None:
@@ -453,7 +453,7 @@ class HyperDual(NDArrayOperatorsMixin):
                 out = HyperDual._new(self._value + other if ufunc is np.add else self._value - other,
                                      self._e1, self._e2, self._e12, self._ctx)
                 out._win, out._flat = self._win, self._flat
-                if out._flat is LEAN:
+                if out._flat is PACKED:
                     out._lanes, out._lay = self._lanes, self._lay
                 return out
             if (t is float or t is int) and self._node is None:
@@ -484,8 +484,8 @@ class HyperDual(NDArrayOperatorsMixin):
     def __neg__(self):
         if self._node is not None:
             return _IMPL.record_ufunc(np.negative, (self,), operator.neg)
-        if self._flat is LEAN:
-            return _LEAN_OPS.negative(self)
+        if self._flat is PACKED:
+            return _PACKED_OPS.negative(self)
         return dispatch(_IMPL.apply_ufunc, (np.negative, self), {}, operator.neg)
 
     # ---- indexing -----------------------------------------------------------
@@ -493,8 +493,8 @@ class HyperDual(NDArrayOperatorsMixin):
         t = type(index)
         if self._node is not None:
             return _IMPL.record_getitem(self, index)
-        if t is slice and self._flat is LEAN:
-            out = _LEAN_OPS.getitem(self, index)
+        if t is slice and self._flat is PACKED:
+            out = _PACKED_OPS.getitem(self, index)
             if out is not None:
                 return out
         if (t is slice or t is int) and self._node is None \
@@ -516,7 +516,7 @@ class HyperDual(NDArrayOperatorsMixin):
         new = dispatch(_IMPL.setitem, (self, index, val), {})
         self._value, self._e1, self._e2, self._e12 = new._value, new._e1, new._e2, new._e12
         self._ctx, self._node, self._flat = new._ctx, new._node, new._flat
-        if new._flat is LEAN:
+        if new._flat is PACKED:
             self._lanes, self._lay = new._lanes, new._lay
 
     # ---- ndarray-style methods (all through the NumPy functions) --------------

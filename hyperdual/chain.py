@@ -219,7 +219,7 @@ def _lift_1d(y, x, e1, e2, g1, g2):
 def _outputs(n, k1, k2s, rows):
     """Kernel outputs ``(packed, o1, o2, o12)`` for ``k1``, ``k2s`` (0: ``e2`` is ``e1``) and
     ``rows`` lane rows of length ``n``: views of one packed buffer when small (the
-    layout of :mod:`hyperdual.lean`, so the result can be lean without a copy), else
+    layout of :mod:`hyperdual.packed`, so the result can be packed without a copy), else
     separate arrays from :mod:`hyperdual.pool`; an absent ``o2`` has zero rows."""
     total = (k1 + k2s + rows) * n
     if total < POOL_MIN_ENTRIES:
@@ -233,7 +233,7 @@ def _outputs(n, k1, k2s, rows):
 def flat(y, e1, e2, e12, ctx, packed=None):
     """A HyperDual marked *flat*: its value is a 1-D C-contiguous array ``(n,)``, its
     lanes (those present) C-contiguous ``(K, n)`` arrays, and it has no window.  The
-    lean paths here then skip their shape and layout checks.  Lanes are never written
+    packed paths here then skip their shape and layout checks.  Lanes are never written
     in place, so the mark stays true (``__setitem__`` replaces it with the new one's)."""
     out = _object_new(HyperDual)  # (HyperDual._new inlined: y is a 1-D ndarray here)
     out._value, out._e1, out._e2, out._e12 = y, e1, e2, e12
@@ -257,7 +257,7 @@ def _lift_window(y, x, g1, g2, cut=True):
             and g1.shape == (hi - lo,) and (g2 is None or type(g2) is float or (
                 type(g2) is np.ndarray and g2.shape == g1.shape)) \
             and e1.flags.c_contiguous and y.flags.c_contiguous:
-        return _lift_window_lean(y, x, g1, g2)
+        return _lift_window_packed(y, x, g1, g2)
     if cut:
         c1, c2 = window.cut(g1, lo, hi, n), window.cut(g2, lo, hi, n)
     else:
@@ -288,7 +288,7 @@ def _lift_window(y, x, g1, g2, cut=True):
     return out
 
 
-def _lift_window_lean(y, x, g1, g2):
+def _lift_window_packed(y, x, g1, g2):
     """:func:`_lift_window` for the common case: ``e2 is e1`` (contiguous), ``g'`` given
     on the window, ``g''`` on the window, a number or None: the same kernel call,
     without the general case's layout work."""

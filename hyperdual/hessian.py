@@ -1220,7 +1220,7 @@ def _hvp_pass(evaluate, point, v):
     ctx = SeedContext(np.arange(n), np.zeros(n, np.int64), n, 1, token=object())
     e1 = np.eye(n).reshape((n,) + point.shape)
     xd = HyperDual._new(point, e1, vec.reshape((1,) + point.shape).copy(), None, ctx)
-    if point.ndim == 1:  # fresh contiguous (n,) value and (K, n) lanes: flat, maybe lean
+    if point.ndim == 1:  # fresh contiguous (n,) value and (K, n) lanes: flat, maybe packed
         xd._flat = True
         seeded(xd)
     y = evaluate(xd)

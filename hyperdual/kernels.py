@@ -44,8 +44,8 @@ one dispatch):
   ``product_lanes`` (``x * y``) and ``square_lanes`` (``x ** 2``);
 * ``chain_range`` / ``product_range``: the blocked loops of the first two on a
   range of elements, which :mod:`hyperdual.threads` runs side by side on long lanes;
-* ``lean_*`` and ``row_sums``: the same arithmetic on *packed* lanes (every lane of
-  an array in one buffer), for the small arrays of :mod:`hyperdual.lean`.
+* ``packed_*`` and ``row_sums``: the same arithmetic on *packed* lanes (every lane of
+  an array in one buffer), for the small arrays of :mod:`hyperdual.packed`.
 
 Every kernel is its own top-level ``def`` with ``cache=True``: functions made
 by a factory would share one on-disk cache entry.  No kernel is recursive: a
@@ -57,7 +57,7 @@ import numba as nb
 import numpy as np
 
 __all__ = ["chain_lanes", "chain_range", "binary_lanes", "product_lanes", "product_range", "square_lanes",
-           "lean_chain", "lean_product", "lean_square", "lean_add", "lean_sum", "row_sums"]
+           "packed_chain", "packed_product", "packed_square", "packed_add", "packed_sum", "row_sums"]
 
 _jit = nb.njit(cache=True, nogil=True, error_model="numpy")
 
@@ -467,7 +467,7 @@ def square_lanes(a, e1, e12, ip, jp, y, o1, o12):  # pragma: no cover - compiled
     """``y = a ** 2`` and its lanes in one call: :func:`chain_lanes` with ``g' = 2a``,
     ``g'' = 2`` and ``e2 = e1``, the same arithmetic in the same order (``o12`` has
     ``len(ip)`` rows; ``e12`` none when absent).  For the short lanes of small problems
-    (:mod:`hyperdual.lean`), where computing ``y`` and ``g'`` in NumPy first would cost
+    (:mod:`hyperdual.packed`), where computing ``y`` and ``g'`` in NumPy first would cost
     more than the arithmetic (1.6 µs of 4.1 per ``x ** 2`` at n = 9, K = 10, P = 55).
 
     The one place a rule of the table (``np.square`` in :mod:`hyperdual.rules`) is
@@ -496,13 +496,13 @@ def square_lanes(a, e1, e12, ip, jp, y, o1, o12):  # pragma: no cover - compiled
         _poison(y, o12)
 
 
-# ---- packed lanes (hyperdual.lean) ---------------------------------------------------
-# A lean HyperDual keeps all its lanes in one C-contiguous ``(R, n)`` buffer: the rows of
+# ---- packed lanes (hyperdual.packed) ---------------------------------------------------
+# A packed HyperDual keeps all its lanes in one C-contiguous ``(R, n)`` buffer: the rows of
 # ``e1`` (``k1`` of them), then those of ``e2`` unless it is ``e1`` itself (``k2s`` rows,
 # 0 when shared), then the cross rows from row ``x12`` (``x12 < 0``: no cross lane).  A
 # kernel over such buffers takes 5-7 arrays instead of 11-14, and Numba's dispatch costs
 # about 50 ns per array argument, which is most of a small operation's budget.  The
-# arithmetic is that of the kernels above, expression by expression, so lean results
+# arithmetic is that of the kernels above, expression by expression, so packed results
 # equal the general paths' bits (``tests/test_flat.py``).
 
 
@@ -522,7 +522,7 @@ def _odd_product(z, a, b):  # pragma: no cover - compiled
 def _pairwise(a):  # pragma: no cover - compiled
     """NumPy's pairwise summation (``DOUBLE_pairwise_sum``) of at most 128 elements: plain
     below 8, else eight accumulators.  (Longer arrays are split in halves by NumPy; the
-    lean paths sum at most 64.)  ``load_kernels`` checks that it gives
+    packed paths sum at most 64.)  ``load_kernels`` checks that it gives
     ``np.add.reduce``'s bits before anything uses it."""
     n = a.shape[0]
     if n < 8:
@@ -551,7 +551,7 @@ def _pairwise(a):  # pragma: no cover - compiled
 
 
 @_jit
-def lean_sum(v, lanes, out):  # pragma: no cover - compiled
+def packed_sum(v, lanes, out):  # pragma: no cover - compiled
     """``np.add.reduce(v)`` of at most 128 elements (returned; NumPy's pairwise order) and the row sums of the
     packed ``lanes`` into ``out`` (:func:`row_sums`).  A result that is not finite is
     recomputed by the caller with NumPy, for its warnings."""
@@ -560,7 +560,7 @@ def lean_sum(v, lanes, out):  # pragma: no cover - compiled
 
 
 @_jit
-def lean_chain(y, g1, g2, xl, k1, k2s, x12, ip, jp, ol):  # pragma: no cover - compiled
+def packed_chain(y, g1, g2, xl, k1, k2s, x12, ip, jp, ol):  # pragma: no cover - compiled
     """:func:`chain_lanes` on packed lanes: ``ol`` has the first-order rows of ``xl``
     (``k1 + k2s``), then any cross rows (``g1 e12 + g2 e1[ip] e2[jp]``, or the terms
     that exist)."""
@@ -596,7 +596,7 @@ def lean_chain(y, g1, g2, xl, k1, k2s, x12, ip, jp, ol):  # pragma: no cover - c
 
 
 @_jit
-def lean_product(xv, yv, xl, yl, k1, k2s, x12, y12, ip, jp, v, ol):  # pragma: no cover - compiled
+def packed_product(xv, yv, xl, yl, k1, k2s, x12, y12, ip, jp, v, ol):  # pragma: no cover - compiled
     """``v = xv * yv`` and :func:`product_lanes` on packed lanes (both operands with the
     same first-order rows; ``ol`` has those, then one row per pair).  Returns True when
     NumPy would have raised a floating-point flag computing ``v`` (see
@@ -635,10 +635,10 @@ def lean_product(xv, yv, xl, yl, k1, k2s, x12, y12, ip, jp, v, ol):  # pragma: n
 
 
 @_jit
-def lean_square(a, xl, k1, x12, ip, jp, y, ol):  # pragma: no cover - compiled
+def packed_square(a, xl, k1, x12, ip, jp, y, ol):  # pragma: no cover - compiled
     """:func:`square_lanes` on packed lanes (``e2`` is ``e1``: ``xl`` has ``k1``
     first-order rows); ``ol`` has ``k1`` rows, then one per pair.  Returns True as
-    :func:`lean_product` does."""
+    :func:`packed_product` does."""
     n = a.shape[0]
     odd = False
     for t in range(n):
@@ -665,7 +665,7 @@ def lean_square(a, xl, k1, x12, ip, jp, y, ol):  # pragma: no cover - compiled
 @_jit
 def row_sums(lanes, out):  # pragma: no cover - compiled
     """``out[k] = lanes[k, 0] + lanes[k, 1] + ...`` in that order (short rows: the sums of
-    a small array's lanes, lean or not, so that both give the same bits)."""
+    a small array's lanes, packed or not, so that both give the same bits)."""
     for k in range(lanes.shape[0]):
         s = 0.0
         for t in range(lanes.shape[1]):
@@ -674,7 +674,7 @@ def row_sums(lanes, out):  # pragma: no cover - compiled
 
 
 @_jit
-def lean_add(al, bl, r, a12, b12, negate, out):  # pragma: no cover - compiled
+def packed_add(al, bl, r, a12, b12, negate, out):  # pragma: no cover - compiled
     """``a ± b`` on packed lanes with the same ``r`` first-order rows, where only one
     operand has cross rows (``a12``/``b12``: their first row, or -1): the first-order
     rows added or subtracted, the cross rows copied (negated for ``- b``)."""

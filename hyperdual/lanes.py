@@ -171,7 +171,7 @@ def lane_sums(lane):
             lane = np.ascontiguousarray(lane)
         if _Choice.ready:
             out = np.empty(lane.shape[0])
-            _Choice.lean.row_sums(lane, out)
+            _Choice.packed.row_sums(lane, out)
             return out
     return np.add.reduce(lane, axis=1)
 
@@ -198,7 +198,7 @@ class Ranges(NamedTuple):
 
 
 class PackedKernels(NamedTuple):
-    """The kernels of packed lanes (:mod:`hyperdual.lean`); ``sum`` is None where its
+    """The kernels of packed lanes (:mod:`hyperdual.packed`); ``sum`` is None where its
     pairwise order is not NumPy's (checked when loaded)."""
 
     chain: Callable
@@ -216,7 +216,7 @@ class _Choice:
     #: The range kernels (:class:`Ranges`), once the Numba kernels are loaded.
     ranges: Ranges | None = None
     #: The packed-lane kernels (:class:`PackedKernels`), once the Numba kernels are loaded.
-    lean: PackedKernels | None = None
+    packed: PackedKernels | None = None
 
 
 def choose(work: int):
@@ -228,17 +228,17 @@ def choose(work: int):
     return _Choice.kernels
 
 
-def _pairwise_is_numpys(lean_sum) -> bool:
-    """Whether :func:`hyperdual.kernels.lean_sum` sums values to ``np.add.reduce``'s bits
+def _pairwise_is_numpys(packed_sum) -> bool:
+    """Whether :func:`hyperdual.kernels.packed_sum` sums values to ``np.add.reduce``'s bits
     on this NumPy (lengths 0 to 128, magnitudes over 20 decades, signed zeros).  If not,
-    lean sums take their values from NumPy (0.6 µs more per small sum)."""
+    packed sums take their values from NumPy (0.6 µs more per small sum)."""
     rng = np.random.default_rng(12345)
     none = np.zeros((0, 1))
     for n in range(129):
         v = rng.standard_normal(n) * 10.0 ** rng.integers(-10, 10, n)
         if n % 7 == 3:
             v[: n // 2] = -0.0
-        got = lean_sum(v, none, np.empty(0))
+        got = packed_sum(v, none, np.empty(0))
         want = np.add.reduce(v)
         if got != want or np.signbit(got) != np.signbit(want):
             return False
@@ -259,8 +259,8 @@ def load_kernels() -> None:
     """
     if _Choice.ready:
         return
-    from .kernels import (binary_lanes, chain_lanes, chain_range, lean_add, lean_chain, lean_product,
-                          lean_square, lean_sum, product_lanes, product_range, row_sums, square_lanes)
+    from .kernels import (binary_lanes, chain_lanes, chain_range, packed_add, packed_chain, packed_product,
+                          packed_square, packed_sum, product_lanes, product_range, row_sums, square_lanes)
 
     y = np.ones(1)
     lane = np.ones((1, 1))
@@ -276,13 +276,13 @@ def load_kernels() -> None:
     product_range(np.empty(1), y, y, lane, lane, lane, lane, lane, lane, pair, pair,
                   np.empty((1, 1)), none, np.empty((1, 1)), True, 0, 1)
     m = np.int64(-1)
-    lean_chain(y, y, y, lane, 1, 0, m, pair, pair, np.empty((2, 1)))
-    lean_product(y, y, lane, lane, 1, 0, m, m, pair, pair, np.empty(1), np.empty((2, 1)))
-    lean_square(y, lane, 1, m, pair, pair, np.empty(1), np.empty((2, 1)))
+    packed_chain(y, y, y, lane, 1, 0, m, pair, pair, np.empty((2, 1)))
+    packed_product(y, y, lane, lane, 1, 0, m, m, pair, pair, np.empty(1), np.empty((2, 1)))
+    packed_square(y, lane, 1, m, pair, pair, np.empty(1), np.empty((2, 1)))
     row_sums(lane, np.empty(1))
-    lean_add(lane, lane, 1, m, m, False, np.empty((1, 1)))
-    _Choice.lean = PackedKernels(lean_chain, lean_product, lean_square, row_sums, lean_add,
-                                 lean_sum if _pairwise_is_numpys(lean_sum) else None)
+    packed_add(lane, lane, 1, m, m, False, np.empty((1, 1)))
+    _Choice.packed = PackedKernels(packed_chain, packed_product, packed_square, row_sums, packed_add,
+                                 packed_sum if _pairwise_is_numpys(packed_sum) else None)
     _Choice.kernels = Kernels(chain_lanes, binary_lanes, product_lanes, square_lanes)
     _Choice.ranges = Ranges(chain_range, product_range)
     _Choice.ready = True

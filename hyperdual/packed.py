@@ -1,10 +1,10 @@
-"""Lean paths: the common operations of a Hessian pass on small 1-D arrays, checked once.
+"""Packed paths: the common operations of a Hessian pass on small 1-D arrays, checked once.
 
 A pass of a small Hessian runs a few dozen NumPy operations on arrays of a
 few elements, and then the Python around each operation — which case of the
 chain rule applies, whether lanes are windowed, recorded, in columns or
 broadcast — costs more than the arithmetic.  A HyperDual whose ``_flat`` is
-:data:`LEAN` has been checked once, when it was made, so that none of that
+:data:`PACKED` has been checked once, when it was made, so that none of that
 needs asking again:
 
 * its value is a C-contiguous ``(n,)`` array and its lanes C-contiguous
@@ -15,20 +15,20 @@ needs asking again:
   window and no record;
 * its lanes are small: ``(K1 + K2 + P) n`` under the pool's threshold (plain
   ``np.empty``; :mod:`hyperdual.pool` serves larger ones), ``P`` counted even
-  before the cross lane exists, so every lean result is small too;
+  before the cross lane exists, so every packed result is small too;
 * ``_lanes`` holds all its lanes *packed* in one C-contiguous ``(R, n)``
   buffer: the rows of ``e1``, then those of ``e2`` unless it is ``e1``, then
-  the cross rows.  Lean results are made in one such buffer (``e1``, ``e2``,
+  the cross rows.  Packed results are made in one such buffer (``e1``, ``e2``,
   ``e12`` are views of it); a kernel over packed lanes takes half the array
   arguments, and Numba's dispatch costs about 50 ns per array.  ``x ± y`` and
   ``c * x`` of packed lanes are one NumPy operation instead of two or three.
 
-An operation of lean operands (two of them in the same context, and of one
-length) makes a lean result, with the same math as the general path in
+An operation of packed operands (two of them in the same context, and of one
+length) makes a packed result, with the same math as the general path in
 :mod:`hyperdual.chain` (the same kernels, the same NumPy operations in the
 same order, so the same bits).  Anything else — broadcasting, other
 functions, ``x / y`` — takes the general path, whose results are *flat*
-(``_flat is True``) and may become lean again through :func:`promote`.
+(``_flat is True``) and may become packed again through :func:`promote`.
 
 The math, as everywhere (``e1`` first-order lanes, ``e12`` cross lane):
 
@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .array import _LEAN_OPS, LEAN, HyperDual, link_view
+from .array import _PACKED_OPS, PACKED, HyperDual, link_view
 from .lanes import _Choice, choose, constant, is_zero, lane_sums, negated, scale_lane
 from .pool import POOL_MIN_ENTRIES
 from .rules import UNARY, constant_power
@@ -55,8 +55,8 @@ _EMPTY2 = np.zeros((0, 0))
 _EMPTY1 = np.zeros(0)
 
 
-def _lean(y, lanes, lay, ctx):
-    """A new lean HyperDual over the packed buffer ``lanes`` with the layout ``lay`` =
+def _packed(y, lanes, lay, ctx):
+    """A new packed HyperDual over the packed buffer ``lanes`` with the layout ``lay`` =
     ``(k1, k2s, x12)``: ``k1`` rows of ``e1``, then ``k2s`` of ``e2`` (0: ``e2`` is
     ``e1``), then the cross rows from row ``x12`` (-1: no cross lane)."""
     out = _object_new(HyperDual)
@@ -67,19 +67,19 @@ def _lean(y, lanes, lay, ctx):
     out._e12 = None if x12 < 0 else lanes[x12:]
     out._ctx = ctx
     out._node = out._base = out._views = out._win = None
-    out._flat = LEAN
+    out._flat = PACKED
     return out
 
 
 class switch:
-    """``switch.on = False`` makes nothing lean (every operation takes the general path):
+    """``switch.on = False`` makes nothing packed (every operation takes the general path):
     for tests, which compare the two."""
 
     on = True
 
 
 def promote(out, lanes=None):
-    """Mark a flat HyperDual (``hyperdual.chain.flat``) lean when it qualifies; ``lanes``,
+    """Mark a flat HyperDual (``hyperdual.chain.flat``) packed when it qualifies; ``lanes``,
     when given, is its lanes' packed buffer already (else it is packed here: a copy,
     unless ``e1`` is the only lane)."""
     e1, e2, ctx = out._e1, out._e2, out._ctx
@@ -87,7 +87,7 @@ def promote(out, lanes=None):
             and ctx.columns is None and switch.on and out._value.shape[0] * (
                 e1.shape[0] + (0 if e2 is e1 else e2.shape[0]) + ctx.ip.shape[0]) < POOL_MIN_ENTRIES:
         # (counting the cross lane's P rows whether or not it exists yet: the results of
-        # lean operations are lean, and the first nonlinear one makes that lane)
+        # packed operations are packed, and the first nonlinear one makes that lane)
         if lanes is None:
             e12 = out._e12
             if e12 is None:
@@ -97,12 +97,12 @@ def promote(out, lanes=None):
         k1 = e1.shape[0]
         r = k1 if e2 is e1 else k1 + e2.shape[0]
         out._lanes, out._lay = lanes, (k1, r - k1, -1 if out._e12 is None else r)
-        out._flat = LEAN
+        out._flat = PACKED
     return out
 
 
 def seeded(x):
-    """Mark a freshly seeded (or hand-made) flat input lean when it qualifies."""
+    """Mark a freshly seeded (or hand-made) flat input packed when it qualifies."""
     if x._flat is True and x._win is None:
         promote(x)
     return x
@@ -129,7 +129,7 @@ def _views(lanes, k1, k2s, rows):
 
 
 def _chain(y, x, g1, g2):
-    """The chain rule on a lean ``x`` (``y = g(x)``, ``g1 = g'``, ``g2 = g''``; None: zero)."""
+    """The chain rule on a packed ``x`` (``y = g(x)``, ``g1 = g'``, ``g2 = g''``; None: zero)."""
     ctx = x._ctx
     k1, k2s, x12 = x._lay
     n = y.shape[0]
@@ -144,15 +144,15 @@ def _chain(y, x, g1, g2):
     f2 = g2 if type(g2) is np.ndarray and g2.ndim == 1 and g2.shape[0] == n \
         and g2.flags.c_contiguous else _factor(g2, n)
     if _Choice.ready or choose(n * (r + rows)) and _Choice.ready:
-        _Choice.lean.chain(y, f1, f2, x._lanes, k1, k2s, x12, ctx.ip, ctx.jp, out)
+        _Choice.packed.chain(y, f1, f2, x._lanes, k1, k2s, x12, ctx.ip, ctx.jp, out)
     else:  # the NumPy twins, on views
         o1, o2, o12 = _views(out, k1, k2s, rows)
         _Choice.kernels.chain(y, f1, f2, x._e1, x._e2, _EMPTY2 if x12 < 0 else x._e12,
                            ctx.ip, ctx.jp, o1, o2, o12)
-    return _lean(y, out, x._lay if rows == 0 or x12 >= 0 else (k1, k2s, r), ctx)
+    return _packed(y, out, x._lay if rows == 0 or x12 >= 0 else (k1, k2s, r), ctx)
 
 
-# ---- two lean operands (the caller checks: same context, same length) -----------------
+# ---- two packed operands (the caller checks: same context, same length) -----------------
 def _add(a, b, negate):
     ka, sa, a12 = a._lay
     _, sb, b12 = b._lay
@@ -161,11 +161,11 @@ def _add(a, b, negate):
     al, bl = a._lanes, b._lanes
     y = a._value - b._value if negate else a._value + b._value
     if (a12 < 0) == (b12 < 0):
-        return _lean(y, al - bl if negate else al + bl, a._lay, a._ctx)
+        return _packed(y, al - bl if negate else al + bl, a._lay, a._ctx)
     r = ka + sa
     out = np.empty((al.shape[0] if a12 >= 0 else bl.shape[0], y.shape[0]))
     if _Choice.ready:
-        _Choice.lean.add(al, bl, r, a12, b12, negate, out)
+        _Choice.packed.add(al, bl, r, a12, b12, negate, out)
     elif a12 >= 0:
         (np.subtract if negate else np.add)(al[:r], bl, out=out[:r])
         out[r:] = al[r:]
@@ -175,7 +175,7 @@ def _add(a, b, negate):
             negated(bl[r:], out=out[r:])
         else:
             out[r:] = bl[r:]
-    return _lean(y, out, a._lay if a12 >= 0 else b._lay, a._ctx)
+    return _packed(y, out, a._lay if a12 >= 0 else b._lay, a._ctx)
 
 
 def add(a, b):
@@ -200,32 +200,32 @@ def multiply(a, b):
     out = np.empty((r + rows, n))
     y = np.empty(n)
     if _Choice.ready or choose(n * (r + rows)) and _Choice.ready:
-        if _Choice.lean.product(av, bv, a._lanes, b._lanes, k1, k2s, a12, b12, ctx.ip, ctx.jp, y, out):
+        if _Choice.packed.product(av, bv, a._lanes, b._lanes, k1, k2s, a12, b12, ctx.ip, ctx.jp, y, out):
             np.multiply(av, bv, out=y)  # (NumPy's floating-point warnings, the same bits)
     else:
         np.multiply(av, bv, out=y)
         o1, o2, o12 = _views(out, k1, k2s, rows)
         _Choice.kernels.product(y, av, bv, a._e1, a._e2, _EMPTY2 if a12 < 0 else a._e12, b._e1, b._e2,
                            _EMPTY2 if b12 < 0 else b._e12, ctx.ip, ctx.jp, o1, o2, o12)
-    return _lean(y, out, a._lay if a12 >= 0 else b._lay if b12 >= 0 else (k1, k2s, r), ctx)
+    return _packed(y, out, a._lay if a12 >= 0 else b._lay if b12 >= 0 else (k1, k2s, r), ctx)
 
 
-# ---- a lean operand and a Python number c ------------------------------------------
+# ---- a packed operand and a Python number c ------------------------------------------
 def scale(x, c, y):
     """``y = x * c`` (or ``x / (1/c)``): every lane scaled by ``c``
     (:func:`hyperdual.lanes.scale_lane`; a zero ``c`` leaves no lanes)."""
     if is_zero(c):
         return HyperDual._new(np.asarray(y), None, None, None, x._ctx)
-    return _lean(y, scale_lane(x._lanes, c, y), x._lay, x._ctx)
+    return _packed(y, scale_lane(x._lanes, c, y), x._lay, x._ctx)
 
 
 def rsubtract(x, c):
     """``c - x``: the lanes negated."""
-    return _lean(c - x._value, negated(x._lanes), x._lay, x._ctx)
+    return _packed(c - x._value, negated(x._lanes), x._lay, x._ctx)
 
 
 def negative(x):
-    return _lean(-x._value, negated(x._lanes), x._lay, x._ctx)
+    return _packed(-x._value, negated(x._lanes), x._lay, x._ctx)
 
 
 def power(x, c):
@@ -237,7 +237,7 @@ def power(x, c):
 
 
 def square(x):
-    """``x ** 2``: in one kernel call (:func:`hyperdual.kernels.lean_square`) when ``e2`` is
+    """``x ** 2``: in one kernel call (:func:`hyperdual.kernels.packed_square`) when ``e2`` is
     ``e1`` (that kernel is tested bit for bit against the table's entry), else the chain
     rule with the entry ``UNARY[np.square]`` itself."""
     a = x._value
@@ -250,12 +250,12 @@ def square(x):
     y = np.empty(n)
     out = np.empty((k1 + rows, n))
     if _Choice.ready or choose(n * (k1 + rows)) and _Choice.ready:
-        if _Choice.lean.square(a, x._lanes, k1, x12, ctx.ip, ctx.jp, y, out):
+        if _Choice.packed.square(a, x._lanes, k1, x12, ctx.ip, ctx.jp, y, out):
             np.multiply(a, a, out=y)  # (NumPy's floating-point warnings, the same bits)
     else:
         _Choice.kernels.square(a, x._e1, _EMPTY2 if x12 < 0 else x._e12, ctx.ip, ctx.jp, y,
                            out[:k1], out[k1:])
-    return _lean(y, out, x._lay if x12 >= 0 else (k1, 0, k1), ctx)
+    return _packed(y, out, x._lay if x12 >= 0 else (k1, 0, k1), ctx)
 
 
 def unary(ufunc, x):
@@ -276,20 +276,20 @@ def getitem(x, index):
     value = x._value[index]
     if not value.flags.c_contiguous or value.ndim != 1:
         return None
-    return link_view(x, _lean(value, x._lanes[:, index].copy(), x._lay, x._ctx))
+    return link_view(x, _packed(value, x._lanes[:, index].copy(), x._lay, x._ctx))
 
 
 def sum_(x):
     """``np.sum(x)`` of a short array (None when long): the value in NumPy's pairwise order
     and the lanes' row sums, as the general path sums each lane
-    (:func:`hyperdual.lanes.lane_sums`), in one call of :func:`hyperdual.kernels.lean_sum`."""
+    (:func:`hyperdual.lanes.lane_sums`), in one call of :func:`hyperdual.kernels.packed_sum`."""
     v = x._value
     n = v.shape[0]
     if n > 64:
         return None
     k1, k2s, x12 = x._lay
     lanes = x._lanes
-    kernel = _Choice.lean.sum if _Choice.ready else None
+    kernel = _Choice.packed.sum if _Choice.ready else None
     if kernel is not None:  # value and lanes in one call
         sums = np.empty(lanes.shape[0])
         value = kernel(v, lanes, sums)
@@ -331,7 +331,7 @@ def matmul(a, b):
     else:     # v[None, :] @ B, lane[:, None, :] @ B: a row
         def apply(v):
             return np.matmul(v[..., None, :], c)[..., 0, :]
-    return _lean(apply(x._value), np.ascontiguousarray(apply(x._lanes)), x._lay, ctx)
+    return _packed(apply(x._value), np.ascontiguousarray(apply(x._lanes)), x._lay, ctx)
 
 
 def _power_number(x, c):
@@ -340,17 +340,17 @@ def _power_number(x, c):
     return None if c == 0.0 or c == 1.0 else power(x, c)
 
 
-_LEAN_OPS.both.update({np.add: add, np.subtract: subtract, np.multiply: multiply})
-_LEAN_OPS.numbers.update({
+_PACKED_OPS.both.update({np.add: add, np.subtract: subtract, np.multiply: multiply})
+_PACKED_OPS.numbers.update({
     (np.multiply, False): lambda x, c: scale(x, c, x._value * c),
     (np.multiply, True): lambda x, c: scale(x, c, c * x._value),
     (np.true_divide, False): lambda x, c: scale(x, 1.0 / c, x._value / c),
     (np.subtract, True): rsubtract,
     (np.power, False): _power_number,
 })
-_LEAN_OPS.unary = unary
-_LEAN_OPS.matmul = matmul
-_LEAN_OPS.negative = negative
-_LEAN_OPS.getitem = getitem
-_LEAN_OPS.functions.update({np.sum: sum_})
-_LEAN_OPS.promote = seeded
+_PACKED_OPS.unary = unary
+_PACKED_OPS.matmul = matmul
+_PACKED_OPS.negative = negative
+_PACKED_OPS.getitem = getitem
+_PACKED_OPS.functions.update({np.sum: sum_})
+_PACKED_OPS.promote = seeded

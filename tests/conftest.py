@@ -17,7 +17,7 @@ passes and evaluated pairs of small requests pin the default threshold with the
 is full).
 Batched passes over one 2-D input use column lanes (hyperdual.columns) by
 default; HYPERDUAL_TEST_COLUMNS=off runs the suite with full lanes only.
-Small 1-D pass arrays take the lean paths (hyperdual.lean); HYPERDUAL_TEST_LEAN=off
+Small 1-D pass arrays take the packed paths (hyperdual.packed); HYPERDUAL_TEST_PACKED=off
 runs the suite on the general paths only.  HYPERDUAL_TEST_THREADS=small splits
 every kernel call of a few hundred elements over threads (hyperdual.threads;
 by default only calls of millions of lane entries split), so the whole suite
@@ -59,9 +59,9 @@ if os.environ.get("HYPERDUAL_TEST_THREADS") == "small":
 if os.environ.get("HYPERDUAL_TEST_TRACE") in ("on", "off"):
     settings.trace = os.environ["HYPERDUAL_TEST_TRACE"] == "on"
 
-if os.environ.get("HYPERDUAL_TEST_LEAN") == "off":
-    from hyperdual import packed as lean
-    lean.switch.on = False
+if os.environ.get("HYPERDUAL_TEST_PACKED") == "off":
+    from hyperdual import packed
+    packed.switch.on = False
 
 
 @pytest.fixture

@@ -1,17 +1,17 @@
-"""Flat HyperDuals (hyperdual.chain.flat) and the lean paths that trust the mark.
+"""Flat HyperDuals (hyperdual.chain.flat) and the packed paths that trust the mark.
 
 A HyperDual marked flat promises: a 1-D C-contiguous value ``(n,)``, every present
-lane a C-contiguous ``(K, n)`` array, no window.  The lean paths skip their layout
+lane a C-contiguous ``(K, n)`` array, no window.  The packed paths skip their layout
 checks for such arrays, so the promise must hold wherever the mark is set, and the
-lean paths must give the very numbers of the general ones.
+packed paths must give the very numbers of the general ones.
 """
 import numpy as np
 import pytest
 
 import hyperdual
-from hyperdual import HyperDual, packed as lean
+from hyperdual import HyperDual, packed
 from hyperdual.context import SeedContext
-from hyperdual.array import LEAN
+from hyperdual.array import PACKED
 from hyperdual.hessian import _upper_pairs
 from hyperdual.pool import POOL_MIN_ENTRIES
 from hyperdual.seeding import InputSpace, seed_inputs
@@ -38,8 +38,8 @@ def _check_flat(v):
             assert lane.ndim == 2 and lane.shape[1] == n and lane.flags.c_contiguous
 
 
-def _check_lean(v):
-    """The promise of the lean mark: flat, both first-order lanes, a plain pass context,
+def _check_packed(v):
+    """The promise of the packed mark: flat, both first-order lanes, a plain pass context,
     small lanes."""
     _check_flat(v)
     assert v._e1 is not None and v._e2 is not None and v._node is None
@@ -72,7 +72,7 @@ PROGRAMS = {
     "rosen_terms": lambda x: 100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2,
     "product_chain": lambda x: x * np.sin(x) * np.cos(x),
     "quotient": lambda x: np.sin(x) / (1.0 + x * x),
-    # the lean paths one by one (hyperdual.lean), with and without cross lanes
+    # the packed paths one by one (hyperdual.packed), with and without cross lanes
     "negate": lambda x: -(x * x),
     "negate_input": lambda x: -x,
     "deg2rad": np.deg2rad,                   # a constant g', no g''
@@ -108,13 +108,13 @@ _C = _RNG.standard_normal((12, 8)) / 3.0
 
 
 @pytest.fixture
-def lean_on(monkeypatch):
-    """Lean paths on, also in the HYPERDUAL_TEST_LEAN=off run (these tests are about them)."""
-    monkeypatch.setattr(lean.switch, "on", True)
+def packed_on(monkeypatch):
+    """Packed paths on, also in the HYPERDUAL_TEST_PACKED=off run (these tests are about them)."""
+    monkeypatch.setattr(packed.switch, "on", True)
 
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
-def test_flat_mark_keeps_its_promise(name, lean_on):
+def test_flat_mark_keeps_its_promise(name, packed_on):
     x = _seeded(8)
     assert x._flat
     out = PROGRAMS[name](x)
@@ -122,30 +122,30 @@ def test_flat_mark_keeps_its_promise(name, lean_on):
     assert bool(out._flat) == (name != "quotient")
     if out._flat:
         _check_flat(out)
-    # ... and every other result of a seeded pass input is *lean* (hyperdual.lean)
-    assert (out._flat is LEAN) == (name != "quotient")
-    if out._flat is LEAN:
-        _check_lean(out)
+    # ... and every other result of a seeded pass input is *packed* (hyperdual.packed)
+    assert (out._flat is PACKED) == (name != "quotient")
+    if out._flat is PACKED:
+        _check_packed(out)
 
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
-def test_lean_paths_equal_the_general_paths(name, lean_on, monkeypatch):
+def test_packed_paths_equal_the_general_paths(name, packed_on, monkeypatch):
     """The same program on inputs without the marks (the checked paths everywhere: nothing
-    is made lean, and the input is not flat) gives the same bits."""
+    is made packed, and the input is not flat) gives the same bits."""
     marked = _seeded(8)
-    monkeypatch.setattr(lean.switch, "on", False)
+    monkeypatch.setattr(packed.switch, "on", False)
     plain = _seeded(8)
     plain._flat = False
     a = PROGRAMS[name](marked)
     b = PROGRAMS[name](plain)
-    assert b._flat is not LEAN
+    assert b._flat is not PACKED
     np.testing.assert_array_equal(a.value, b.value)
     for la, lb in ((a.e1, b.e1), (a.e2, b.e2), (a.e12, b.e12)):
         np.testing.assert_array_equal(la, lb)
         np.testing.assert_array_equal(np.signbit(la), np.signbit(lb))  # (the sign of zero too)
 
 
-def test_lean_paths_on_non_contiguous_lanes():
+def test_packed_paths_on_non_contiguous_lanes():
     """Lanes that are strided views (not flat) go through the checked paths and agree with
     contiguous copies of themselves."""
     rng = np.random.default_rng(3)
@@ -196,12 +196,12 @@ def test_hand_made_arrays_are_flat_when_1d():
     np.testing.assert_allclose(np.diagonal(y.e1), np.sin(v) + v * np.cos(v), rtol=1e-14)
 
 
-def test_full_hessian_through_the_lean_paths_matches_closed_form():
+def test_full_hessian_through_the_packed_paths_matches_closed_form():
     x = np.array([0.3, -1.2, 0.8, 1.1, -0.4])
     np.testing.assert_allclose(hyperdual.hessian(rosen, x)[:], rosen_hessian(x), rtol=1e-13, atol=1e-12)
 
 
-# ---- the lean paths hand over to the general ones where their case does not apply -----------
+# ---- the packed paths hand over to the general ones where their case does not apply -----------
 def test_broadcast_result_larger_than_the_operand():
     """``x ** [1, 2, 3]`` with a one-element ``x``: the result is not x's shape."""
     x = HyperDual(np.array([2.0]), np.array([[1.0]]), np.array([[1.0]]), np.array([[0.0]]))
@@ -249,12 +249,12 @@ def test_hand_made_arrays_with_equal_pair_maps_share_one_context():
     assert len(context._SHARED) <= 64
 
 
-# ---- the lean mark (hyperdual.lean) -------------------------------------------------------
+# ---- the packed mark (hyperdual.packed) -------------------------------------------------------
 @pytest.mark.parametrize("n", [8, 100])  # a BLAS product with ones; past 64, the general sum
-def test_lean_sum_equals_the_general_sum(n, lean_on, monkeypatch):
+def test_packed_sum_equals_the_general_sum(n, packed_on, monkeypatch):
     marked = _seeded(n)
     a = np.sum(np.sin(marked) * marked)
-    monkeypatch.setattr(lean.switch, "on", False)
+    monkeypatch.setattr(packed.switch, "on", False)
     plain = _seeded(n)
     b = np.sum(np.sin(plain) * plain)
     np.testing.assert_array_equal(a.value, b.value)
@@ -267,11 +267,11 @@ def test_lean_sum_equals_the_general_sum(n, lean_on, monkeypatch):
     np.testing.assert_array_equal(hess[np.triu_indices(n, 1)], 0.0)
 
 
-def test_lean_needs_one_context_and_one_length(lean_on):
+def test_packed_needs_one_context_and_one_length(packed_on):
     """Operands of two passes still raise (the general path joins contexts); operands of
     two lengths broadcast through the general path."""
     x, y = _seeded(5), _seeded(5)
-    assert x._flat is LEAN and y._flat is LEAN and x._ctx is not y._ctx
+    assert x._flat is PACKED and y._flat is PACKED and x._ctx is not y._ctx
     with pytest.raises(hyperdual.PassMismatchError):
         x + y * 1.0
     z = x[:1] * x  # (1,) * (5,): broadcast
@@ -279,27 +279,27 @@ def test_lean_needs_one_context_and_one_length(lean_on):
     np.testing.assert_allclose(z.e1[0], x.value + np.r_[x.value[0], 0, 0, 0, 0])  # d/dx0 (x0 x_t)
 
 
-def test_nothing_is_lean_in_a_pattern_pass_or_a_record():
+def test_nothing_is_packed_in_a_pattern_pass_or_a_record():
     from hyperdual.pattern import Recorder
     point = np.linspace(0.5, 1.0, 6)
     U, ip, jp = _upper_pairs(6)
     (x,), ctx = seed_inputs(InputSpace([point], None), U, ip, jp, pattern=Recorder(6))
     assert x._flat is True and ctx.pattern is not None
-    assert (x * x)._flat is not LEAN
+    assert (x * x)._flat is not PACKED
     v = hyperdual.variable(point)
-    assert v._flat is not LEAN and (v * 2.0)._flat is not LEAN
+    assert v._flat is not PACKED and (v * 2.0)._flat is not PACKED
 
 
-def test_lean_factors_of_every_form():
+def test_packed_factors_of_every_form():
     one = np.array([3.0])
-    np.testing.assert_array_equal(lean._factor(one, 4), [3.0])
-    np.testing.assert_array_equal(lean._factor(np.array(2.0), 4), [2.0])       # 0-d: one value
-    np.testing.assert_array_equal(lean._factor(np.arange(8.0)[::2], 4), [0, 2, 4, 6])  # strided
-    assert lean._factor(np.arange(8.0)[::2], 4).flags.c_contiguous
-    np.testing.assert_array_equal(lean._factor(0.25, 4), [0.25])
-    assert lean._factor(None, 4).shape == (0,)
+    np.testing.assert_array_equal(packed._factor(one, 4), [3.0])
+    np.testing.assert_array_equal(packed._factor(np.array(2.0), 4), [2.0])       # 0-d: one value
+    np.testing.assert_array_equal(packed._factor(np.arange(8.0)[::2], 4), [0, 2, 4, 6])  # strided
+    assert packed._factor(np.arange(8.0)[::2], 4).flags.c_contiguous
+    np.testing.assert_array_equal(packed._factor(0.25, 4), [0.25])
+    assert packed._factor(None, 4).shape == (0,)
     g = np.arange(4.0)
-    assert lean._factor(g, 4) is g  # (n,) and contiguous: as it is
+    assert packed._factor(g, 4) is g  # (n,) and contiguous: as it is
 
 
 def _hand_made(n=8, seed=5):
@@ -312,16 +312,16 @@ def _hand_made(n=8, seed=5):
 
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
-def test_lean_paths_with_separate_second_lanes(name, lean_on, monkeypatch):
-    """Lean arrays whose ``e2`` is not ``e1`` (hand-made, K1 != K2): the lean paths give the
-    bits of the general ones, and the results stay lean where the program allows."""
+def test_packed_paths_with_separate_second_lanes(name, packed_on, monkeypatch):
+    """Packed arrays whose ``e2`` is not ``e1`` (hand-made, K1 != K2): the packed paths give the
+    bits of the general ones, and the results stay packed where the program allows."""
     marked = _hand_made()
-    assert marked._flat is LEAN and marked._e2 is not marked._e1
+    assert marked._flat is PACKED and marked._e2 is not marked._e1
     a = PROGRAMS[name](marked)
     if name != "quotient":
-        assert a._flat is LEAN and a._e2 is not a._e1
-        _check_lean(a)
-    monkeypatch.setattr(lean.switch, "on", False)
+        assert a._flat is PACKED and a._e2 is not a._e1
+        _check_packed(a)
+    monkeypatch.setattr(packed.switch, "on", False)
     plain = _hand_made()
     assert plain._flat is True
     b = PROGRAMS[name](plain)
@@ -331,37 +331,37 @@ def test_lean_paths_with_separate_second_lanes(name, lean_on, monkeypatch):
 
 
 @pytest.mark.parametrize("make", ["seeded", "hand_made"])
-def test_every_lean_result_keeps_the_packed_promise(make, lean_on, monkeypatch):
-    """Every lean array made while running all the programs (intermediates too), from a
+def test_every_packed_result_keeps_the_packed_promise(make, packed_on, monkeypatch):
+    """Every packed array made while running all the programs (intermediates too), from a
     seeded input (``e2 is e1``) and a hand-made one (separate ``e2``): flat, small, and
     its lanes packed in order in ``_lanes`` as ``_lay`` says."""
     made = []
-    real = lean._lean
+    real = packed._packed
 
     def spy(*args):
         out = real(*args)
         made.append(out)
         return out
 
-    monkeypatch.setattr(lean, "_lean", spy)
+    monkeypatch.setattr(packed, "_packed", spy)
     for name in sorted(PROGRAMS):
         x = _seeded(8) if make == "seeded" else _hand_made()
-        _check_lean(x)
+        _check_packed(x)
         PROGRAMS[name](x)
     assert len(made) > 60
     for out in made:
-        _check_lean(out)
+        _check_packed(out)
 
 
-def test_lean_product_of_one_shared_and_one_separate_operand(lean_on):
-    """x * y with e2 is e1 on one side only: the general product rule (no lean result)."""
+def test_packed_product_of_one_shared_and_one_separate_operand(packed_on):
+    """x * y with e2 is e1 on one side only: the general product rule (no packed result)."""
     v = np.array([0.5, 1.5, -2.0])
     E = np.eye(3)
     x = HyperDual(v, E, E)
     y = HyperDual(v * 2.0, E.copy(), E.copy())
-    assert x._flat is LEAN and y._flat is LEAN and x._ctx is y._ctx
+    assert x._flat is PACKED and y._flat is PACKED and x._ctx is y._ctx
     z = x * y
-    assert z._flat is not LEAN
+    assert z._flat is not PACKED
     # e1 = y x.e1 + x y.e1 = (2v + v) on the diagonal; e12 = x.e1[i] y.e2[j] + y.e1[i] x.e2[j]
     np.testing.assert_allclose(z.e1, np.diag(3.0 * v), rtol=1e-15)
     np.testing.assert_allclose(z.e12.reshape(3, 3, 3)[np.arange(3), np.arange(3), np.arange(3)], 2.0)
@@ -369,23 +369,23 @@ def test_lean_product_of_one_shared_and_one_separate_operand(lean_on):
 
 
 @pytest.mark.parametrize("op", ["add", "sub"])
-def test_lean_sum_of_one_shared_and_one_separate_operand(op, lean_on):
+def test_packed_sum_of_one_shared_and_one_separate_operand(op, packed_on):
     """x ± y with e2 is e1 on one side only: the general path, with every lane right."""
     v = np.array([0.5, 1.5, -2.0])
     E = np.eye(3)
     x = HyperDual(v, E, E, np.ones((9, 3)))
     y = HyperDual(v * 2.0, E * 3.0, E * 5.0, np.full((9, 3), 2.0))
-    assert x._flat is LEAN and y._flat is LEAN and x._ctx is y._ctx and x._e2 is x._e1
+    assert x._flat is PACKED and y._flat is PACKED and x._ctx is y._ctx and x._e2 is x._e1
     z = x + y if op == "add" else x - y
     sign = 1.0 if op == "add" else -1.0
-    _check_lean(z)  # (the general path's flat result, packed: lean from here on)
+    _check_packed(z)  # (the general path's flat result, packed: packed from here on)
     np.testing.assert_array_equal(z.value, v + sign * 2.0 * v)
     np.testing.assert_array_equal(z.e1, E + sign * 3.0 * E)
     np.testing.assert_array_equal(z.e2, E + sign * 5.0 * E)
     np.testing.assert_array_equal(z.e12, np.full((9, 3), 1.0 + sign * 2.0))
 
 
-def test_lean_sum_with_separate_second_lanes(lean_on):
+def test_packed_sum_with_separate_second_lanes(packed_on):
     x = _hand_made(5)
     s = np.sum(x)
     np.testing.assert_allclose(s.e1, x.e1.sum(axis=1), rtol=1e-15)
@@ -393,18 +393,18 @@ def test_lean_sum_with_separate_second_lanes(lean_on):
     np.testing.assert_allclose(s.e12, x.e12.sum(axis=1), rtol=1e-15)
 
 
-@pytest.mark.parametrize("n,lean_expected", [(10, True), (40, False), (100, False)])
-def test_lean_only_where_every_lane_of_the_pass_is_small(n, lean_expected, lean_on):
+@pytest.mark.parametrize("n,packed_expected", [(10, True), (40, False), (100, False)])
+def test_packed_only_where_every_lane_of_the_pass_is_small(n, packed_expected, packed_on):
     """The mark counts the cross lane's rows (P) before that lane exists: an input of 100
     elements seeded for 5050 pairs has a small e1 but would grow a 5050 x 99 cross lane
     in its first nonlinear step, which belongs to the pooled general path."""
     x = _seeded(n)
-    assert (x._flat is LEAN) == lean_expected
+    assert (x._flat is PACKED) == packed_expected
     y = np.sum(x[1:] ** 2 - np.sin(x[:-1]))
     for v in (x[1:], x[1:] ** 2, np.sin(x) * x):
-        assert (v._flat is LEAN) == lean_expected
-        if lean_expected:
-            _check_lean(v)
+        assert (v._flat is PACKED) == packed_expected
+        if packed_expected:
+            _check_packed(v)
     v = x.value  # d²/dx_t² of sum(x[1:]² - sin(x[:-1])): 2 (t >= 1) + sin(x_t) (t < n-1)
     hess = np.zeros((n, n))
     hess[np.triu_indices(n)] = y.e12
@@ -424,8 +424,8 @@ EDGE_POINTS = {
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 @pytest.mark.parametrize("where", sorted(EDGE_POINTS))
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_lean_paths_equal_the_general_paths_at_edges(name, where, lean_on, monkeypatch):
-    """0, -0, ±1, huge, tiny, inf and NaN: the lean paths keep the general paths' bits
+def test_packed_paths_equal_the_general_paths_at_edges(name, where, packed_on, monkeypatch):
+    """0, -0, ±1, huge, tiny, inf and NaN: the packed paths keep the general paths' bits
     (NaN where they have NaN, structural zeros where they have them)."""
     point = EDGE_POINTS[where]
     U, ip, jp = _upper_pairs(point.size)
@@ -435,20 +435,20 @@ def test_lean_paths_equal_the_general_paths_at_edges(name, where, lean_on, monke
         with np.errstate(all="ignore"):
             return x._flat, PROGRAMS[name](x)
     mark, a = run()
-    assert mark is LEAN
-    monkeypatch.setattr(lean.switch, "on", False)
+    assert mark is PACKED
+    monkeypatch.setattr(packed.switch, "on", False)
     mark, b = run()
-    assert mark is not LEAN
+    assert mark is not PACKED
     np.testing.assert_array_equal(a.value, b.value)
     for la, lb in ((a.e1, b.e1), (a.e2, b.e2), (a.e12, b.e12)):
         np.testing.assert_array_equal(la, lb)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_lean_empty_and_one_element_slices(lean_on):
+def test_packed_empty_and_one_element_slices(packed_on):
     x = _seeded(6)
     e = x[4:2]  # an empty run
-    assert e._flat is LEAN and e.shape == (0,)
+    assert e._flat is PACKED and e.shape == (0,)
     s = np.sum(e ** 2 + e)
     assert s.value == 0.0 and not np.any(s.e1) and not np.any(s.e12)
     one = x[2:3] ** 3  # d/dx2 = 3 x2², d²/dx2² = 6 x2
@@ -460,54 +460,54 @@ def test_lean_empty_and_one_element_slices(lean_on):
     assert np.count_nonzero(cross) == 1
 
 
-def test_lean_arrays_and_recorded_variables_never_mix(lean_on):
-    """A recorded variable meeting a lean pass array (a variable made inside a function
-    being differentiated): refused in both orders, as for any seeded array, so no lean
-    result ever carries a record that its lean operations would skip."""
+def test_packed_arrays_and_recorded_variables_never_mix(packed_on):
+    """A recorded variable meeting a packed pass array (a variable made inside a function
+    being differentiated): refused in both orders, as for any seeded array, so no packed
+    result ever carries a record that its packed operations would skip."""
     x = _seeded(4)
     v = hyperdual.variable(np.array([1.0, 2.0, 3.0, 4.0]))
-    assert x._flat is LEAN and v._flat is not LEAN
+    assert x._flat is PACKED and v._flat is not PACKED
     for make in (lambda: x * v, lambda: v * x, lambda: x + v, lambda: v - x, lambda: np.maximum(x, v)):
         with pytest.raises(ValueError, match="recording and seeded evaluation cannot be mixed"):
             make()
 
 
-def test_lean_matmul_hands_over_where_its_case_does_not_apply(lean_on):
-    """Not a constant float matrix, or a result too large for lean lanes: the general
+def test_packed_matmul_hands_over_where_its_case_does_not_apply(packed_on):
+    """Not a constant float matrix, or a result too large for packed lanes: the general
     product rule, with the same numbers."""
     x = _seeded(8)
     for other in (np.ones((8, 8), dtype=np.int64), np.ones(8), np.ones((2, 8, 8))):
         y = other @ x
-        assert y._flat is not LEAN
+        assert y._flat is not PACKED
         np.testing.assert_allclose(y.value, np.asarray(other, float) @ x.value)
-    big = np.ones((400, 8)) / 8.0  # 400 x (8 + 8 + 36) lane entries: above the lean bound
+    big = np.ones((400, 8)) / 8.0  # 400 x (8 + 8 + 36) lane entries: above the packed bound
     y = big @ x
-    assert y._flat is not LEAN
+    assert y._flat is not PACKED
     np.testing.assert_allclose(y.e1, np.broadcast_to(np.eye(8) @ big.T, (8, 400)), rtol=1e-15)
 
 
-def test_hvp_input_is_lean_and_gives_the_general_bits(lean_on, monkeypatch):
-    """hvp seeds e1 = I and e2 = v (K1 = n, K2 = 1): a lean input with separate second
+def test_hvp_input_is_packed_and_gives_the_general_bits(packed_on, monkeypatch):
+    """hvp seeds e1 = I and e2 = v (K1 = n, K2 = 1): a packed input with separate second
     lanes; the product equals H @ v and the general paths' bits."""
     f = lambda x: np.sum(np.sin(x) * x ** 2) + np.sum(x[1:] * x[:-1]) + np.sum(np.exp(0.3 * x))
     x = np.linspace(0.1, 1.0, 12)
     v = np.linspace(-1.0, 1.0, 12)
     seen = []
     got = hyperdual.hvp(lambda z: seen.append(z._flat) or f(z), x, v)
-    assert seen == [LEAN]
+    assert seen == [PACKED]
     # closed form: diag (2 - x²) sin x + 4 x cos x + 0.09 e^{0.3 x}, off-diagonal 1 beside it
     H = np.diag((2 - x * x) * np.sin(x) + 4 * x * np.cos(x) + 0.09 * np.exp(0.3 * x))
     H += np.diag(np.ones(11), 1) + np.diag(np.ones(11), -1)
     np.testing.assert_allclose(got, H @ v, rtol=1e-13, atol=1e-13)
-    monkeypatch.setattr(lean.switch, "on", False)
+    monkeypatch.setattr(packed.switch, "on", False)
     np.testing.assert_array_equal(hyperdual.hvp(f, x, v), got)
 
 
 @pytest.mark.parametrize("c", [0, 0.0, -0.0, np.inf, np.nan, 10 ** 400 // 10 ** 300])
 @pytest.mark.parametrize("op", ["truediv", "mul", "rmul", "rsub", "pow", "add", "sub"])
-def test_lean_number_operands_follow_numpy(c, op, lean_on, monkeypatch):
+def test_packed_number_operands_follow_numpy(c, op, packed_on, monkeypatch):
     """x op c with a Python number at its edges (x / 0 is inf with NumPy's warning, not
-    ZeroDivisionError): the lean result has the general paths' bits."""
+    ZeroDivisionError): the packed result has the general paths' bits."""
     f = {"truediv": lambda x: x / c, "mul": lambda x: x * c, "rmul": lambda x: c * x,
          "rsub": lambda x: c - x, "pow": lambda x: (x * 1.0) ** c, "add": lambda x: x + c,
          "sub": lambda x: x - c}[op]
@@ -517,16 +517,16 @@ def test_lean_number_operands_follow_numpy(c, op, lean_on, monkeypatch):
         with np.errstate(all="ignore"):
             return f(x)
     a = run()
-    monkeypatch.setattr(lean.switch, "on", False)
+    monkeypatch.setattr(packed.switch, "on", False)
     b = run()
     np.testing.assert_array_equal(a.value, b.value)
     for la, lb in ((a.e1, b.e1), (a.e2, b.e2), (a.e12, b.e12)):
         np.testing.assert_array_equal(la, lb)
 
 
-def test_lean_division_by_zero_is_numpys(lean_on):
+def test_packed_division_by_zero_is_numpys(packed_on):
     x = _seeded(3) ** 2
-    assert x._flat is LEAN
+    assert x._flat is PACKED
     with pytest.warns(RuntimeWarning) as record:  # (0 * inf in the lanes warns too, as in NumPy)
         y = x / 0
     assert any("divide by zero" in str(w.message) for w in record)
@@ -536,8 +536,8 @@ def test_lean_division_by_zero_is_numpys(lean_on):
 @pytest.mark.parametrize("make", ["seeded", "hand_made"])
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_lean_paths_on_the_numpy_twins(name, make, lean_on, monkeypatch):
-    """Before the Numba kernels are loaded, lean operations run the twins on views of
+def test_packed_paths_on_the_numpy_twins(name, make, packed_on, monkeypatch):
+    """Before the Numba kernels are loaded, packed operations run the twins on views of
     their packed buffers: the general paths' bits there too, and the Numba results up to
     rounding."""
     from hyperdual import lanes
@@ -554,9 +554,9 @@ def test_lean_paths_on_the_numpy_twins(name, make, lean_on, monkeypatch):
     monkeypatch.setattr(lanes, "LOAD_AFTER_TOTAL", float("inf"))
     a = PROGRAMS[name](inputs())
     if name != "quotient":
-        assert a._flat is LEAN
-        _check_lean(a)
-    monkeypatch.setattr(lean.switch, "on", False)
+        assert a._flat is PACKED
+        _check_packed(a)
+    monkeypatch.setattr(packed.switch, "on", False)
     plain = inputs()
     plain._flat = False
     b = PROGRAMS[name](plain)
@@ -566,27 +566,27 @@ def test_lean_paths_on_the_numpy_twins(name, make, lean_on, monkeypatch):
         np.testing.assert_allclose(la, ln, rtol=1e-13, atol=1e-13)
 
 
-def _lean_input(values):
-    """A lean input of these values (two seeds on each side, a cross lane of every pair)."""
+def _packed_input(values):
+    """A packed input of these values (two seeds on each side, a cross lane of every pair)."""
     n = len(values)
     rng = np.random.default_rng(n)
     x = HyperDual(np.asarray(values, dtype=float), rng.standard_normal((2, n)), rng.standard_normal((2, n)),
                   rng.standard_normal((4, n)))
-    assert x._flat is LEAN
+    assert x._flat is PACKED
     return x
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 15, 16, 17, 33, 64])
-def test_lean_sum_value_is_numpys_sum(n, lean_on):
-    """The lean sum's value (NumPy's pairwise order, computed in the kernel) is
+def test_packed_sum_value_is_numpys_sum(n, packed_on):
+    """The packed sum's value (NumPy's pairwise order, computed in the kernel) is
     ``np.sum`` of the value, bit for bit, at every length up to 64."""
     from hyperdual import lanes
-    assert not lanes._Choice.ready or lanes._Choice.lean.sum is not None  # (checked at load)
+    assert not lanes._Choice.ready or lanes._Choice.packed.sum is not None  # (checked at load)
     rng = np.random.default_rng(n)
     for _ in range(50):
         v = rng.standard_normal(n) * 10.0 ** rng.integers(-12, 12, n)
         v[rng.random(n) < 0.1] = -0.0
-        s = np.sum(_lean_input(v))
+        s = np.sum(_packed_input(v))
         assert s.value == np.sum(v) and np.signbit(s.value) == np.signbit(np.sum(v))
         assert type(s.value) is np.float64
 
@@ -604,11 +604,11 @@ def test_pairwise_check_rejects_a_wrong_sum():
 
 
 @pytest.mark.parametrize("op", ["x * y", "x ** 2", "sum"])
-def test_lean_values_keep_numpys_floating_point_flags(op, lean_on):
-    """Values computed inside lean kernels warn and raise as NumPy's would (the kernel
+def test_packed_values_keep_numpys_floating_point_flags(op, packed_on):
+    """Values computed inside packed kernels warn and raise as NumPy's would (the kernel
     reports an odd value and NumPy recomputes it)."""
-    big = _lean_input([1e200, 2.0, 1e300])
-    tiny = _lean_input([1e-200, 2.0, 3.0])
+    big = _packed_input([1e200, 2.0, 1e300])
+    tiny = _packed_input([1e-200, 2.0, 3.0])
     run = {"x * y": lambda a: a * a, "x ** 2": lambda a: a ** 2, "sum": lambda a: np.sum(a * 1e10)}[op]
     with pytest.warns(RuntimeWarning, match="overflow"):
         out = run(big)
@@ -619,12 +619,12 @@ def test_lean_values_keep_numpys_floating_point_flags(op, lean_on):
         with np.errstate(under="raise"), pytest.raises(FloatingPointError):
             run(tiny)
         with np.errstate(all="raise"):  # a nan input raises nothing, in NumPy as here
-            z = run(_lean_input([np.nan, 1.0]))
+            z = run(_packed_input([np.nan, 1.0]))
         assert np.isnan(z.value[0]) and np.isnan(z.e1[:, 0]).all()
 
 
-def test_lean_chain_with_a_registered_rule_returning_views(lean_on, monkeypatch):
-    """A registered rule may return broadcast or strided views as g' and g'': the lean
+def test_packed_chain_with_a_registered_rule_returning_views(packed_on, monkeypatch):
+    """A registered rule may return broadcast or strided views as g' and g'': the packed
     chain rule makes them contiguous and gives the general path's bits."""
     from hyperdual import rules
 
@@ -633,8 +633,8 @@ def test_lean_chain_with_a_registered_rule_returning_views(lean_on, monkeypatch)
                                                           np.stack([a, a], axis=1)[:, 0]))
     marked = _seeded(8)
     a = ufunc(marked)
-    assert a._flat is LEAN
-    monkeypatch.setattr(lean.switch, "on", False)
+    assert a._flat is PACKED
+    monkeypatch.setattr(packed.switch, "on", False)
     plain = _seeded(8)
     plain._flat = False
     b = ufunc(plain)

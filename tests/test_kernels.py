@@ -259,7 +259,7 @@ def test_product_lanes_is_the_tables_multiply_rule(present, n):
         np.testing.assert_array_equal(np.signbit(g), np.signbit(w))
 
 
-# ---- packed-lane kernels (hyperdual.lean): the general kernels' bits, on one buffer ------
+# ---- packed-lane kernels (hyperdual.packed): the general kernels' bits, on one buffer ------
 def _edgy(rows, n):
     """A lane with exact zeros (structural: inf * 0 stays 0), infinities and a NaN."""
     lane = RNG.standard_normal((rows, n))
@@ -291,7 +291,7 @@ def _pairs(k1, k2):
                          list(itertools.product([True, False], [True, False], ["array", "const"],
                                                 ["array", "const", "zero"], [False, True])))
 @pytest.mark.parametrize("n", [1, 9, kernels._SMALL + 5])
-def test_lean_chain_equals_chain_lanes(shared, has12, g1kind, g2kind, nan, n):
+def test_packed_chain_equals_chain_lanes(shared, has12, g1kind, g2kind, nan, n):
     k1, k2 = 3, (3 if shared else 2)
     k2s = 0 if shared else k2
     buf, e1, e2, e12, x12 = _packed(k1, k2s, has12, n)
@@ -304,7 +304,7 @@ def test_lean_chain_equals_chain_lanes(shared, has12, g1kind, g2kind, nan, n):
         g1[4] = np.inf  # an infinite factor meets exact zeros of the lanes
     rows = 0 if not has12 and g2kind == "zero" else P
     out = np.full((k1 + k2s + rows, n), -999.0)
-    kernels.lean_chain(y, g1, g2, buf, k1, k2s, x12, ip, jp, out)
+    kernels.packed_chain(y, g1, g2, buf, k1, k2s, x12, ip, jp, out)
     w1, w2, w12 = np.full((k1, n), -9.0), np.full((k2s, n), -9.0), np.full((rows, n), -9.0)
     with np.errstate(invalid="ignore"):
         kernels.chain_lanes(y, g1, g2, e1, e2, np.zeros((0, n)) if e12 is None else e12, ip, jp, w1, w2, w12)
@@ -315,7 +315,7 @@ def test_lean_chain_equals_chain_lanes(shared, has12, g1kind, g2kind, nan, n):
 
 @pytest.mark.parametrize("shared,a12,b12,nan", list(itertools.product([True, False], repeat=4)))
 @pytest.mark.parametrize("n", [1, 9, kernels._SMALL + 5])
-def test_lean_product_equals_product_lanes(shared, a12, b12, nan, n):
+def test_packed_product_equals_product_lanes(shared, a12, b12, nan, n):
     k1, k2 = 3, (3 if shared else 2)
     k2s = 0 if shared else k2
     abuf, a1, a2, ae12, ax = _packed(k1, k2s, a12, n)
@@ -328,7 +328,7 @@ def test_lean_product_equals_product_lanes(shared, a12, b12, nan, n):
         bv[5] = np.inf
     v, out = np.empty(n), np.full((k1 + k2s + P, n), -999.0)
     with np.errstate(invalid="ignore"):
-        kernels.lean_product(av, bv, abuf, bbuf, k1, k2s, ax, bx, ip, jp, v, out)
+        kernels.packed_product(av, bv, abuf, bbuf, k1, k2s, ax, bx, ip, jp, v, out)
         wv = av * bv
         w1, w2, w12 = np.full((k1, n), -9.0), np.full((k2s, n), -9.0), np.full((P, n), -9.0)
         none = np.zeros((0, n))
@@ -341,7 +341,7 @@ def test_lean_product_equals_product_lanes(shared, a12, b12, nan, n):
 
 @pytest.mark.parametrize("has12", [True, False])
 @pytest.mark.parametrize("n", [1, 9, kernels._SMALL + 5])
-def test_lean_square_equals_square_lanes(has12, n):
+def test_packed_square_equals_square_lanes(has12, n):
     buf, e1, _, e12, x12 = _packed(3, 0, has12, n)
     ip, jp = _pairs(3, 3)
     a = RNG.standard_normal(n)
@@ -349,7 +349,7 @@ def test_lean_square_equals_square_lanes(has12, n):
     y, out = np.empty(n), np.full((3 + P, n), -999.0)
     wy, w1, w12 = np.empty(n), np.empty((3, n)), np.empty((P, n))
     with np.errstate(invalid="ignore"):
-        kernels.lean_square(a, buf, 3, x12, ip, jp, y, out)
+        kernels.packed_square(a, buf, 3, x12, ip, jp, y, out)
         kernels.square_lanes(a, e1, np.zeros((0, n)) if e12 is None else e12, ip, jp, wy, w1, w12)
     np.testing.assert_array_equal(y, wy)
     np.testing.assert_array_equal(out[:3], w1)
@@ -358,12 +358,12 @@ def test_lean_square_equals_square_lanes(has12, n):
 
 @pytest.mark.parametrize("negate", [False, True])
 @pytest.mark.parametrize("cross_on", ["a", "b"])
-def test_lean_add_equals_numpy(negate, cross_on):
+def test_packed_add_equals_numpy(negate, cross_on):
     n, r = 9, 5
     a = _edgy(r + (P if cross_on == "a" else 0), n)
     b = _edgy(r + (P if cross_on == "b" else 0), n)
     out = np.full((r + P, n), -999.0)
-    kernels.lean_add(a, b, r, r if cross_on == "a" else -1, r if cross_on == "b" else -1, negate, out)
+    kernels.packed_add(a, b, r, r if cross_on == "a" else -1, r if cross_on == "b" else -1, negate, out)
     with np.errstate(invalid="ignore"):
         first = a[:r] - b[:r] if negate else a[:r] + b[:r]
     cross = a[r:] if cross_on == "a" else (-b[r:] if negate else b[r:])
@@ -387,7 +387,7 @@ def test_row_sums_are_sequential_and_row_independent(n):
 
 
 def test_lane_sums_of_one_lane_or_several_are_the_same_bits():
-    """Lean sums sum a packed buffer, the general path each lane: the bits must agree, on
+    """Packed sums sum a packed buffer, the general path each lane: the bits must agree, on
     the Numba kernel and on NumPy's reduction alike."""
     buf = RNG.standard_normal((9, 40))
     whole = lanes.lane_sums(buf)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import hyperdual
-from hyperdual import lanes, packed as lean, threads
+from hyperdual import lanes, packed, threads
 from hyperdual.seeding import settings
 
 _C = np.linspace(-1.5, 2.0, 8)
@@ -50,13 +50,13 @@ def _twins(monkeypatch):
     monkeypatch.setattr(lanes._Choice, "kernels", lanes.Kernels(lanes.chain_lanes_numpy, lanes.binary_lanes_numpy,
                                                    lanes.product_lanes_numpy, lanes.square_lanes_numpy))
     monkeypatch.setattr(lanes._Choice, "ranges", None)
-    monkeypatch.setattr(lanes._Choice, "lean", None)
+    monkeypatch.setattr(lanes._Choice, "packed", None)
     monkeypatch.setattr(lanes, "LOAD_AFTER_OP", float("inf"))
     monkeypatch.setattr(lanes, "LOAD_AFTER_TOTAL", float("inf"))
 
 
 LAYOUTS = {
-    "general": lambda mp: mp.setattr(lean.switch, "on", False),
+    "general": lambda mp: mp.setattr(packed.switch, "on", False),
     "windows": lambda mp: [mp.setattr(settings, "window_min_size", 0),
                            mp.setattr(settings, "window_max_fraction", 1.0),
                            mp.setattr(settings, "window_min_lanes", 0)],

@@ -1064,10 +1064,10 @@ def test_power_by_a_constant_matches_the_table_on_every_path(c):
     np.testing.assert_array_equal(H, Hb)
 
 
-def _edge_dual(seed, lean_ok=False):
+def _edge_dual(seed, packed_ok=False):
     """A HyperDual of 9 elements whose value holds 0, -0, huge and tiny entries and whose
     lanes hold 0, ±inf, huge and tiny ones (K1 = K2 = 2, three pairs); general (not flat)
-    unless ``lean_ok``.  (No -0.0 lane entries: seeds are 0 and 1, and the kernels'
+    unless ``packed_ok``.  (No -0.0 lane entries: seeds are 0 and 1, and the kernels'
     zero-keeping multiply maps a -0.0 lane entry to +0.0 where scaling keeps its sign;
     only an underflow makes one.)"""
     from hyperdual.context import SeedContext
@@ -1077,7 +1077,7 @@ def _edge_dual(seed, lean_ok=False):
     lanes = [rng.choice(pool, (k, 9)) for k in (2, 2, 3)]
     ctx = SeedContext(np.array([0, 1, 1]), np.array([0, 0, 1]), 2, 2)
     x = HyperDual._new(value, *lanes, ctx)
-    if lean_ok:
+    if packed_ok:
         x._flat = True
     return x
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import hyperdual
-from hyperdual import HyperDual, lanes, packed as lean, threads
+from hyperdual import HyperDual, lanes, packed, threads
 
 RNG = np.random.default_rng(11)
 
@@ -23,12 +23,12 @@ def keep_thread_count():
 def small_split(monkeypatch):
     """Split calls of a few hundred elements (the real thresholds need millions of entries),
     with ranges that are not multiples of the kernels' block.
-    Lean paths off: arrays this short would take them, and they never split (lean
+    Packed paths off: arrays this short would take them, and they never split (packed
     lanes hold under 2**14 entries, the real threshold is 2**19)."""
     for name in ("kernels", "ranges", "ready"):  # (HYPERDUAL_TEST_KERNELS=numpy: restored after)
         monkeypatch.setattr(lanes._Choice, name, getattr(lanes._Choice, name))
     hyperdual.load_kernels()
-    monkeypatch.setattr(lean.switch, "on", False)
+    monkeypatch.setattr(packed.switch, "on", False)
     monkeypatch.setattr(threads, "MIN_ENTRIES", 64)
     monkeypatch.setattr(threads, "MIN_CHUNK", 97)
 
