@@ -1,4 +1,5 @@
-"""Lazy Hessian and Jacobian objects: index parsing, cache, symmetry, passes.
+"""The public objects: ``hessian``, ``jacobian``, ``gradient``, ``hvp`` and the lazy
+:class:`Hessian` and :class:`Jacobian`, with the index parsing and the value call.
 
 ``hessian(f_or_ys, xs, batch_axis=None)`` returns :class:`Hessian` objects
 that know their shape and nothing else.  Indexing one
@@ -10,17 +11,15 @@ that know their shape and nothing else.  Indexing one
    indices (the Hessian is symmetric, and a tuple of inputs is one flat index
    space, so ``H[0][1]`` and ``H[1][0]`` share one cache) and drops pairs
    already cached;
-3. runs the passes planned by :mod:`hyperdual.seeding` for the rest, storing
+3. runs the passes planned by :mod:`hyperdual.seeding` for the rest (through the
+   :class:`hyperdual.problem.Problem` behind every block), storing
    values and the "computed" mask together (a pass that raises stores
    nothing);
 4. returns a plain ``numpy.ndarray`` cut from the cache.
 """
 from __future__ import annotations
 
-import numbers
-import threading
 import warnings
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -28,106 +27,12 @@ import numpy as np
 from .array import HyperDual, as_float_array
 from .batch import Unknown, coupling
 from .record import Node, Program, record_session, topological
-from .cache import PairCache
 from .columns import settle
-from .context import SeedContext, join_contexts
-from .pattern import Recorder
-from .seeding import LIVE_FACTOR, InputSpace, pass_capacity, plan_passes, seed_inputs, settings
-from .packed import seeded
-from .window import densify
+from .problem import (Problem, Stats, _check_samples, _distinct, _hvp_pass, _output_value,
+                      _tally)
+from .seeding import plan_passes, seed_inputs, settings
 
 __all__ = ["Hessian", "Jacobian", "hessian", "jacobian", "hvp", "gradient", "Stats"]
-
-
-#: Requests (and passes) of at most this many entries (pairs) take Python-list paths.
-_FEW = 16
-
-_COUPLED = ("with batch_axis=0 the samples must be independent, but the outputs of some samples "
-            "depend on other samples' inputs (e.g. a sum over the batch axis): a per-sample Hessian "
-            "is not defined. Use batch_axis=None on the flattened input instead")
-
-
-@dataclass
-class Stats:
-    """Work done so far by one Hessian (shared by the blocks of a tuple input)."""
-
-    passes: int = 0            #: evaluations with derivative lanes
-    pairs_evaluated: int = 0   #: unordered index pairs seeded, summed over passes
-    samples_evaluated: int = 0  #: batch samples run, summed over passes (batch_axis=0)
-    function_calls: int = 0    #: calls of the user's function (or replays), value call included
-    entries_cached: int = 0    #: (sample, pair) entries stored
-    structural_zeros: int = 0  #: pairs known zero from the sparsity pattern, never seeded
-    #: inputs seeded with windowed lanes (a block of a long 1-D input), summed over passes
-    windowed_inputs: int = 0
-    #: inputs seeded with column lanes (one lane row per sample), summed over passes
-    column_inputs: int = 0
-    #: times windowed or column lanes met an operation that could not keep them and were
-    #: expanded to full lanes (the same numbers, at the full cost), summed over passes
-    expansions: int = 0
-    #: ``"recorded"``: the function was recorded once (its value call) and every pass
-    #: replays the record; ``"callable"``: every pass calls the function.
-    mode: str = "callable"
-    reason: str = ""           #: why the function is called per pass (empty when recorded)
-
-
-def _tally(stats: Stats, ctx) -> None:
-    """Add a finished pass's lane layouts (:class:`hyperdual.context.LayoutCounts`) to ``stats``."""
-    c = ctx.layouts
-    if c.windowed or c.columns or c.expanded:
-        stats.windowed_inputs += c.windowed
-        stats.column_inputs += c.columns
-        stats.expansions += c.expanded
-
-
-def _distinct(values: np.ndarray, bound: int) -> np.ndarray:
-    """The sorted distinct values of a non-negative int array, all below ``bound``.
-
-    A mark-and-scan over ``bound`` slots when that is cheaper than sorting
-    (and without the lazy import of numpy.ma that ``np.unique`` pays once).
-    """
-    values = values.reshape(-1)
-    if values.size <= 32:  # a few entries: Python's set is quicker than any array pass
-        return np.array(sorted(set(values.tolist())), dtype=np.int64)
-    if bound <= 8 * values.size + 1024:
-        seen = np.zeros(bound, dtype=bool)
-        seen[values] = True
-        return seen.nonzero()[0]
-    v = np.sort(values)
-    return v[np.concatenate(([True], v[1:] != v[:-1]))] if v.size else v
-
-
-_UPPER: dict = {}
-
-
-def _upper_pairs(n: int):
-    """``(arange(n), i, j)`` with ``i <= j`` row by row: every unordered pair of ``n`` indices
-    (shared, one set per size, never written; left writeable because the pair map goes
-    to every kernel call, and Numba types read-only arguments on its slow path)."""
-    found = _UPPER.get(n)
-    if found is None:
-        i, j = np.triu_indices(n)
-        found = (np.arange(n), i.astype(np.int64), j.astype(np.int64))
-        if len(_UPPER) >= 64:
-            _UPPER.clear()
-        _UPPER[n] = found
-    return found
-
-
-_SYMMETRIC: dict = {}
-
-
-def _symmetric_rows(n: int) -> np.ndarray:
-    """``(n, n)``: the row of :func:`_upper_pairs` that holds entry ``(i, j)`` or ``(j, i)``."""
-    found = _SYMMETRIC.get(n)
-    if found is None:
-        _, ip, jp = _upper_pairs(n)
-        found = np.empty((n, n), dtype=np.int64)
-        found[ip, jp] = found[jp, ip] = np.arange(ip.size)
-        found.flags.writeable = False
-        if len(_SYMMETRIC) >= 64:
-            _SYMMETRIC.clear()
-        _SYMMETRIC[n] = found
-    return found
 
 
 # ---- argument checks --------------------------------------------------------------------
@@ -179,500 +84,6 @@ def _point(x, k, multi):
     if type(x) is np.ndarray and x.dtype == np.float64:
         return x.copy()  # (the common case, without the conversions below)
     return np.array(as_float_array(x, name), dtype=np.float64, copy=True)
-
-
-def _output_value(y, what="the function"):
-    """The value of an output, and whether it carries derivatives."""
-    t = type(y)
-    if t is HyperDual:
-        return y._value
-    if t is np.float64 or t is float:
-        return np.asarray(y, dtype=np.float64)
-    if isinstance(y, HyperDual):
-        return y.value
-    if isinstance(y, (numbers.Number, np.ndarray, np.generic)) and not isinstance(y, (str, bytes)):
-        return as_float_array(y, "the output")
-    raise TypeError(f"{what} returned {type(y).__name__}; expected a scalar (0-d or one-element "
-                    "HyperDual or number), or a [B] array with batch_axis=0")
-
-
-def _lane_rows(lane, count, rows, shape):
-    """An output lane as a ``(count, rows)`` array (zeros when absent)."""
-    if lane is None:
-        return np.zeros((count, rows))
-    if lane.size != count * rows:
-        lane = np.broadcast_to(lane, (count,) + shape)
-    return lane.reshape(count, rows)
-
-
-# ---- the evaluation problem shared by all blocks -------------------------------------------------
-class _Problem:
-    """The function, the point, the cache and the pass machinery of one Hessian."""
-
-    def __init__(self, evaluate, points, batch, out_value, order_kind, memory_budget, replay_all):
-        self.evaluate = evaluate          # inputs -> output (HyperDual or constant)
-        self.space = InputSpace(points, batch)
-        self.batch = batch
-        self._value = out_value           # None: not known yet (see the value property)
-        self._subset = None               # (samples, their outputs) of a subset evaluation
-        self.replay_all = replay_all      # the ys form replays every sample
-        self.memory_budget = memory_budget
-        self.kind = order_kind
-        self.stats = Stats(function_calls=1 if order_kind == "callable" else 0)
-        n = self.space.n
-        self.cache = PairCache(n, batch)
-        self._gval = self._gknown = None  # the gradient cache, allocated by _gradient_cache()
-        self.lock = threading.RLock()
-        self._one_pass_key = self._one_pass_answer = None
-
-    @property
-    def value(self):
-        """The function value at the point; a batched callable-form Hessian learns it from
-        its first pass over every sample, or from one plain evaluation if asked first."""
-        if self._value is None:
-            with self.lock:
-                if self._value is None:
-                    y = self.evaluate([p.copy() for p in self.space.points])
-                    self.stats.function_calls += 1
-                    value = _output_value(y)
-                    self._check_output(value, self.batch, None, constant=True)
-                    self._set_value(value, check=False)  # (checked by the next request)
-        return self._value
-
-    @value.setter
-    def value(self, v):
-        self._value = v
-
-    def _set_value(self, value, check=True):
-        """Keep the full batch's output values; check them against the subset evaluated
-        when the Hessian was made (the independence check of the callable form)."""
-        self._value = value.reshape(self.batch) if value.ndim else value
-        if check and self._subset is not None:
-            pick, got = self._subset
-            full = np.reshape(self._value, -1)
-            if full.shape != (self.batch,) or not np.allclose(got, full[pick], rtol=1e-9, atol=1e-12,
-                                                               equal_nan=True):
-                self._value = None  # so every later request checks, and refuses, again
-                raise ValueError(_COUPLED)
-
-    # The dense cache is allocated with np.zeros, which maps untouched pages lazily:
-    # memory grows with the entries actually written, not with N².
-
-    def __getstate__(self):
-        if self.kind != "callable":
-            raise TypeError("a Hessian of the hessian(ys, xs) form holds a record and cannot be pickled; "
-                            "use the hessian(func, xs) form with a module-level function")
-        state = self.__dict__.copy()
-        del state["lock"]
-        if isinstance(self.evaluate, _Replay):  # the record stays behind: f is called per pass
-            state["evaluate"] = self.evaluate.func
-            state["stats"] = stats = Stats(**vars(self.stats))
-            stats.mode, stats.reason = "callable", "unpickled: the record is not pickled"
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self.lock = threading.RLock()
-
-    @property
-    def budget(self):
-        return settings.memory_budget if self.memory_budget is None else self.memory_budget
-
-    def _run(self, U, ip, jp, samples, second, recorder=None):
-        inputs, ctx = seed_inputs(self.space, U, ip, jp, samples, second, window=recorder is None,
-                                  pattern=recorder)
-        y = settle(self.evaluate(inputs, samples))
-        self.stats.function_calls += 1
-        dual = type(y) is HyperDual
-        if dual and y._win is not None:
-            densify(y)
-        _tally(self.stats, ctx)
-        nb = None if self.batch is None else (self.batch if samples is None else len(samples))
-        value = _output_value(y)
-        self._check_output(value, nb, samples, constant=not dual)
-        if samples is None and self._value is None:  # the first pass over every sample
-            self._set_value(value)                   # (ValueError for coupled samples)
-        if dual and y._ctx is not None and y._ctx is not ctx:
-            join_contexts(y._ctx, ctx)  # lanes of another pass: PassMismatchError
-        rows = 1 if nb is None else nb
-        g = _lane_rows(y._e1 if dual else None, len(U), rows, value.shape)
-        h = _lane_rows(y._e12 if dual else None, len(ip), rows, value.shape) if second else None
-        if rows == 1 and value.size == 1:
-            v = value.reshape(-1)[0]
-            if v == v:  # not NaN: the common case, checked without an array pass
-                return g, h
-        bad = np.isnan(value).reshape(-1)
-        if bad.any():  # a NaN output has no derivatives, even where its lanes are zero
-            bad = np.broadcast_to(bad, (rows,))
-            g = np.where(bad, np.nan, g)
-            h = None if h is None else np.where(bad, np.nan, h)
-        return g, h
-
-    def _check_output(self, value, nb, samples, constant=False):
-        if nb is None:
-            if value.size != 1:
-                raise ValueError(f"Only support ys.numel()({value.size})==1 when batch_axis is None: "
-                                 f"the output has shape {value.shape}; a Hessian needs a scalar output")
-            return
-        if value.ndim == 0 and constant:
-            return  # a constant output (a plain number): its Hessian is zero for every sample
-        if value.shape not in ((nb,), (nb, 1)):
-            raise ValueError(f"Only support ys[0].numel()==1 when batch_axis=0: the output has shape "
-                             f"{value.shape}; expected [{nb}] or [{nb}, 1] (one scalar per sample)")
-        if samples is not None and np.ndim(self.value) > 0:
-            full = np.reshape(self.value, -1)[samples]
-            got = value.reshape(-1)
-            if not np.allclose(got, full, rtol=1e-9, atol=1e-12, equal_nan=True):
-                raise ValueError(_COUPLED)
-
-    # -- Hessian entries ---------------------------------------------------------------
-    def hessian_entries(self, b, i, j):
-        """Values at flat entries (``b`` sample numbers or None, ``i``, ``j`` flat indices)."""
-        if b is None and i.size <= _FEW and i.shape == j.shape:
-            return self._few_entries(i, j)
-        lo, hi = np.minimum(i, j), np.maximum(i, j)
-        with self.lock:
-            values, known = self.cache.lookup(b, lo, hi)
-            if not known.all():
-                self._compute(b, lo, hi, known)
-                values, known = self.cache.lookup(b, lo, hi)
-            return values
-
-    def _few_entries(self, i, j):
-        """:meth:`hessian_entries` (no batch) of at most ``_FEW`` entries, in Python lists:
-        the same cache, passes and counts, without array bookkeeping that would cost more
-        than the lookups (a block like ``H[0:2, 0:2]`` of a long input)."""
-        il, jl = i.reshape(-1).tolist(), j.reshape(-1).tolist()
-        lo = [a if a <= b else b for a, b in zip(il, jl)]
-        hi = [b if a <= b else a for a, b in zip(il, jl)]
-        with self.lock:
-            values, missing = self.cache.get_few(lo, hi)
-            if missing:
-                n = self.space.n
-                flat = np.array(sorted({a * n + b for a, b in missing}), dtype=np.int64)
-                self._compute_flat(flat, None)
-                values, missing = self.cache.get_few(lo, hi)
-                if missing:  # (the passes store every pair they are given)
-                    raise RuntimeError(f"hyperdual internal error: pairs {missing[:4]} were "
-                                       "not stored by their pass")
-        return np.array(values).reshape(i.shape)
-
-    def _check_independent(self):
-        """With a batch, check once that the samples are independent; ValueError if not.
-
-        A function that couples samples (a sum or mean over the batch, a neighbour,
-        a reversal, a cumulative sum) has no per-sample Hessian.  The callable form
-        evaluates it on a few samples alone (``0, 1, B // 3, B - 1``, an asymmetric
-        choice so reversals and shifts move their partners) when the Hessian is made,
-        as its value call; independent samples give the full batch's outputs, which the
-        first pass over every sample computes anyway (if that evaluation failed or did
-        not follow the batch, the full batch is the value call and the subset is
-        evaluated here, with no verdict if it fails).  A record (the ys form) cannot run on
-        a subset (it may hold batch-shaped constants), and for ``B <= 4`` that subset
-        is the batch, so these are evaluated twice on the full batch, once with the
-        even-numbered samples moved and once with the odd ones: the samples left in
-        place keep their outputs.  Best effort: a coupling that these evaluations do
-        not disturb goes unnoticed (a request for a subset of the samples still
-        checks), and outputs that depend on the batch size count as coupled.
-        """
-        self._independent = True
-        if self.batch is None or self.batch < 2:
-            return
-        if self._subset is not None:  # evaluated when the Hessian was made: compared with
-            if self._value is not None:  # the full batch's values as soon as they are known
-                self._set_value(self._value)  # (by the first pass over every sample, or here)
-            return
-        if np.ndim(self.value) == 0:
-            return
-        want = np.reshape(self.value, -1)
-        B = self.batch
-        pick = _check_samples(B)
-        moved = self.replay_all or pick.size == B
-        if moved:
-            trials = []
-            for start in (0, 1):
-                points = []
-                for p in self.space.points:
-                    q = p.copy()
-                    q[start::2] += 0.5 + 0.25 * np.abs(q[start::2])
-                    points.append(HyperDual._new(q, None, None, None, None) if self.replay_all else q)
-                trials.append((points, slice(1 - start, None, 2)))
-        else:
-            trials = [([p[pick] for p in self.space.points], pick)]
-        for inputs, kept in trials:
-            try:
-                with warnings.catch_warnings(), np.errstate(all="ignore"):
-                    warnings.simplefilter("ignore")
-                    got = _output_value(self.evaluate(inputs)).reshape(-1)
-            except (ArithmeticError, ValueError):  # the trial left the domain: no verdict
-                return
-            finally:
-                self.stats.function_calls += 1
-            if moved:
-                if got.shape != want.shape:
-                    raise ValueError(_COUPLED)
-                got = got[kept]
-            elif got.shape != (pick.size,):  # the output does not follow the batch: no verdict
-                return
-            if not np.allclose(got, want[kept], rtol=1e-9, atol=1e-12, equal_nan=True):
-                raise ValueError(_COUPLED)
-
-    def hessian_samples(self, bsel, i, j):
-        """``H[bsel[s], i, j]`` for every sample ``s`` of ``bsel`` (1-D): shape
-        ``(len(bsel), *i.shape)``.  A request that repeats one block for every
-        sample it touches (``H[:]``, ``H[5:9, 0]``) costs memory and work per
-        pair here, not per (sample, pair)."""
-        lo, hi = np.minimum(i, j), np.maximum(i, j)
-        with self.lock:
-            values, known = self.cache.lookup_samples(bsel, lo, hi)
-            if not known.all():
-                if known.any():
-                    shape = known.shape
-                    b = np.broadcast_to(bsel.reshape((-1,) + (1,) * lo.ndim), shape)
-                    self._compute(b, np.broadcast_to(lo, shape), np.broadcast_to(hi, shape), known)
-                else:
-                    n = self.space.n
-                    plo, phi = np.divmod(_distinct(lo * n + hi, n * n), n)
-                    need = _distinct(bsel, self.batch)
-                    self._compute_pairs(plo, phi, None if self.replay_all or need.size == self.batch
-                                        else need)
-                values, known = self.cache.lookup_samples(bsel, lo, hi)
-            return values
-
-    def _compute(self, b, lo, hi, known):
-        miss = ~known
-        n = self.space.n
-        if known.any():
-            flat = _distinct(lo[miss] * n + hi[miss], n * n)
-        else:
-            flat = _distinct(lo * n + hi, n * n)
-        self._compute_flat(flat, self._samples_needed(b, miss))
-
-    def _compute_flat(self, flat, samples, store_zeros=True):
-        """Compute the unordered pairs with codes ``flat = lo * n + hi`` (sorted, distinct).
-
-        Returns whether pairs were left out as structural zeros (stored as zeros
-        unless ``store_zeros`` is False: then the caller fills them)."""
-        n = self.space.n
-        self._dropped = False
-        if self.batch is None and (getattr(self, "_pattern", None) is not None or (
-                flat.size >= settings.pattern_min_pairs
-                and (flat.size >= 4 * n or settings.pattern_min_pairs == 0))):
-            # (a pattern found once serves every request)
-            flat = self._drop_structural_zeros(flat, store=store_zeros)
-        plo, phi = np.divmod(flat, n)
-        self._compute_pairs(plo, phi, samples)
-        return self._dropped
-
-    def hessian_block(self, a, b):
-        """The whole block ``H[a][b]`` (no batch) as a new dense array, assembled tile by
-        tile from the cache: a full request costs memory copies, not per-entry lookups."""
-        sp = self.space
-        oa, na, ob, nb = sp.offsets[a], sp.sizes[a], sp.offsets[b], sp.sizes[b]
-        with self.lock:
-            if na == nb == sp.n and not self.cache.tiles and self._one_pass(sp.n):
-                return self._whole_space()
-            values, known = self.cache.block(oa, na, ob, nb)
-            if not known.all():
-                ii, jj = np.nonzero(~known)
-                i, j = ii + oa, jj + ob
-                n = sp.n
-                flat = _distinct(np.minimum(i, j) * n + np.maximum(i, j), n * n)
-                if self._compute_flat(flat, None, store_zeros=False):
-                    # every entry of the block still unknown is a structural zero
-                    rows, cols = ((oa, na), (ob, nb)) if oa <= ob else ((ob, nb), (oa, na))
-                    filled = self.cache.fill_zeros(*rows, *cols)
-                    self.stats.entries_cached += filled
-                    self.stats.structural_zeros += filled
-                values, known = self.cache.block(oa, na, ob, nb)
-            return values
-
-    def _one_pass(self, n):
-        """Whether every pair of a small problem (no batch) goes in one ordinary pass:
-        too few pairs to look for a sparsity pattern, and the pass plan would not split
-        them.  (A pattern is only found for larger requests, which fill the cache.)"""
-        key = (n, self.budget, settings.pattern_min_pairs)
-        if self._one_pass_key != key:  # (asked on every whole request: answered once)
-            pairs = n * (n + 1) // 2
-            self._one_pass_answer = pairs < settings.pattern_min_pairs and \
-                pairs <= pass_capacity(max(1, n), self.budget)
-            self._one_pass_key = key
-        return self._one_pass_answer
-
-    def _whole_space(self):
-        """The whole Hessian (``[n, n]``, or ``[B, n, n]`` with a batch) from one pass over
-        every pair ``i <= j``, with nothing cached yet: the shortcut of a whole request for
-        what the general path would do anyway (the pairs, seeds and pass are the same),
-        without its per-entry bookkeeping.  The pass's rows are gathered into the result
-        and, gathered again, become the cache's tile."""
-        n = self.space.n
-        U, ip, jp = _upper_pairs(n)
-        g, h = self._run(U, ip, jp, None, True)
-        rows = _symmetric_rows(n)  # (i, j) -> the row of its pair
-        if self.batch is None:  # the gradient (every input: U = 0 .. n-1) and the counts
-            gval, gknown = self._gradient_cache()
-            gval[...] = g[:, 0]
-            gknown[...] = True
-            self.stats.passes += 1
-            self.stats.pairs_evaluated += len(ip)
-            full = h.reshape(-1).take(rows)
-            self.stats.entries_cached += self.cache.store_all(full.copy(), copy=False)
-            return full
-        self._store(None, U, g, ip, jp, None)  # the gradient and the counts
-        full = h.T[:, rows.reshape(-1)].reshape(self.batch, n, n)
-        tile = h.T[:, rows.reshape(-1)].reshape(self.batch, n, n)
-        self.stats.entries_cached += self.cache.store_all(tile, copy=False) * self.batch
-        return full
-
-    def hessian_all_samples(self):
-        """``H[:]`` of a batched single-input Hessian with nothing cached, when every pair
-        fits one pass (None otherwise: the general path then runs)."""
-        sp = self.space
-        n = sp.n
-        if len(sp.points) != 1 or self.cache.ntiles != 1 \
-                or n * (n + 1) // 2 > pass_capacity(sp.elements(self.batch), self.budget):
-            return None
-        with self.lock:
-            if self.cache.tiles:
-                return None
-            if not getattr(self, "_independent", False):
-                self._check_independent()
-            return self._whole_space()
-
-    def _drop_structural_zeros(self, flat, store=True):
-        """Store the pairs outside the sparsity pattern as exact zeros; return the others
-        (``store=False``: the caller stores them; ``self._dropped`` says whether any were).
-
-        The pattern comes from one pattern pass (:mod:`hyperdual.pattern`: first-order
-        lanes for every input), run once per Hessian when a large request makes it
-        worth it and its lanes fit the memory budget.  If the function uses a step the
-        pattern pass cannot follow, or is dense, every pair is seeded as before.
-        """
-        if not hasattr(self, "_pattern"):
-            self._pattern = self._find_pattern()
-        pattern = self._pattern
-        if pattern is None:
-            return flat
-        pos = np.searchsorted(pattern, flat)
-        inside = pattern[np.minimum(pos, pattern.size - 1)] == flat if pattern.size else \
-            np.zeros(flat.shape, dtype=bool)
-        zeros = flat[~inside]
-        self._dropped = zeros.size > 0
-        if zeros.size and store:
-            zlo, zhi = np.divmod(zeros, self.space.n)
-            self.cache.store(None, zlo, zhi, np.zeros((zeros.size, 1)))
-            self.stats.entries_cached += zeros.size
-            self.stats.structural_zeros += zeros.size
-        return flat[inside]
-
-    def _find_pattern(self):
-        """Sorted codes ``lo * n + hi`` of the pairs that can be nonzero, or None."""
-        n = self.space.n
-        if n * n * 8 * LIVE_FACTOR > self.budget:  # first-order lanes for every input must fit
-            return None
-        recorder = Recorder(n)
-        U = np.arange(n)
-        none = np.zeros(0, np.int64)
-        try:
-            g, _ = self._run(U, none, none, None, False, recorder=recorder)
-        except Exception:  # noqa: BLE001 - a step it cannot follow (PatternAbort, maybe
-            return None    # re-raised as another error by the function), or a genuine
-            # error, which the ordinary passes then raise again
-        pattern = recorder.pairs()
-        if pattern is None or np.isnan(g).any():  # a NaN output: every entry is NaN, none zero
-            return None
-        self._store(None, U, g, none, none, None)  # the gradient, at no extra cost
-        return pattern
-
-    def _compute_pairs(self, plo, phi, samples):
-        """Run the passes for unordered pairs ``(plo, phi)`` on ``samples`` (None: all)."""
-        n = self.space.n
-        if plo.size == 0:  # every pair was a structural zero
-            return
-        if samples is None and not getattr(self, "_independent", False):
-            self._check_independent()
-        nsamp = None if self.batch is None else (self.batch if samples is None else len(samples))
-        for clo, chi in plan_passes(plo, phi, self.space.elements(nsamp), self.budget):
-            if clo.size <= _FEW and self.batch is None:  # a few pairs: Python lists
-                lo, hi = clo.tolist(), chi.tolist()
-                seeds = sorted(set(lo) | set(hi))
-                row = {u: k for k, u in enumerate(seeds)}
-                U = np.array(seeds, dtype=np.int64)
-                ip = np.array([row[a] for a in lo], dtype=np.int64)
-                jp = np.array([row[b] for b in hi], dtype=np.int64)
-                g, h = self._run(U, ip, jp, samples, True)
-                self._store(samples, U, g, clo, chi, None)  # (gradient and counts)
-                self.cache.store_few(lo, hi, h)
-                self.stats.entries_cached += len(lo)
-                continue
-            U = _distinct(np.concatenate([clo, chi]), n)
-            ip, jp = np.searchsorted(U, clo), np.searchsorted(U, chi)
-            g, h = self._run(U, ip, jp, samples, True)
-            self._store(samples, U, g, clo, chi, h)
-
-    def _gradient_cache(self):
-        """The gradient values and their "known" mask (``[n]``, or ``[B, n]``)."""
-        if self._gval is None:
-            n = self.space.n
-            shape = (n,) if self.batch is None else (self.batch, n)
-            self._gknown = np.zeros(shape, dtype=bool)
-            self._gval = np.zeros(shape)
-        return self._gval, self._gknown
-
-    def _store(self, samples, U, g, lo, hi, h):
-        # Values first, then the mask: an interruption leaves entries unknown, never wrong.
-        self._gradient_cache()
-        if self.batch is None:
-            self._gval[U] = g[:, 0]
-            self._gknown[U] = True
-        elif samples is None and U.size == self.space.n:  # every sample and input (U is sorted)
-            self._gval[...] = g.T
-            self._gknown[...] = True
-        else:
-            s = slice(None) if samples is None else samples[:, None]
-            self._gval[s, U] = g.T
-            self._gknown[s, U] = True
-        if h is not None:
-            self.cache.store(samples, lo, hi, h)
-            self.stats.entries_cached += len(lo) * (
-                1 if self.batch is None else self.batch if samples is None else len(samples))
-        self.stats.passes += 1
-        self.stats.pairs_evaluated += len(lo)
-        self.stats.samples_evaluated += 0 if self.batch is None else (
-            self.batch if samples is None else len(samples))
-
-    def hvp(self, v):
-        """``H @ v`` by one pass of the function (or its record)."""
-        def run(xd):
-            y = settle(self.evaluate([xd]))
-            self.stats.function_calls += 1
-            self.stats.passes += 1
-            return y
-        with self.lock:
-            return _hvp_pass(run, self.space.points[0], v)
-
-    # -- gradient -------------------------------------------------------------------
-    def gradient_entries(self, b, i):
-        key = i if b is None else (b, i)
-        with self.lock:
-            known = self._gradient_cache()[1][key]
-            if not known.all():
-                miss = ~known
-                U = _distinct(i[miss], self.space.n)
-                samples = self._samples_needed(b, miss)
-                nsamp = None if self.batch is None else (self.batch if samples is None else len(samples))
-                no_pairs = np.zeros(0, np.int64)
-                for cu, _ in plan_passes(U, U, self.space.elements(nsamp), self.budget):
-                    g, _ = self._run(cu, no_pairs, no_pairs, samples, False)
-                    self._store(samples, cu, g, no_pairs, no_pairs, None)
-            return self._gval[key]
-
-    def _samples_needed(self, b, miss):
-        """The batch samples a request misses (None: all, or no batch)."""
-        if b is None or self.replay_all:
-            return None
-        need = _distinct(b[miss], self.batch)
-        return need if need.size < self.batch else None
 
 
 # ---- the public objects ---------------------------------------------------------------------
@@ -773,7 +184,7 @@ class Hessian:
     3
     """
 
-    def __init__(self, problem: _Problem, a: int, b: int):
+    def __init__(self, problem: Problem, a: int, b: int):
         self._problem = problem
         self._a, self._b = a, b
         sp = problem.space
@@ -911,11 +322,6 @@ def _callable_points(xs, batch_axis):
     return points, batch, multi
 
 
-def _check_samples(B: int) -> np.ndarray:
-    """The samples of the independence check: ``0, 1, B // 3, B - 1`` (distinct)."""
-    return _distinct(np.array([0, 1, B // 3, B - 1]), B)
-
-
 def _subset_output(evaluate, points, pick):
     """The outputs of ``pick``'s samples alone (``[len(pick)]``), or None when that
     evaluation fails or its output does not follow the batch; and whether its record
@@ -938,6 +344,8 @@ class _Replay:
     exact for every pass whatever branches the function took: the passes differ only
     in their seeds, which the function never sees.  Pickled, it becomes the function
     itself (the record holds the implementations it ran, not the user's code)."""
+
+    replays = True  # (hyperdual.problem.Problem pickles the function in its place)
 
     def __init__(self, program, output, func):
         self.program, self.output, self.func = program, output, func
@@ -1025,13 +433,13 @@ def _callable_problem(func, xs, batch_axis, memory_budget, record=None):
         if replay_ is not None:  # (a batch: every pass replays every sample, kept apart)
             replay_.func = evaluate
             value = _output_value(y)
-            problem = _Problem(replay_, points, batch, value, "callable", memory_budget,
+            problem = Problem(replay_, points, batch, value, "callable", memory_budget,
                                replay_all=batch is not None)
             problem.stats.mode = "recorded"
-            problem._check_output(value, batch, None, constant=replay_.program is None)
-            problem.value = value.reshape(()) if batch is None else \
+            problem.samples.check_output(value, batch, None, constant=replay_.program is None)
+            problem.samples.known = value.reshape(()) if batch is None else \
                 (value.reshape(batch) if value.ndim else value)
-            problem._independent = True
+            problem.samples.independent = True
             return problem, multi
     elif batch is not None and batch > 4:
         # A batch: the value call runs on the independence check's samples alone, which
@@ -1041,12 +449,12 @@ def _callable_problem(func, xs, batch_axis, memory_budget, record=None):
         pick = _check_samples(batch)
         got, proven = _subset_output(counted, points, pick)
         if got is not None:
-            problem = _Problem(evaluate, points, batch, None, "callable", memory_budget, replay_all=False)
-            problem._subset = (pick, got)
+            problem = Problem(evaluate, points, batch, None, "callable", memory_budget, replay_all=False)
+            problem.samples.subset = (pick, got)
             problem.stats.reason = reason
             problem.stats.function_calls = counted.calls
             if proven:
-                problem._independent = True
+                problem.samples.independent = True
             return problem, multi
     if y is None and batch is not None and batch > 1 and counted.calls == 0:
         replay_, y, _ = _record(counted, points, batch, replay=False)  # (ValueError: mixed)
@@ -1054,13 +462,13 @@ def _callable_problem(func, xs, batch_axis, memory_budget, record=None):
     if y is None:
         y = counted([p.copy() for p in points])
     value = _output_value(y)
-    problem = _Problem(evaluate, points, batch, value, "callable", memory_budget, replay_all=False)
+    problem = Problem(evaluate, points, batch, value, "callable", memory_budget, replay_all=False)
     problem.stats.function_calls = counted.calls
-    problem._check_output(value, batch, None, constant=not isinstance(y, HyperDual))
-    problem.value = value.reshape(()) if batch is None else (value.reshape(batch) if value.ndim else value)
+    problem.samples.check_output(value, batch, None, constant=not isinstance(y, HyperDual))
+    problem.samples.known = value.reshape(()) if batch is None else (value.reshape(batch) if value.ndim else value)
     problem.stats.reason = reason
     if proven:
-        problem._independent = True
+        problem.samples.independent = True
     return problem, multi
 
 
@@ -1096,14 +504,14 @@ def _recorded_problem(ys, xs, batch_axis, memory_budget, check=True):
     def evaluate(inputs, samples=None):
         return program.run(inputs)
 
-    problem = _Problem(evaluate, points, batch, ys.value, "recorded", memory_budget, replay_all=True)
+    problem = Problem(evaluate, points, batch, ys.value, "recorded", memory_budget, replay_all=True)
     problem.stats.mode = "recorded"
     if check:
-        problem._check_output(ys.value, batch, None)
+        problem.samples.check_output(ys.value, batch, None)
     if batch is not None and batch > 1 and ys.value.shape in ((batch,), (batch, 1)):
         problem.stats.reason = _samples_apart(order, leaves, ys._node, batch)
         if not problem.stats.reason:  # (otherwise the samples are compared)
-            problem._independent = True
+            problem.samples.independent = True
     return problem, multi
 
 
@@ -1209,31 +617,6 @@ def hvp(func: Callable, x, v) -> np.ndarray:
     return _hvp_pass(func, point, v)
 
 
-def _hvp_pass(evaluate, point, v):
-    """``H @ v`` from one pass of ``evaluate`` (a HyperDual input -> the output)."""
-    if point.ndim > 1:
-        raise ValueError(f"x.ndim should be 0 or 1 but got {point.ndim}")
-    vec = as_float_array(v, "v")
-    if vec.shape != point.shape:
-        raise ValueError(f"v has shape {vec.shape}; expected the shape of x, {point.shape}")
-    n = point.size
-    ctx = SeedContext(np.arange(n), np.zeros(n, np.int64), n, 1, token=object())
-    e1 = np.eye(n).reshape((n,) + point.shape)
-    xd = HyperDual._new(point, e1, vec.reshape((1,) + point.shape).copy(), None, ctx)
-    if point.ndim == 1:  # fresh contiguous (n,) value and (K, n) lanes: flat, maybe packed
-        xd._flat = True
-        seeded(xd)
-    y = evaluate(xd)
-    value = _output_value(y)
-    if value.size != 1:
-        raise ValueError(f"hvp needs a scalar output, got shape {value.shape}")
-    if np.isnan(value).any():  # a NaN output has no derivatives, as in the Hessian's passes
-        return np.full(point.shape, np.nan)
-    if not isinstance(y, HyperDual) or y._e12 is None:
-        return np.zeros(point.shape)
-    return y._e12.reshape(point.shape).copy()
-
-
 # ---- Jacobian --------------------------------------------------------------------------------
 class Jacobian:
     """A lazy Jacobian block ``∂ys/∂xs[k]``: columns are computed when indexed.
@@ -1286,7 +669,7 @@ class Jacobian:
         return full if dtype is None else full.astype(dtype)
 
 
-class _JacobianProblem(_Problem):
+class _JacobianProblem(Problem):
     def __init__(self, evaluate, points, batch, out_value, kind, budget, replay_all):
         super().__init__(evaluate, points, batch, out_value, kind, budget, replay_all)
         nb = 0 if batch is None else 1

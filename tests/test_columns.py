@@ -9,7 +9,7 @@ import pytest
 import hyperdual
 from hyperdual import HyperDual
 from hyperdual.columns import ColumnSeeds
-from hyperdual.hessian import _upper_pairs
+from hyperdual.problem import _upper_pairs
 from hyperdual.seeding import InputSpace, seed_inputs
 
 RNG = np.random.default_rng(7)

@@ -12,7 +12,7 @@ import hyperdual
 from hyperdual import HyperDual, packed
 from hyperdual.context import SeedContext
 from hyperdual.array import PACKED
-from hyperdual.hessian import _upper_pairs
+from hyperdual.problem import _upper_pairs
 from hyperdual.pool import POOL_MIN_ENTRIES
 from hyperdual.seeding import InputSpace, seed_inputs
 from seeds import rosen, rosen_hessian
