@@ -105,7 +105,236 @@ OPERATORS = {np.add: operator.add, np.subtract: operator.sub, np.multiply: opera
              np.true_divide: operator.truediv, np.power: operator.pow}
 
 
-class HyperDual(NDArrayOperatorsMixin):
+class _Escapes:
+    """What would turn a HyperDual into a plain number or array, refused (the derivatives
+    would be dropped silently)."""
+
+    __slots__ = ()
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(_escape_message())
+
+    def __float__(self):
+        raise TypeError(_ESCAPE)
+
+    def __int__(self):
+        raise TypeError(_ESCAPE)
+
+    def __complex__(self):
+        raise TypeError(_ESCAPE)
+
+    def __index__(self):
+        raise TypeError(_ESCAPE)
+
+    def item(self, *args):
+        raise TypeError(_ESCAPE)
+
+    def tolist(self):
+        raise TypeError(_ESCAPE)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+class _Operators(NDArrayOperatorsMixin):
+    """Python's operators.  NumPy's mixin defines each one through ``__array_ufunc__``; the
+    arithmetic ones here go straight to the chain rule (and the packed paths), which is
+    what that route would reach, a microsecond sooner."""
+
+    __slots__ = ()
+
+    def _binop(ufunc, reflected=False):
+        shift = ufunc is np.add or (ufunc is np.subtract and not reflected)
+        packed_both = None if reflected else ufunc  # (packed paths are looked up when called)
+        key = (ufunc, reflected)
+
+        def op(self, other):
+            t = type(other)
+            if self._node is not None and (t in _PLAIN or not _foreign(other)):  # recording
+                return _IMPL.record_ufunc(ufunc, (other, self) if reflected else (self, other), front)
+            if self._flat is PACKED:  # (see hyperdual.packed)
+                if t is HyperDual:
+                    if packed_both is not None and other._flat is PACKED and other._ctx is self._ctx \
+                            and other._value.shape[0] == self._value.shape[0]:
+                        f = _PACKED_OPS.both.get(packed_both)
+                        if f is not None:
+                            out = f(self, other)
+                            if out is not None:
+                                return out
+                elif (t is float or t is int) and not shift:
+                    f = _PACKED_OPS.numbers.get(key)
+                    if f is not None:  # (np.float64: x / 0 is inf with NumPy's warning)
+                        out = f(self, np.float64(other))
+                        if out is not None:
+                            return out
+            if shift and (t is float or t is int) and self._node is None:
+                # x ± c: the lanes are unchanged (they are never written in place)
+                out = HyperDual._new(self._value + other if ufunc is np.add else self._value - other,
+                                     self._e1, self._e2, self._e12, self._ctx)
+                out._win, out._flat = self._win, self._flat
+                if out._flat is PACKED:
+                    out._lanes, out._lay = self._lanes, self._lay
+                return out
+            if (t is float or t is int) and self._node is None:
+                number_op = _IMPL.number_ops.get((ufunc, reflected))
+                if number_op is not None:  # x * 2.0, x ** 2, 1 - x …: straight to the rule
+                    return number_op(self, np.float64(other))
+            if t not in _PLAIN and _foreign(other):
+                return NotImplemented
+            args = (ufunc, other, self) if reflected else (ufunc, self, other)
+            if self._node is None and t is not list and t is not tuple \
+                    and (self._ctx is None or self._ctx.columns is None) \
+                    and (t is not HyperDual or (other._node is None and (
+                        other._ctx is None or other._ctx.columns is None))):
+                return _IMPL.apply_ufunc(*args)  # nothing recorded: skip the dispatch (the
+                # chain rule handles windowed lanes itself for these ufuncs)
+            return dispatch(_IMPL.apply_ufunc, args, {}, front)
+        front = OPERATORS[ufunc]
+        op.__name__ = f"__{'r' if reflected else ''}{ufunc.__name__}__"
+        return op
+
+    __add__, __radd__ = _binop(np.add), _binop(np.add, True)
+    __sub__, __rsub__ = _binop(np.subtract), _binop(np.subtract, True)
+    __mul__, __rmul__ = _binop(np.multiply), _binop(np.multiply, True)
+    __truediv__, __rtruediv__ = _binop(np.true_divide), _binop(np.true_divide, True)
+    __pow__, __rpow__ = _binop(np.power), _binop(np.power, True)
+    del _binop
+
+    def __neg__(self):
+        if self._node is not None:
+            return _IMPL.record_ufunc(np.negative, (self,), operator.neg)
+        if self._flat is PACKED:
+            return _PACKED_OPS.negative(self)
+        return dispatch(_IMPL.apply_ufunc, (np.negative, self), {}, operator.neg)
+
+
+class _ArrayMethods:
+    """The ``ndarray`` attributes and methods of a HyperDual, each through its NumPy
+    function (or on the value, for value-only results)."""
+
+    __slots__ = ()
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._value.shape
+
+    @property
+    def ndim(self) -> int:
+        return self._value.ndim
+
+    @property
+    def size(self) -> int:
+        return self._value.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._value.dtype
+
+    @property
+    def T(self) -> "HyperDual":
+        return np.transpose(self)
+
+    def __len__(self) -> int:
+        if self._value.ndim == 0:
+            raise TypeError("len() of unsized object")
+        return self._value.shape[0]
+
+    def __iter__(self):
+        if self._value.ndim == 0:
+            raise TypeError("iteration over a 0-d array")
+        for i in range(self._value.shape[0]):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        if self._node is not None and self._ctx is None and self._e1 is None:
+            return f"HyperDual(value={self._value!r}, recorded)"
+        ctx = self._ctx
+        if ctx is not None and ctx.columns is not None:
+            ctx = ctx.columns.ctx  # (column lanes stand for the pass's full lanes)
+        k = f"K1={ctx.k1}, K2={ctx.k2}, P={ctx.npairs}" if ctx is not None else "constant"
+        return f"HyperDual(value={self._value!r}, {k})"
+
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+        return np.sum(self, axis=axis, keepdims=keepdims, out=out)
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+        return np.mean(self, axis=axis, keepdims=keepdims, out=out)
+
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False):
+        return np.prod(self, axis=axis, keepdims=keepdims, out=out)
+
+    def max(self, axis=None, out=None, keepdims=False):
+        return np.max(self, axis=axis, keepdims=keepdims, out=out)
+
+    def min(self, axis=None, out=None, keepdims=False):
+        return np.min(self, axis=axis, keepdims=keepdims, out=out)
+
+    def cumsum(self, axis=None, dtype=None, out=None):
+        return np.cumsum(self, axis=axis, out=out)
+
+    def reshape(self, *shape, order="C"):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return np.reshape(self, shape, order=order)
+
+    def ravel(self, order="C"):
+        return np.ravel(self, order=order)
+
+    def flatten(self, order="C"):
+        return np.ravel(self, order=order).copy()
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = axes[0]
+        return np.transpose(self, axes or None)
+
+    def swapaxes(self, axis1, axis2):
+        return np.swapaxes(self, axis1, axis2)
+
+    def squeeze(self, axis=None):
+        return np.squeeze(self, axis=axis)
+
+    def copy(self, order="C"):
+        return np.copy(self)
+
+    def dot(self, b):
+        return np.dot(self, b)
+
+    def clip(self, min=None, max=None):
+        return np.clip(self, min, max)
+
+    def diagonal(self, offset=0, axis1=0, axis2=1):
+        return np.diagonal(self, offset, axis1, axis2)
+
+    def trace(self, offset=0, axis1=0, axis2=1):
+        return np.trace(self, offset, axis1, axis2)
+
+    def argmax(self, axis=None):
+        return np.argmax(self._value, axis=axis)
+
+    def argmin(self, axis=None):
+        return np.argmin(self._value, axis=axis)
+
+    def argsort(self, axis=-1, kind=None, order=None):
+        return np.argsort(self._value, axis=axis, kind=kind)
+
+    def sort(self, axis=-1, kind=None, order=None):
+        self[...] = np.sort(self, axis=axis, kind=kind)
+
+    def any(self, axis=None):
+        return np.any(self._value, axis=axis)
+
+    def all(self, axis=None):
+        return np.all(self._value, axis=axis)
+
+    def astype(self, dtype, copy=True):
+        if np.dtype(dtype) != np.float64:
+            raise TypeError(f"a HyperDual is always float64; astype({np.dtype(dtype)}) would drop "
+                            "derivatives. Use x.value.astype(...) for the value alone")
+        return self.copy() if copy else self
+
+
+class HyperDual(_Operators, _ArrayMethods, _Escapes):
     r"""An array of hyper-dual numbers ``a + b·e1 + c·e2 + d·e1e2``.
 
     ``e1² = e2² = 0`` and ``e1e2 ≠ 0``.  For a product and for any twice
@@ -225,7 +454,7 @@ class HyperDual(NDArrayOperatorsMixin):
         return (_restore, (self._value, self._e1, self._e2, self._e12, self._ctx,
                            self._e2 is self._e1 and self._e1 is not None))
 
-    # ---- lanes and shape --------------------------------------------------
+    # ---- lanes -------------------------------------------------------------
     @property
     def value(self) -> np.ndarray:
         """The primal value (a plain ndarray, no derivatives)."""
@@ -276,71 +505,6 @@ class HyperDual(NDArrayOperatorsMixin):
         if flag:
             raise ValueError("stop_gradient=True is not supported: leave the input out of xs "
                              "(or pass its value as a constant) to treat it as a constant")
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self._value.shape
-
-    @property
-    def ndim(self) -> int:
-        return self._value.ndim
-
-    @property
-    def size(self) -> int:
-        return self._value.size
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._value.dtype
-
-    @property
-    def T(self) -> "HyperDual":
-        return np.transpose(self)
-
-    def __len__(self) -> int:
-        if self._value.ndim == 0:
-            raise TypeError("len() of unsized object")
-        return self._value.shape[0]
-
-    def __iter__(self):
-        if self._value.ndim == 0:
-            raise TypeError("iteration over a 0-d array")
-        for i in range(self._value.shape[0]):
-            yield self[i]
-
-    def __repr__(self) -> str:
-        if self._node is not None and self._ctx is None and self._e1 is None:
-            return f"HyperDual(value={self._value!r}, recorded)"
-        ctx = self._ctx
-        if ctx is not None and ctx.columns is not None:
-            ctx = ctx.columns.ctx  # (column lanes stand for the pass's full lanes)
-        k = f"K1={ctx.k1}, K2={ctx.k2}, P={ctx.npairs}" if ctx is not None else "constant"
-        return f"HyperDual(value={self._value!r}, {k})"
-
-    # ---- escaping is refused ---------------------------------------------
-    def __array__(self, dtype=None, copy=None):
-        raise TypeError(_escape_message())
-
-    def __float__(self):
-        raise TypeError(_ESCAPE)
-
-    def __int__(self):
-        raise TypeError(_ESCAPE)
-
-    def __complex__(self):
-        raise TypeError(_ESCAPE)
-
-    def __index__(self):
-        raise TypeError(_ESCAPE)
-
-    def item(self, *args):
-        raise TypeError(_ESCAPE)
-
-    def tolist(self):
-        raise TypeError(_ESCAPE)
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
 
     # ---- NumPy protocols --------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -422,72 +586,6 @@ class HyperDual(NDArrayOperatorsMixin):
                 return out
         return dispatch(impl, args, kwargs, func)
 
-    # Arithmetic operators go straight to the chain rule (what NDArrayOperatorsMixin
-    # would reach through NumPy's override machinery, a microsecond later).
-    def _binop(ufunc, reflected=False):
-        shift = ufunc is np.add or (ufunc is np.subtract and not reflected)
-        packed_both = None if reflected else ufunc  # (packed paths are looked up when called)
-        key = (ufunc, reflected)
-
-        def op(self, other):
-            t = type(other)
-            if self._node is not None and (t in _PLAIN or not _foreign(other)):  # recording
-                return _IMPL.record_ufunc(ufunc, (other, self) if reflected else (self, other), front)
-            if self._flat is PACKED:  # (see hyperdual.packed)
-                if t is HyperDual:
-                    if packed_both is not None and other._flat is PACKED and other._ctx is self._ctx \
-                            and other._value.shape[0] == self._value.shape[0]:
-                        f = _PACKED_OPS.both.get(packed_both)
-                        if f is not None:
-                            out = f(self, other)
-                            if out is not None:
-                                return out
-                elif (t is float or t is int) and not shift:
-                    f = _PACKED_OPS.numbers.get(key)
-                    if f is not None:  # (np.float64: x / 0 is inf with NumPy's warning)
-                        out = f(self, np.float64(other))
-                        if out is not None:
-                            return out
-            if shift and (t is float or t is int) and self._node is None:
-                # x ± c: the lanes are unchanged (they are never written in place)
-                out = HyperDual._new(self._value + other if ufunc is np.add else self._value - other,
-                                     self._e1, self._e2, self._e12, self._ctx)
-                out._win, out._flat = self._win, self._flat
-                if out._flat is PACKED:
-                    out._lanes, out._lay = self._lanes, self._lay
-                return out
-            if (t is float or t is int) and self._node is None:
-                number_op = _IMPL.number_ops.get((ufunc, reflected))
-                if number_op is not None:  # x * 2.0, x ** 2, 1 - x …: straight to the rule
-                    return number_op(self, np.float64(other))
-            if t not in _PLAIN and _foreign(other):
-                return NotImplemented
-            args = (ufunc, other, self) if reflected else (ufunc, self, other)
-            if self._node is None and t is not list and t is not tuple \
-                    and (self._ctx is None or self._ctx.columns is None) \
-                    and (t is not HyperDual or (other._node is None and (
-                        other._ctx is None or other._ctx.columns is None))):
-                return _IMPL.apply_ufunc(*args)  # nothing recorded: skip the dispatch (the
-                # chain rule handles windowed lanes itself for these ufuncs)
-            return dispatch(_IMPL.apply_ufunc, args, {}, front)
-        front = OPERATORS[ufunc]
-        op.__name__ = f"__{'r' if reflected else ''}{ufunc.__name__}__"
-        return op
-
-    __add__, __radd__ = _binop(np.add), _binop(np.add, True)
-    __sub__, __rsub__ = _binop(np.subtract), _binop(np.subtract, True)
-    __mul__, __rmul__ = _binop(np.multiply), _binop(np.multiply, True)
-    __truediv__, __rtruediv__ = _binop(np.true_divide), _binop(np.true_divide, True)
-    __pow__, __rpow__ = _binop(np.power), _binop(np.power, True)
-    del _binop
-
-    def __neg__(self):
-        if self._node is not None:
-            return _IMPL.record_ufunc(np.negative, (self,), operator.neg)
-        if self._flat is PACKED:
-            return _PACKED_OPS.negative(self)
-        return dispatch(_IMPL.apply_ufunc, (np.negative, self), {}, operator.neg)
-
     # ---- indexing -----------------------------------------------------------
     def __getitem__(self, index):
         t = type(index)
@@ -518,86 +616,6 @@ class HyperDual(NDArrayOperatorsMixin):
         self._ctx, self._node, self._flat = new._ctx, new._node, new._flat
         if new._flat is PACKED:
             self._lanes, self._lay = new._lanes, new._lay
-
-    # ---- ndarray-style methods (all through the NumPy functions) --------------
-    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
-        return np.sum(self, axis=axis, keepdims=keepdims, out=out)
-
-    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
-        return np.mean(self, axis=axis, keepdims=keepdims, out=out)
-
-    def prod(self, axis=None, dtype=None, out=None, keepdims=False):
-        return np.prod(self, axis=axis, keepdims=keepdims, out=out)
-
-    def max(self, axis=None, out=None, keepdims=False):
-        return np.max(self, axis=axis, keepdims=keepdims, out=out)
-
-    def min(self, axis=None, out=None, keepdims=False):
-        return np.min(self, axis=axis, keepdims=keepdims, out=out)
-
-    def cumsum(self, axis=None, dtype=None, out=None):
-        return np.cumsum(self, axis=axis, out=out)
-
-    def reshape(self, *shape, order="C"):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return np.reshape(self, shape, order=order)
-
-    def ravel(self, order="C"):
-        return np.ravel(self, order=order)
-
-    def flatten(self, order="C"):
-        return np.ravel(self, order=order).copy()
-
-    def transpose(self, *axes):
-        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
-            axes = axes[0]
-        return np.transpose(self, axes or None)
-
-    def swapaxes(self, axis1, axis2):
-        return np.swapaxes(self, axis1, axis2)
-
-    def squeeze(self, axis=None):
-        return np.squeeze(self, axis=axis)
-
-    def copy(self, order="C"):
-        return np.copy(self)
-
-    def dot(self, b):
-        return np.dot(self, b)
-
-    def clip(self, min=None, max=None):
-        return np.clip(self, min, max)
-
-    def diagonal(self, offset=0, axis1=0, axis2=1):
-        return np.diagonal(self, offset, axis1, axis2)
-
-    def trace(self, offset=0, axis1=0, axis2=1):
-        return np.trace(self, offset, axis1, axis2)
-
-    def argmax(self, axis=None):
-        return np.argmax(self._value, axis=axis)
-
-    def argmin(self, axis=None):
-        return np.argmin(self._value, axis=axis)
-
-    def argsort(self, axis=-1, kind=None, order=None):
-        return np.argsort(self._value, axis=axis, kind=kind)
-
-    def sort(self, axis=-1, kind=None, order=None):
-        self[...] = np.sort(self, axis=axis, kind=kind)
-
-    def any(self, axis=None):
-        return np.any(self._value, axis=axis)
-
-    def all(self, axis=None):
-        return np.all(self._value, axis=axis)
-
-    def astype(self, dtype, copy=True):
-        if np.dtype(dtype) != np.float64:
-            raise TypeError(f"a HyperDual is always float64; astype({np.dtype(dtype)}) would drop "
-                            "derivatives. Use x.value.astype(...) for the value alone")
-        return self.copy() if copy else self
 
 
 def link_view(base: HyperDual, view: HyperDual) -> HyperDual:
