@@ -10,9 +10,9 @@ np.float64(2.0)
 """
 from .array import HyperDual
 # The implementations register themselves with the array type (hyperdual.array._IMPL,
-# FUNCTIONS) when imported: the chain rule, the array functions, the window and column
-# layouts and the pattern pass.
-from . import chain, functions, window, pattern, columns  # noqa: F401
+# FUNCTIONS) when imported: the chain rule, the array functions, the packed, window and
+# column layouts and the pattern pass.
+from . import chain, functions, packed, window, pattern, columns  # noqa: F401
 from .context import PassMismatchError, SeedContext
 from .rules import BinaryRule, register_ufunc
 from .functions import register_function

@@ -28,6 +28,7 @@ class _IMPL:
 
     apply_ufunc = getitem = setitem = windowed = densify = check_pattern = columns = densify_columns = None
     window_getitem = window_sum = None  # hyperdual.window's own x[i], x[a:b], np.sum(x)
+    window_lift = window_add = window_scale = window_operands = None  # and its chain-rule hooks
     record_call = record_ufunc = record_getitem = None  # hyperdual.record's
     number_ops: dict = {}  # (ufunc, reflected) -> f(x, c) for a HyperDual and a Python number
     ufunc_methods: dict = {}  # (ufunc, "reduce" | "accumulate" ...) -> implementation (hyperdual.chain)
@@ -45,7 +46,8 @@ class _PACKED_OPS:
     functions: dict = {}  # numpy function -> f(x) for one packed argument
     numbers: dict = {}    # (ufunc, reflected) -> f(x, c) for a packed x and a number c (np.float64)
     unary = negative = getitem = matmul = None
-    promote = None  # marks a new flat array packed when it qualifies
+    promote = None  # marks a new flat array packed when it qualifies (hyperdual.packed.seeded)
+    mark = None     # marks a flat result of the chain rule packed when it qualifies (.promote)
 
 
 #: ``numpy function -> implementation`` for ``__array_function__``; filled by

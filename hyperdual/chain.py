@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import lanes, threads, window
+from . import lanes, threads
 from .lanes import _Choice, is_zero, negated as _negated, scale_lane as _scale
 from .pool import POOL_MIN_ENTRIES, empty as _empty
-from .array import _IMPL, FUNCTIONS, HyperDual, as_float_array
+from .array import _IMPL, _PACKED_OPS, FUNCTIONS, HyperDual, as_float_array
 from .context import join_contexts
-from .packed import promote
 from .rules import BINARY, SELECT, UNARY, VALUE_ONLY, ZERO_DERIVATIVE, constant_power, provide, ufunc_name
 
 __all__ = ["apply_ufunc", "operand", "lane_to", "UFUNC_METHODS", "unsupported_ufunc"]
@@ -137,7 +136,7 @@ def unary(ufunc, x, rule):
     y = ufunc(a)
     w = None if x._win is None else _factor_window(x, y)
     if w is not None:  # the derivatives are needed on the window only
-        out = _lift_window(y, x, *rule(a[w[0]:w[1]], y[w[0]:w[1]]), cut=False)
+        out = _IMPL.window_lift(y, x, *rule(a[w[0]:w[1]], y[w[0]:w[1]]), cut=False)
         if out is not None:
             return out
     g1, g2 = rule(a, y)
@@ -162,7 +161,7 @@ def lift(y, x, g1, g2):
         if out is not None:
             return out
     if x._win is not None:
-        out = _lift_window(y, x, g1, g2)
+        out = _IMPL.window_lift(y, x, g1, g2)
         if out is not None:
             return out
     e1, e2, e12, ctx = x._e1, x._e2, x._e12, x._ctx
@@ -240,74 +239,10 @@ def flat(y, e1, e2, e12, ctx, packed=None):
     out._ctx = ctx
     out._node = out._base = out._views = out._win = None
     out._flat = True
-    return promote(out, packed)
+    return _PACKED_OPS.mark(out, packed)  # (hyperdual.packed.promote)
 
 
 _object_new = object.__new__
-
-
-def _lift_window(y, x, g1, g2, cut=True):
-    """:func:`lift` on the window of ``x`` (None, with ``x`` expanded, when ``y`` is
-    not elementwise in ``x``).  ``cut=False``: the factors are given on the window
-    already (None is returned, and ``x`` kept, if they are not window-shaped)."""
-    n = x._value.shape[0]
-    lo, hi = x._win
-    e1 = x._e1
-    if not cut and x._e2 is e1 and e1 is not None and y.shape == (n,) and type(g1) is np.ndarray \
-            and g1.shape == (hi - lo,) and (g2 is None or type(g2) is float or (
-                type(g2) is np.ndarray and g2.shape == g1.shape)) \
-            and e1.flags.c_contiguous and y.flags.c_contiguous:
-        return _lift_window_packed(y, x, g1, g2)
-    if cut:
-        c1, c2 = window.cut(g1, lo, hi, n), window.cut(g2, lo, hi, n)
-    else:
-        c1, c2 = window.cut(g1, 0, hi - lo, hi - lo), window.cut(g2, 0, hi - lo, hi - lo)
-        if c1 is NotImplemented or c2 is NotImplemented:
-            return None
-    if y.shape != (n,) or c1 is NotImplemented or c2 is NotImplemented:
-        window.densify(x)
-        return None
-    e1, e2, e12, ctx = x._e1, x._e2, x._e12, x._ctx
-    w = hi - lo
-    shape = (w,)
-    shared = e2 is e1
-    cross = c2 is not None and e1 is not None and e2 is not None
-    n1, f1 = _out(e1 is not None, ctx.k1, shape, w)
-    n2, f2 = _out(e2 is not None and not shared, ctx.k2, shape, w)
-    n12, f12 = _out(e12 is not None or cross, ctx.npairs, shape, w)
-    fe1 = _flat_lane(e1, shape, w)
-    kernels = _Choice.kernels if _Choice.ready else lanes.choose(w * (f1.shape[0] + f2.shape[0] + f12.shape[0]))
-    kernels.chain(y[lo:hi], _flat_factor(c1, shape, w), _flat_factor(c2, shape, w),
-               fe1, fe1 if shared else _flat_lane(e2, shape, w), _flat_lane(e12, shape, w),
-               ctx.ip, ctx.jp, f1, f2, f12)  # (y[lo:hi] of a 1-D y is contiguous)
-    out = _object_new(HyperDual)  # window.result inlined
-    out._value, out._e1, out._e2, out._e12 = y, n1, n1 if shared else n2, n12
-    out._ctx, out._win = ctx, x._win
-    out._node = out._base = out._views = None
-    out._flat = False
-    return out
-
-
-def _lift_window_packed(y, x, g1, g2):
-    """:func:`_lift_window` for the common case: ``e2 is e1`` (contiguous), ``g'`` given
-    on the window, ``g''`` on the window, a number or None: the same kernel call,
-    without the general case's layout work."""
-    lo, hi = x._win
-    e1, e12, ctx = x._e1, x._e12, x._ctx
-    w = hi - lo
-    rows = 0 if e12 is None and g2 is None else ctx.ip.shape[0]
-    o1 = np.empty(e1.shape)
-    o12 = np.empty((rows, w)) if rows else _EMPTY2
-    kernels = _Choice.kernels if _Choice.ready else lanes.choose(w * (e1.shape[0] + rows))
-    kernels.chain(y[lo:hi], g1 if g1.flags.c_contiguous else np.ascontiguousarray(g1),
-               _flat_factor(g2, g1.shape, w), e1, e1,
-               _EMPTY2 if e12 is None else np.ascontiguousarray(e12), ctx.ip, ctx.jp, o1, _EMPTY2, o12)
-    out = _object_new(HyperDual)
-    out._value, out._e1, out._e2, out._e12 = y, o1, o1, o12 if rows else None
-    out._ctx, out._win = ctx, x._win
-    out._node = out._base = out._views = None
-    out._flat = False
-    return out
 
 
 # ---- linear and selection ----------------------------------------------------------
@@ -358,7 +293,7 @@ def _add_same(a, b, negate_b):
         out = _new(y, e1, e2, _lane_sum(a._e12, b._e12, negate_b), ctx)
         if a._flat and b._flat:
             out._flat = True
-            promote(out)
+            _PACKED_OPS.mark(out)
         return out
     t = type(a)
     if tb and (t is float or t is int or t is np.float64) and b._win is None:  # c ± x
@@ -371,7 +306,7 @@ def _add_same(a, b, negate_b):
             out = _new(a - b._value, n1, n2, None if e12 is None else _negated(e12), b._ctx)
         if b._flat:
             out._flat = True
-            promote(out)
+            _PACKED_OPS.mark(out)
         return out
     return None
 
@@ -381,7 +316,7 @@ def add(a, b, negate_b=False):
     if out is not None:
         return out
     if (type(a) is HyperDual and a._win is not None) or (type(b) is HyperDual and b._win is not None):
-        out = _add_window(a, b, negate_b)
+        out = _IMPL.window_add(a, b, negate_b)
         if out is not None:
             return out
     av, a1, a2, a12, actx = operand(a)
@@ -396,107 +331,6 @@ def add(a, b, negate_b=False):
         e2 = _combine(a2, b2, shape, negate_b)
     e12 = _combine(a12, b12, shape, negate_b)
     return _new(y, e1, e2, e12, ctx)
-
-
-def _windowed_operands(a, b, y):
-    """The windows of two operands (None: no lanes) when the result ``y`` can keep a
-    window; otherwise None, after expanding both to full lanes."""
-    wins = []
-    for v in (a, b):
-        if type(v) is not HyperDual or (v._e1 is None and v._e2 is None and v._e12 is None):
-            wins.append(None)
-        elif v._win is not None and v._value.shape == y.shape:
-            wins.append(v._win)
-        else:
-            wins = None
-            break
-    if wins is None or y.ndim != 1:
-        for v in (a, b):
-            if type(v) is HyperDual and v._win is not None:
-                window.densify(v)
-        return None
-    return wins
-
-
-def _add_window(a, b, negate_b):
-    """``a ± b`` with windowed operands: lanes added on the covering window."""
-    if type(a) is HyperDual and type(b) is HyperDual and a._win is not None and b._win is not None \
-            and a._ctx is b._ctx and a._e1 is not None and b._e1 is not None \
-            and ((a._e2 is a._e1 and b._e2 is b._e1) or (a._e2 is None and b._e2 is None)) \
-            and a._value.shape == b._value.shape:
-        return _add_windows(a, b, negate_b)
-    av, bv = value_of(a), value_of(b)
-    y = np.asarray(av - bv if negate_b else av + bv)
-    wins = _windowed_operands(a, b, y)
-    if wins is None:
-        return None
-    ctx = join_contexts(a._ctx if type(a) is HyperDual else None, b._ctx if type(b) is HyperDual else None)
-    wa, wb = wins
-    win = window.union(wa, wb)
-
-    def combine(la, lb):
-        if la is None and lb is None:
-            return None
-        if lb is None:
-            return pad_lane(la, wa)
-        if negate_b:
-            lb = _negated(lb)
-        if la is None:
-            return pad_lane(lb, wb)
-        if wa == wb:
-            return la + lb
-        out = np.zeros((la.shape[0], win[1] - win[0]))  # a new array: lanes are never written in place
-        out[:, wa[0] - win[0]:wa[1] - win[0]] = la
-        out[:, wb[0] - win[0]:wb[1] - win[0]] += lb
-        return out
-
-    def pad_lane(lane, w):
-        return window.pad(lane, w, win)
-
-    a1, a2, a12 = (a._e1, a._e2, a._e12) if wa is not None else (None, None, None)
-    b1, b2, b12 = (b._e1, b._e2, b._e12) if wb is not None else (None, None, None)
-    e1 = combine(a1, b1)
-    shared = (wa is None or a2 is a1) and (wb is None or b2 is b1)
-    e2 = e1 if shared else combine(a2, b2)
-    return window.result(y, e1, e2, combine(a12, b12), ctx, win)
-
-
-def _add_windows(a, b, negate_b):
-    """:func:`_add_window` for the common case: two windowed 1-D operands of one pass
-    with ``e2 is e1`` (or no ``e2``: a gradient pass).  The result's window covers
-    both; each lane is ``a``'s lane placed on it plus (minus) ``b``'s."""
-    av, bv = a._value, b._value
-    y = av - bv if negate_b else av + bv
-    wa, wb = a._win, b._win
-    if wa == wb:
-        win = wa
-        e1 = a._e1 - b._e1 if negate_b else a._e1 + b._e1
-        a12, b12 = a._e12, b._e12
-        e12 = a12 if b12 is None else (_negated(b12) if negate_b else b12) if a12 is None else \
-            a12 - b12 if negate_b else a12 + b12
-    else:
-        lo, hi = min(wa[0], wb[0]), max(wa[1], wb[1])
-        win = (lo, hi)
-        sa, sb = slice(wa[0] - lo, wa[1] - lo), slice(wb[0] - lo, wb[1] - lo)
-
-        def put(la, lb):
-            if la is None and lb is None:
-                return None
-            rows = (la if la is not None else lb).shape[0]
-            out = np.zeros((rows, hi - lo))  # a new array: lanes are never written in place
-            if la is not None:
-                out[:, sa] = la
-            if lb is not None:
-                if negate_b:
-                    out[:, sb] -= lb
-                else:
-                    out[:, sb] += lb
-            return out
-        e1 = put(a._e1, b._e1)
-        e12 = put(a._e12, b._e12)
-    out = _new(y, e1, None if a._e2 is None else e1, e12, a._ctx)
-    out._win = win
-    return out
 
 
 def select(ufunc, a, b):
@@ -530,15 +364,9 @@ def scale(x, c, y):
     if is_zero(c):
         return _new(y, None, None, None, x._ctx)
     if x._win is not None:
-        n = x._value.shape[0]
-        cw = window.cut(c, *x._win, n) if type(c) is np.ndarray and c.ndim else c
-        if y.shape == (n,) and cw is not NotImplemented:
-            e1, e2, e12 = x._e1, x._e2, x._e12
-            yw = y[x._win[0]:x._win[1]]
-            n1 = None if e1 is None else _scale(e1, cw, yw)
-            n2 = n1 if e2 is e1 else (None if e2 is None else _scale(e2, cw, yw))
-            return window.result(y, n1, n2, None if e12 is None else _scale(e12, cw, yw), x._ctx, x._win)
-        window.densify(x)
+        out = _IMPL.window_scale(x, c, y)  # (None, with x expanded, if y does not keep it)
+        if out is not None:
+            return out
     nd = y.ndim
     e1, e2, e12 = x._e1, x._e2, x._e12
     if x._flat and (type(c) is not np.ndarray or c.ndim == 0):  # a scalar: lanes stay (K, n)
@@ -565,7 +393,7 @@ def _scalar_power(x, c):
     else:
         g1, g2 = constant_power(s, c)
     if w is not None:
-        return _lift_window(y, x, g1, g2, cut=False)
+        return _IMPL.window_lift(y, x, g1, g2, cut=False)
     return lift(y, x, g1, g2)
 
 
@@ -585,7 +413,7 @@ def binary(ufunc, rule, a, b):
         w = _factor_window(a, y)
         if w is not None and (bv.size == 1 or bv.shape == y.shape):
             lo, hi = w
-            out = _lift_window(y, a, *rule.dx(av[lo:hi], bv if bv.size == 1 else bv[lo:hi], y[lo:hi]),
+            out = _IMPL.window_lift(y, a, *rule.dx(av[lo:hi], bv if bv.size == 1 else bv[lo:hi], y[lo:hi]),
                                cut=False)
             if out is not None:
                 return out
@@ -600,7 +428,7 @@ def binary(ufunc, rule, a, b):
         w = _factor_window(b, y)
         if w is not None and (av.size == 1 or av.shape == y.shape):
             lo, hi = w
-            out = _lift_window(y, b, *rule.dy(av if av.size == 1 else av[lo:hi], bv[lo:hi], y[lo:hi]),
+            out = _IMPL.window_lift(y, b, *rule.dy(av if av.size == 1 else av[lo:hi], bv[lo:hi], y[lo:hi]),
                                cut=False)
             if out is not None:
                 return out
@@ -670,17 +498,9 @@ def _binary_both(ufunc, rule, a, b):
         return _new(y, None, None, None, None)
     win = None
     if a._win is not None or b._win is not None:
-        wins = _windowed_operands(a, b, y)
-        if wins is not None:
-            win = window.union(*wins)
-            a_lanes = [window.pad(v, wins[0], win) for v in (a._e1, a._e2, a._e12)]
-            b_lanes = [window.pad(v, wins[1], win) for v in (b._e1, b._e2, b._e12)]
-            if a._e2 is a._e1:
-                a_lanes[1] = a_lanes[0]
-            if b._e2 is b._e1:
-                b_lanes[1] = b_lanes[0]
-            a1, a2, a12 = a_lanes if wins[0] is not None else (None, None, None)
-            b1, b2, b12 = b_lanes if wins[1] is not None else (None, None, None)
+        found = _IMPL.window_operands(a, b, y)  # (None, with both expanded, if y cannot keep one)
+        if found is not None:
+            win, (a1, a2, a12), (b1, b2, b12) = found
     if win is None:
         a1, a2, a12 = a._e1, a._e2, a._e12
         b1, b2, b12 = b._e1, b._e2, b._e12
@@ -716,7 +536,9 @@ def _binary_both(ufunc, rule, a, b):
         lanes.choose(work).binary(yw.reshape(n), _flat_factor(gx, shape, n), _flat_factor(gy, shape, n),
                               _flat_factor(gxx, shape, n), _flat_factor(gxy, shape, n),
                               _flat_factor(gyy, shape, n), *lanes_in, ctx.ip, ctx.jp, f1, f2, f12)
-    return window.result(y, n1, n1 if shared else n2, n12, ctx, win)
+    out = _new(y, n1, n1 if shared else n2, n12, ctx)
+    out._win = win
+    return out
 
 
 # ---- ufunc methods that are reductions -----------------------------------------------

@@ -354,3 +354,4 @@ _PACKED_OPS.negative = negative
 _PACKED_OPS.getitem = getitem
 _PACKED_OPS.functions.update({np.sum: sum_})
 _PACKED_OPS.promote = seeded
+_PACKED_OPS.mark = promote

@@ -18,7 +18,8 @@ full lanes:
   vanish wherever the lanes of ``x`` do (a zero lane entry stays zero
   through any factor, ``inf · 0 -> 0``), so ``y`` has the window of ``x``;
   :mod:`hyperdual.chain` evaluates ``g'`` and ``g''`` on the window's
-  elements and runs the kernels on its columns only (the value ``g(x)`` is
+  elements and hands them to :func:`lift` here, which runs the kernels on its
+  columns only (the value ``g(x)`` is
   still computed for every element).
 * **two windowed operands** (``x ± y``, ``x * y``, ``g(x, y)``): the result's
   window is the smallest one covering both (operand lanes are zero-padded to it).
@@ -48,12 +49,16 @@ import numbers
 import numpy as np
 
 from .array import _IMPL, FUNCTIONS, HyperDual, link_view, nested
+from .chain import _EMPTY2, _flat_factor, _flat_lane, _out, value_of
+from .context import join_contexts
+from .lanes import _Choice, choose, negated, scale_lane
 from .lanes import lane_sums as _lane_sums
 from .ops import ELEMENTWISE, SAME, VALUE, ZERO, impl_reads, ufunc_kind
 
-__all__ = ["densify", "windowed", "cut", "union", "pad", "result"]
+__all__ = ["densify", "windowed", "cut", "union", "pad", "result", "lift", "add", "scale", "operands"]
 
 _new = HyperDual._new
+_object_new = object.__new__
 
 
 def densify(x: HyperDual) -> None:
@@ -97,6 +102,9 @@ def cut(g, lo: int, hi: int, n: int):
     return g if isinstance(g, numbers.Number) else NotImplemented
 
 
+_cut = cut  # (lift's argument ``cut`` shadows the name)
+
+
 def union(*wins):
     """The smallest window covering every given window (None entries are ignored)."""
     lo = hi = None
@@ -123,6 +131,205 @@ def result(value, e1, e2, e12, ctx, win):
     out = _new(value, e1, e2, e12, ctx)
     out._win = win
     return out
+
+
+# ---- the chain rule, sums and constant factors on windows (hooks of hyperdual.chain) --------
+def lift(y, x, g1, g2, cut=True):
+    """The chain rule (:func:`hyperdual.chain.lift`) on the window of ``x`` (None, with ``x`` expanded, when ``y`` is
+    not elementwise in ``x``).  ``cut=False``: the factors are given on the window
+    already (None is returned, and ``x`` kept, if they are not window-shaped)."""
+    n = x._value.shape[0]
+    lo, hi = x._win
+    e1 = x._e1
+    if not cut and x._e2 is e1 and e1 is not None and y.shape == (n,) and type(g1) is np.ndarray \
+            and g1.shape == (hi - lo,) and (g2 is None or type(g2) is float or (
+                type(g2) is np.ndarray and g2.shape == g1.shape)) \
+            and e1.flags.c_contiguous and y.flags.c_contiguous:
+        return _lift_shared(y, x, g1, g2)
+    if cut:
+        c1, c2 = _cut(g1, lo, hi, n), _cut(g2, lo, hi, n)
+    else:
+        c1, c2 = _cut(g1, 0, hi - lo, hi - lo), _cut(g2, 0, hi - lo, hi - lo)
+        if c1 is NotImplemented or c2 is NotImplemented:
+            return None
+    if y.shape != (n,) or c1 is NotImplemented or c2 is NotImplemented:
+        densify(x)
+        return None
+    e1, e2, e12, ctx = x._e1, x._e2, x._e12, x._ctx
+    w = hi - lo
+    shape = (w,)
+    shared = e2 is e1
+    cross = c2 is not None and e1 is not None and e2 is not None
+    n1, f1 = _out(e1 is not None, ctx.k1, shape, w)
+    n2, f2 = _out(e2 is not None and not shared, ctx.k2, shape, w)
+    n12, f12 = _out(e12 is not None or cross, ctx.npairs, shape, w)
+    fe1 = _flat_lane(e1, shape, w)
+    kernels = _Choice.kernels if _Choice.ready else choose(w * (f1.shape[0] + f2.shape[0] + f12.shape[0]))
+    kernels.chain(y[lo:hi], _flat_factor(c1, shape, w), _flat_factor(c2, shape, w),
+               fe1, fe1 if shared else _flat_lane(e2, shape, w), _flat_lane(e12, shape, w),
+               ctx.ip, ctx.jp, f1, f2, f12)  # (y[lo:hi] of a 1-D y is contiguous)
+    out = _object_new(HyperDual)  # (result() inlined)
+    out._value, out._e1, out._e2, out._e12 = y, n1, n1 if shared else n2, n12
+    out._ctx, out._win = ctx, x._win
+    out._node = out._base = out._views = None
+    out._flat = False
+    return out
+
+
+def _lift_shared(y, x, g1, g2):
+    """:func:`lift` for the common case: ``e2 is e1`` (contiguous), ``g'`` given
+    on the window, ``g''`` on the window, a number or None: the same kernel call,
+    without the general case's layout work."""
+    lo, hi = x._win
+    e1, e12, ctx = x._e1, x._e12, x._ctx
+    w = hi - lo
+    rows = 0 if e12 is None and g2 is None else ctx.ip.shape[0]
+    o1 = np.empty(e1.shape)
+    o12 = np.empty((rows, w)) if rows else _EMPTY2
+    kernels = _Choice.kernels if _Choice.ready else choose(w * (e1.shape[0] + rows))
+    kernels.chain(y[lo:hi], g1 if g1.flags.c_contiguous else np.ascontiguousarray(g1),
+               _flat_factor(g2, g1.shape, w), e1, e1,
+               _EMPTY2 if e12 is None else np.ascontiguousarray(e12), ctx.ip, ctx.jp, o1, _EMPTY2, o12)
+    out = _object_new(HyperDual)
+    out._value, out._e1, out._e2, out._e12 = y, o1, o1, o12 if rows else None
+    out._ctx, out._win = ctx, x._win
+    out._node = out._base = out._views = None
+    out._flat = False
+    return out
+
+
+def _operand_windows(a, b, y):
+    """The windows of two operands (None: no lanes) when the result ``y`` can keep a
+    window; otherwise None, after expanding both to full lanes."""
+    wins = []
+    for v in (a, b):
+        if type(v) is not HyperDual or (v._e1 is None and v._e2 is None and v._e12 is None):
+            wins.append(None)
+        elif v._win is not None and v._value.shape == y.shape:
+            wins.append(v._win)
+        else:
+            wins = None
+            break
+    if wins is None or y.ndim != 1:
+        for v in (a, b):
+            if type(v) is HyperDual and v._win is not None:
+                densify(v)
+        return None
+    return wins
+
+
+def add(a, b, negate_b):
+    """``a ± b`` with windowed operands: lanes added on the covering window."""
+    if type(a) is HyperDual and type(b) is HyperDual and a._win is not None and b._win is not None \
+            and a._ctx is b._ctx and a._e1 is not None and b._e1 is not None \
+            and ((a._e2 is a._e1 and b._e2 is b._e1) or (a._e2 is None and b._e2 is None)) \
+            and a._value.shape == b._value.shape:
+        return _add_shared(a, b, negate_b)
+    av, bv = value_of(a), value_of(b)
+    y = np.asarray(av - bv if negate_b else av + bv)
+    wins = _operand_windows(a, b, y)
+    if wins is None:
+        return None
+    ctx = join_contexts(a._ctx if type(a) is HyperDual else None, b._ctx if type(b) is HyperDual else None)
+    wa, wb = wins
+    win = union(wa, wb)
+
+    def combine(la, lb):
+        if la is None and lb is None:
+            return None
+        if lb is None:
+            return pad_lane(la, wa)
+        if negate_b:
+            lb = negated(lb)
+        if la is None:
+            return pad_lane(lb, wb)
+        if wa == wb:
+            return la + lb
+        out = np.zeros((la.shape[0], win[1] - win[0]))  # a new array: lanes are never written in place
+        out[:, wa[0] - win[0]:wa[1] - win[0]] = la
+        out[:, wb[0] - win[0]:wb[1] - win[0]] += lb
+        return out
+
+    def pad_lane(lane, w):
+        return pad(lane, w, win)
+
+    a1, a2, a12 = (a._e1, a._e2, a._e12) if wa is not None else (None, None, None)
+    b1, b2, b12 = (b._e1, b._e2, b._e12) if wb is not None else (None, None, None)
+    e1 = combine(a1, b1)
+    shared = (wa is None or a2 is a1) and (wb is None or b2 is b1)
+    e2 = e1 if shared else combine(a2, b2)
+    return result(y, e1, e2, combine(a12, b12), ctx, win)
+
+
+def _add_shared(a, b, negate_b):
+    """:func:`add` for the common case: two windowed 1-D operands of one pass
+    with ``e2 is e1`` (or no ``e2``: a gradient pass).  The result's window covers
+    both; each lane is ``a``'s lane placed on it plus (minus) ``b``'s."""
+    av, bv = a._value, b._value
+    y = av - bv if negate_b else av + bv
+    wa, wb = a._win, b._win
+    if wa == wb:
+        win = wa
+        e1 = a._e1 - b._e1 if negate_b else a._e1 + b._e1
+        a12, b12 = a._e12, b._e12
+        e12 = a12 if b12 is None else (negated(b12) if negate_b else b12) if a12 is None else \
+            a12 - b12 if negate_b else a12 + b12
+    else:
+        lo, hi = min(wa[0], wb[0]), max(wa[1], wb[1])
+        win = (lo, hi)
+        sa, sb = slice(wa[0] - lo, wa[1] - lo), slice(wb[0] - lo, wb[1] - lo)
+
+        def put(la, lb):
+            if la is None and lb is None:
+                return None
+            rows = (la if la is not None else lb).shape[0]
+            out = np.zeros((rows, hi - lo))  # a new array: lanes are never written in place
+            if la is not None:
+                out[:, sa] = la
+            if lb is not None:
+                if negate_b:
+                    out[:, sb] -= lb
+                else:
+                    out[:, sb] += lb
+            return out
+        e1 = put(a._e1, b._e1)
+        e12 = put(a._e12, b._e12)
+    out = _new(y, e1, None if a._e2 is None else e1, e12, a._ctx)
+    out._win = win
+    return out
+
+
+def scale(x, c, y):
+    """``x * c`` (:func:`hyperdual.chain.scale`) on the window of ``x``: every lane scaled
+    on the window (None, with ``x`` expanded, when ``y`` or ``c`` is not elementwise in it)."""
+    n = x._value.shape[0]
+    cw = cut(c, *x._win, n) if type(c) is np.ndarray and c.ndim else c
+    if y.shape == (n,) and cw is not NotImplemented:
+        e1, e2, e12 = x._e1, x._e2, x._e12
+        yw = y[x._win[0]:x._win[1]]
+        n1 = None if e1 is None else scale_lane(e1, cw, yw)
+        n2 = n1 if e2 is e1 else (None if e2 is None else scale_lane(e2, cw, yw))
+        return result(y, n1, n2, None if e12 is None else scale_lane(e12, cw, yw), x._ctx, x._win)
+    densify(x)
+    return None
+
+
+def operands(a, b, y):
+    """The lanes of two operands of an elementwise ``y = g(a, b)`` on the window covering
+    both: ``(window, (a1, a2, a12), (b1, b2, b12))`` (None for an operand without lanes),
+    or None, after expanding both, when ``y`` cannot keep a window."""
+    wins = _operand_windows(a, b, y)
+    if wins is None:
+        return None
+    win = union(*wins)
+    a_lanes = [pad(v, wins[0], win) for v in (a._e1, a._e2, a._e12)]
+    b_lanes = [pad(v, wins[1], win) for v in (b._e1, b._e2, b._e12)]
+    if a._e2 is a._e1:
+        a_lanes[1] = a_lanes[0]
+    if b._e2 is b._e1:
+        b_lanes[1] = b_lanes[0]
+    return (win, a_lanes if wins[0] is not None else (None, None, None),
+            b_lanes if wins[1] is not None else (None, None, None))
 
 
 # ---- linear operations that keep (or end) a window ------------------------------------
@@ -255,4 +462,5 @@ def _win1d(x):
 
 
 _IMPL.windowed, _IMPL.densify = windowed, densify
+_IMPL.window_lift, _IMPL.window_add, _IMPL.window_scale, _IMPL.window_operands = lift, add, scale, operands
 _IMPL.window_getitem, _IMPL.window_sum = _getitem, _sum

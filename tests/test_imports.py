@@ -74,3 +74,11 @@ def test_the_lowest_layers_import_nothing_of_the_package():
     for leaf in ("rules", "context", "settings", "kernels", "cache", "threads"):
         assert graph[leaf] == set(), (leaf, graph[leaf])
     assert graph["ops"] == {"rules"}
+
+
+def test_the_chain_rule_imports_no_layout():
+    """Layouts (packed buffers, windows, column lanes) register hooks with the array type
+    and import the chain rule, never the reverse."""
+    graph = _graph()
+    assert not {"packed", "window", "columns"} & graph["chain"], graph["chain"]
+    assert not {"chain", "functions", "window", "columns", "pattern", "record"} & graph["array"]

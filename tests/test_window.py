@@ -54,7 +54,7 @@ FUNCTIONS = {
                                          + x ** np.linspace(1.0, 2.0, x.size) + x ** 3.5 + x ** 1.0),
     "sum_axis_0d_array": lambda x: np.sum(x ** 3, axis=np.array(0)),  # densifies
     # x ± y of two windowed operands: equal and different windows, with and without
-    # cross lanes on either side (hyperdual.chain._add_windows)
+    # cross lanes on either side (hyperdual.window._add_shared)
     "diff_windows": lambda x: np.sum((x[1:] - x[:-1] ** 2) ** 2),
     "minus_plain_right": lambda x: np.sum((np.sin(x[2:]) - x[:-2]) ** 2),
     "minus_plain_left": lambda x: np.sum((x[:-2] - np.sin(x[2:])) ** 2),
@@ -228,7 +228,7 @@ def test_rule_with_factors_of_a_fixed_size(point):
 def test_windowed_sums_of_every_lane_layout():
     """``x ± y`` of windowed operands: the common case (one pass, ``e2 is e1`` or absent)
     and the general one (separate ``e2`` lanes) give the numbers of full lanes."""
-    from hyperdual.chain import _add_window
+    from hyperdual.window import add as _add_window
     rng = np.random.default_rng(11)
     n = 12
     ctx = hyperdual.SeedContext(np.array([0, 1, 1]), np.array([0, 0, 1]), 2, 2)
