@@ -190,10 +190,10 @@ class PeakMem:
     buffers to it); the value is the traced peak above what was allocated
     before the call.  The ideal is one result, ``track_output_bytes``
     (``L * n * 8``); anything above is temporaries.  Kernel outputs come from
-    ``hyperdual.pool``: the warm call's outputs, dropped before the traced call,
+    ``hyperdual.execute.pool``: the warm call's outputs, dropped before the traced call,
     are handed out again rather than allocated, so the traced figure can be
     below ``track_output_bytes`` (the pool's idle memory is bounded by
-    ``hyperdual.pool.pool_limit()`` and shows in ``peakmem_*`` instead).
+    ``hyperdual.execute.pool.pool_limit()`` and shows in ``peakmem_*`` instead).
     """
 
     params = [[1_000_000], LAYOUTS]

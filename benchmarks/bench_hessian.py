@@ -36,6 +36,11 @@ import numpy as np
 
 import hyperdual
 
+try:
+    from hyperdual.settings import settings as _SETTINGS
+except ImportError:  # (commits before hyperdual/settings.py, for asv runs of older commits)
+    from hyperdual.seeding import settings as _SETTINGS
+
 
 # ---- the functions (plain NumPy; hyperdual differentiates the same code) ---------------------
 def rosen(x):
@@ -85,19 +90,19 @@ class _Timing:
 
 
 class _Switch:
-    """A benchmark parameter that leaves one field of ``hyperdual.seeding.settings``
+    """A benchmark parameter that leaves one field of ``hyperdual.settings.settings``
     at its default (``on``) or sets it to ``off_value``; ``teardown`` restores it."""
 
     switch_field = ""
     off_value = 2 ** 62
 
     def _switch(self, on):
-        self._saved = getattr(hyperdual.seeding.settings, self.switch_field)
+        self._saved = getattr(_SETTINGS, self.switch_field)
         if not on:
-            setattr(hyperdual.seeding.settings, self.switch_field, self.off_value)
+            setattr(_SETTINGS, self.switch_field, self.off_value)
 
     def teardown(self, *params):
-        setattr(hyperdual.seeding.settings, self.switch_field, self._saved)
+        setattr(_SETTINGS, self.switch_field, self._saved)
 
 
 def _stats(func, x, index, **kwargs):
@@ -115,7 +120,7 @@ class RosenbrockFull(_Switch, _Timing):
 
     ``pairs``: ``"pattern"`` is the default (requests of 1024 pairs or more
     first find the sparsity pattern and seed only the pairs that can be
-    nonzero, :mod:`hyperdual.pattern`; N = 10 is below that); ``"all"``
+    nonzero, :mod:`hyperdual.plan.pattern`; N = 10 is below that); ``"all"``
     switches patterns off, so the two columns of one run show what they save.
     """
 
@@ -186,7 +191,7 @@ class Batched(_Switch, _Timing):
     compared with theirs.
 
     ``lanes``: ``"columns"`` is the default (the pass starts with one lane row
-    per derivative order, :mod:`hyperdual.columns`); ``"full"`` switches column
+    per derivative order, :mod:`hyperdual.execute.columns`); ``"full"`` switches column
     lanes off, so the two columns of one run show what they save.
     """
 
@@ -225,7 +230,7 @@ class RosenbrockBlock(_Switch, _Timing):
     API's benchmark shape (paddle on this machine: ~2.2 ms at N = 1000).
 
     ``lanes``: ``"windowed"`` is the default (lanes of the seeded columns
-    only, :mod:`hyperdual.window`); ``"full"`` switches windows off, so the
+    only, :mod:`hyperdual.execute.window`); ``"full"`` switches windows off, so the
     two rows of one run show what windows save.
     """
 
@@ -373,7 +378,7 @@ class MemoryBudget:
         hyperdual.hessian(rosen, self.x)[:]
 
     def track_budget_bytes(self, N):
-        return hyperdual.seeding.settings.memory_budget
+        return _SETTINGS.memory_budget
 
     track_budget_bytes.unit = "bytes"
 

@@ -8,19 +8,20 @@ its own protocols, with Numba kernels for the lane arithmetic.
 >>> H[0, 0]
 np.float64(2.0)
 """
-from .array import HyperDual
-# The implementations register themselves with the array type (hyperdual.array._IMPL,
+from .execute.array import HyperDual
+# The implementations register themselves with the array type (hyperdual.execute.array._IMPL,
 # FUNCTIONS) when imported: the chain rule, the array functions, the packed, window and
 # column layouts and the pattern pass.
-from . import chain, functions, packed, window, pattern, columns  # noqa: F401
-from .context import PassMismatchError, SeedContext
-from .rules import BinaryRule, register_ufunc
-from .functions import register_function
-from .record import trace_of, variable
-from .seeding import set_memory_budget
-from .lanes import load_kernels
-from .threads import get_num_threads, set_num_threads
-from .hessian import Hessian, Jacobian, Stats, gradient, hessian, hvp, jacobian
+from .execute import chain, functions, packed, window, columns  # noqa: F401
+from .plan import pattern  # noqa: F401
+from .execute.context import PassMismatchError, SeedContext
+from .ops.rules import BinaryRule, register_ufunc
+from .execute.functions import register_function
+from .trace.record import trace_of, variable
+from .plan.seeding import set_memory_budget
+from .execute.lanes import load_kernels
+from .execute.threads import get_num_threads, set_num_threads
+from .lazy.hessian import Hessian, Jacobian, Stats, gradient, hessian, hvp, jacobian
 from .optimize import Derivatives, derivatives, minimize
 
 __all__ = ["HyperDual", "Hessian", "Jacobian", "Stats", "hessian", "jacobian", "hvp", "gradient",

@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from .hessian import Hessian, hessian
+from .lazy.hessian import Hessian, hessian
 
 __all__ = ["Derivatives", "derivatives", "minimize", "SECOND_ORDER_METHODS"]
 

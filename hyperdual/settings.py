@@ -2,7 +2,7 @@
 thresholds, recording.
 
 Every module that reads a setting imports it from here, the lowest layer of the
-package (``hyperdual.seeding.settings`` is the same object).
+package (``hyperdual.plan.seeding.settings`` is the same object).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class Settings:
 
     memory_budget: int = 512 * 2 ** 20
     chunk_elements: int = 2 ** 17
-    #: Windowed lanes (:mod:`hyperdual.window`) for 1-D inputs of at least this many
+    #: Windowed lanes (:mod:`hyperdual.execute.window`) for 1-D inputs of at least this many
     #: elements, when the seeded columns span at most this fraction of them.
     window_min_size: int = 256
     window_max_fraction: float = 0.5
@@ -27,13 +27,13 @@ class Settings:
     #: near 3000 inputs; a 3 x 3 block, 9 rows, near 1000).
     window_min_lanes: int = 12_000
     #: A request for at least this many pairs (and 4 per input) first finds the
-    #: Hessian's sparsity pattern (:mod:`hyperdual.pattern`) and seeds only the pairs
+    #: Hessian's sparsity pattern (:mod:`hyperdual.plan.pattern`) and seeds only the pairs
     #: that can be nonzero.
     pattern_min_pairs: int = 1024
-    #: Batched passes over one 2-D input start with column lanes (:mod:`hyperdual.columns`).
+    #: Batched passes over one 2-D input start with column lanes (:mod:`hyperdual.execute.columns`).
     column_lanes: bool = True
     #: ``hessian(func, xs)`` records ``func`` once on its value call and replays the record
-    #: for every pass (:mod:`hyperdual.record`); False calls ``func`` for every pass.
+    #: for every pass (:mod:`hyperdual.trace.record`); False calls ``func`` for every pass.
     trace: bool = False
 
 

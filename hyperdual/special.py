@@ -1,11 +1,11 @@
 """Derivative rules for ``scipy.special``: one line per function, registered on first use.
 
 ``import hyperdual`` does not import scipy.  The first time a HyperDual meets
-a ``scipy.special`` ufunc without a rule, :func:`hyperdual.rules.provide`
+a ``scipy.special`` ufunc without a rule, :func:`hyperdual.ops.rules.provide`
 imports this module, which registers every entry of :data:`UNARY` and
 :data:`BINARY` below with :func:`hyperdual.register_ufunc`; the call then
 goes on as for a NumPy ufunc.  The entries read as the table of
-:mod:`hyperdual.rules` does: ``(a, y) -> (g', g'')`` of ``y = g(a)``, and
+:mod:`hyperdual.ops.rules` does: ``(a, y) -> (g', g'')`` of ``y = g(a)``, and
 partials of ``y = g(a, b)``.
 
 Where a closed form cancels catastrophically, the rule switches to a series:
@@ -29,9 +29,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.special as sc
 
-from .array import HyperDual
-from . import rules
-from .rules import BinaryRule, register_ufunc
+from .execute.array import HyperDual
+from .ops import rules
+from .ops.rules import BinaryRule, register_ufunc
 
 __all__ = ["UNARY", "BINARY", "logsumexp", "softmax", "log_softmax"]
 

@@ -1,25 +1,25 @@
 """Test configuration.
 
 The engine runs small problems on NumPy twins of its Numba kernels until the
-kernels are loaded (see hyperdual.lanes.choose).  The suite loads the Numba
+kernels are loaded (see hyperdual.execute.lanes.choose).  The suite loads the Numba
 kernels up front, so every test exercises them; tests/test_kernels.py checks
 that the NumPy twins agree with them.  HYPERDUAL_TEST_KERNELS=numpy runs the
 suite on the twins instead.
 
-Windowed lanes (hyperdual.window) are used for long 1-D inputs only;
+Windowed lanes (hyperdual.execute.window) are used for long 1-D inputs only;
 HYPERDUAL_TEST_WINDOWS=always seeds every 1-D input of every pass with
 windowed lanes (the narrowest window covering its seeded columns), so the
 whole suite checks that windows change no result.  HYPERDUAL_TEST_PATTERN=always
-finds the sparsity pattern (hyperdual.pattern) for every request without a batch,
+finds the sparsity pattern (hyperdual.plan.pattern) for every request without a batch,
 so the whole suite checks that structural zeros are exact.  Tests that count
 passes and evaluated pairs of small requests pin the default threshold with the
 ``default_pattern`` fixture (the doctests count pairs of functions whose pattern
 is full).
-Batched passes over one 2-D input use column lanes (hyperdual.columns) by
+Batched passes over one 2-D input use column lanes (hyperdual.execute.columns) by
 default; HYPERDUAL_TEST_COLUMNS=off runs the suite with full lanes only.
-Small 1-D pass arrays take the packed paths (hyperdual.packed); HYPERDUAL_TEST_PACKED=off
+Small 1-D pass arrays take the packed paths (hyperdual.execute.packed); HYPERDUAL_TEST_PACKED=off
 runs the suite on the general paths only.  HYPERDUAL_TEST_THREADS=small splits
-every kernel call of a few hundred elements over threads (hyperdual.threads;
+every kernel call of a few hundred elements over threads (hyperdual.execute.threads;
 by default only calls of millions of lane entries split), so the whole suite
 checks that threads change no result.  HYPERDUAL_TEST_TRACE=on records every
 callable of ``hessian(func, xs)`` once and replays the record in each pass
@@ -34,8 +34,8 @@ import os
 import pytest
 
 import hyperdual
-from hyperdual import lanes
-from hyperdual.seeding import settings
+from hyperdual.execute import lanes
+from hyperdual.plan.seeding import settings
 
 if os.environ.get("HYPERDUAL_TEST_KERNELS", "numba") == "numba":
     hyperdual.load_kernels()
@@ -52,7 +52,7 @@ if os.environ.get("HYPERDUAL_TEST_COLUMNS") == "off":
     settings.column_lanes = False
 
 if os.environ.get("HYPERDUAL_TEST_THREADS") == "small":
-    from hyperdual import threads
+    from hyperdual.execute import threads
     threads.MIN_ENTRIES, threads.MIN_CHUNK = 64, 97
     hyperdual.set_num_threads(max(2, hyperdual.get_num_threads()))
 
@@ -60,19 +60,19 @@ if os.environ.get("HYPERDUAL_TEST_TRACE") in ("on", "off"):
     settings.trace = os.environ["HYPERDUAL_TEST_TRACE"] == "on"
 
 if os.environ.get("HYPERDUAL_TEST_PACKED") == "off":
-    from hyperdual import packed
+    from hyperdual.execute import packed
     packed.switch.on = False
 
 
 @pytest.fixture
 def set_settings():
-    """Set fields of ``hyperdual.seeding.settings`` for one test; restored afterwards."""
+    """Set fields of ``hyperdual.settings.settings`` for one test; restored afterwards."""
     saved = dict(vars(settings))
 
     def apply(**fields):
         for name, value in fields.items():
             if name not in saved:
-                raise AttributeError(f"hyperdual.seeding.settings has no field {name!r}")
+                raise AttributeError(f"hyperdual.settings.settings has no field {name!r}")
             setattr(settings, name, value)
     yield apply
     for name, value in saved.items():

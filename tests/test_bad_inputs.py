@@ -25,11 +25,11 @@ import pytest
 
 import hyperdual
 from hyperdual import HyperDual, PassMismatchError, hessian, variable
-from hyperdual.seeding import settings
+from hyperdual.plan.seeding import settings
 
 X5 = np.array([0.5, -1.0, 2.0, 0.25, 1.5])   # N = 5
 XB = np.arange(12.0).reshape(3, 4) / 4.0      # B = 3, N = 4
-PER_PAIR = 8 * hyperdual.seeding.LIVE_FACTOR  # bytes of lanes per input element per pair
+PER_PAIR = 8 * hyperdual.plan.seeding.LIVE_FACTOR  # bytes of lanes per input element per pair
 ESCAPE = r"`x\.value`"                         # every refused conversion points to .value
 
 

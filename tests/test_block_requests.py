@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import hyperdual
-from hyperdual.cache import PairCache
-from hyperdual.hessian import _whole
-from hyperdual.seeding import settings
+from hyperdual.lazy.cache import PairCache
+from hyperdual.lazy.hessian import _whole
+from hyperdual.plan.seeding import settings
 from seeds import rosen
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import hyperdual
-from hyperdual.cache import TILE, PairCache
+from hyperdual.lazy.cache import TILE, PairCache
 
 
 def cubic_chain(x):
@@ -67,7 +67,7 @@ def test_lookup_of_unknown_entries_reports_them_unknown():
 
 
 def test_store_all_fills_only_an_empty_one_tile_cache():
-    from hyperdual.cache import PairCache
+    from hyperdual.lazy.cache import PairCache
     c = PairCache(4, None)
     full = np.arange(16.0).reshape(4, 4)
     full = full + full.T
@@ -82,7 +82,7 @@ def test_store_all_fills_only_an_empty_one_tile_cache():
 
 
 def test_few_entry_requests_refuse_to_return_unstored_pairs(monkeypatch):
-    """The Python-list path of small requests (hyperdual.problem.Problem._few_entries) reads values back from
+    """The Python-list path of small requests (hyperdual.lazy.problem.Problem._few_entries) reads values back from
     the cache; a pass that stored nothing must not turn into zeros."""
     H = hyperdual.hessian(lambda x: np.sum(x ** 3), np.arange(1.0, 6.0))
     monkeypatch.setattr(H._problem.cache, "store_few", lambda lo, hi, h: None)

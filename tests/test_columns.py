@@ -1,4 +1,4 @@
-"""Column lanes (hyperdual.columns): batched passes over one [B, m] input.
+"""Column lanes (hyperdual.execute.columns): batched passes over one [B, m] input.
 
 Every result is compared with the same request computed with full lanes
 (``column_lanes=False``) and, where it is short to write, with a closed form.
@@ -8,9 +8,9 @@ import pytest
 
 import hyperdual
 from hyperdual import HyperDual
-from hyperdual.columns import ColumnSeeds
-from hyperdual.problem import _upper_pairs
-from hyperdual.seeding import InputSpace, seed_inputs
+from hyperdual.execute.columns import ColumnSeeds
+from hyperdual.lazy.problem import _upper_pairs
+from hyperdual.plan.seeding import InputSpace, seed_inputs
 
 RNG = np.random.default_rng(7)
 X = RNG.uniform(0.3, 1.6, (6, 3))
@@ -19,12 +19,12 @@ X = RNG.uniform(0.3, 1.6, (6, 3))
 def _both(f, x, index=slice(None), **kw):
     """``H[index]`` with column lanes, and with full lanes."""
     a = hyperdual.hessian(f, x, batch_axis=0, **kw)[index]
-    saved = hyperdual.seeding.settings.column_lanes
-    hyperdual.seeding.settings.column_lanes = False
+    saved = hyperdual.settings.settings.column_lanes
+    hyperdual.settings.settings.column_lanes = False
     try:
         b = hyperdual.hessian(f, x, batch_axis=0, **kw)[index]
     finally:
-        hyperdual.seeding.settings.column_lanes = saved
+        hyperdual.settings.settings.column_lanes = saved
     return a, b
 
 

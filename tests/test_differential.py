@@ -1047,7 +1047,7 @@ def engine(kind):
     hyperdual chooses by the work done so far in the process (a global switch), so a short
     test run would only ever see the twins.  This pins the choice for one example and
     restores the library's own state afterwards.  It uses the engine switch of
-    ``hyperdual.lanes``; if that changes shape, the example runs with whatever is active.
+    ``hyperdual.execute.lanes``; if that changes shape, the example runs with whatever is active.
     """
     lanes = getattr(hyperdual, "lanes", None)
     choice = getattr(lanes, "_Choice", None)
@@ -1071,7 +1071,7 @@ def engine(kind):
 def trace_mode(request):
     """Every test of this module in both modes of ``hessian(func, xs)``: the function recorded
     once and replayed in every pass, and the function called per pass (the fallback)."""
-    from hyperdual.seeding import settings as hd_settings
+    from hyperdual.plan.seeding import settings as hd_settings
     saved = hd_settings.trace
     hd_settings.trace = request.param == "recorded"
     yield request.param
@@ -1092,7 +1092,7 @@ def budget_for(elements, pairs_per_pass):
     """A memory budget that allows ``pairs_per_pass`` pairs per pass (None: the default)."""
     if pairs_per_pass is None:
         return None
-    return elements * 8 * hyperdual.seeding.LIVE_FACTOR * pairs_per_pass
+    return elements * 8 * hyperdual.plan.seeding.LIVE_FACTOR * pairs_per_pass
 
 
 def check_index(h, ref, index, atol):

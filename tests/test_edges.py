@@ -6,7 +6,7 @@ exception type together with a substring of its message, or an identity
 function applied to that row on its own (the map is linear in each row).
 
 A few branches are only reachable by calling an implementation directly
-(``hyperdual.functions.matmul(..., axes=...)``: ``np.matmul`` is a ufunc and
+(``hyperdual.execute.functions.matmul(..., axes=...)``: ``np.matmul`` is a ufunc and
 never reaches ``__array_function__``); those tests say so.
 """
 from __future__ import annotations
@@ -18,11 +18,11 @@ import pytest
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
 import hyperdual
-import hyperdual.chain
-import hyperdual.functions
-import hyperdual.hessian
-import hyperdual.rules
-import hyperdual.seeding
+import hyperdual.execute.chain
+import hyperdual.execute.functions
+import hyperdual.lazy.hessian
+import hyperdual.ops.rules
+import hyperdual.plan.seeding
 from hyperdual import HyperDual, PassMismatchError, SeedContext
 
 RTOL = 1e-12
@@ -690,9 +690,9 @@ class TestSolve:
 # chain.py
 # =============================================================================================
 def test_lane_to_none_and_broadcast():
-    assert hyperdual.chain.lane_to(None, (2, 3)) is None
+    assert hyperdual.execute.chain.lane_to(None, (2, 3)) is None
     lane = np.arange(2.0).reshape(2, 1)
-    out = hyperdual.chain.lane_to(lane, (4, 3))
+    out = hyperdual.execute.chain.lane_to(lane, (4, 3))
     assert out.shape == (2, 4, 3)
     close(out[1], np.ones((4, 3)))
 
@@ -961,9 +961,9 @@ class TestContextEdges:
 # =============================================================================================
 @pytest.fixture
 def registry():
-    saved = (dict(hyperdual.rules.UNARY), dict(hyperdual.rules.BINARY))
+    saved = (dict(hyperdual.ops.rules.UNARY), dict(hyperdual.ops.rules.BINARY))
     yield
-    for table, old in zip((hyperdual.rules.UNARY, hyperdual.rules.BINARY), saved):
+    for table, old in zip((hyperdual.ops.rules.UNARY, hyperdual.ops.rules.BINARY), saved):
         table.clear()
         table.update(old)
 
@@ -976,24 +976,24 @@ class TestRegisterUfuncEdges:
             hyperdual.register_ufunc(lambda a: a, lambda a, y: (1.0, None))
 
     def test_two_outputs(self, registry):
-        before = (dict(hyperdual.rules.UNARY), dict(hyperdual.rules.BINARY))
+        before = (dict(hyperdual.ops.rules.UNARY), dict(hyperdual.ops.rules.BINARY))
         with pytest.raises(ValueError, match="modf: only ufuncs with 1 or 2 inputs and 1 output"):
             hyperdual.register_ufunc(np.modf, lambda a, y: (1.0, None))
         with pytest.raises(ValueError, match="divmod: only ufuncs"):
             hyperdual.register_ufunc(np.divmod, hyperdual.BinaryRule(lambda a, b, y: (1.0, None),
                                                                      lambda a, b, y: (1.0, None),
                                                                      lambda a, b, y: None))
-        assert (hyperdual.rules.UNARY, hyperdual.rules.BINARY) == before
+        assert (hyperdual.ops.rules.UNARY, hyperdual.ops.rules.BINARY) == before
 
     def test_unary_rule_not_callable(self, registry):
         with pytest.raises(TypeError, match="a unary rule is a callable \\(a, y\\) -> \\(g', g''\\)"):
             hyperdual.register_ufunc(np.spacing, (1.0, None))
-        assert np.spacing not in hyperdual.rules.UNARY
+        assert np.spacing not in hyperdual.ops.rules.UNARY
 
     def test_binary_rule_not_a_binary_rule(self, registry):
         with pytest.raises(TypeError, match="a binary rule is a hyperdual.BinaryRule"):
             hyperdual.register_ufunc(np.copysign, lambda a, b, y: (1.0, None))
-        assert np.copysign not in hyperdual.rules.BINARY
+        assert np.copysign not in hyperdual.ops.rules.BINARY
 
     def test_registered_rule_is_used_and_restored(self, registry):
         with pytest.raises(TypeError, match="numpy.spacing"):
@@ -1004,7 +1004,7 @@ class TestRegisterUfuncEdges:
 
 
 def test_registry_fixture_restored():
-    assert np.spacing not in hyperdual.rules.UNARY
+    assert np.spacing not in hyperdual.ops.rules.UNARY
 
 
 # =============================================================================================
@@ -1012,18 +1012,18 @@ def test_registry_fixture_restored():
 # =============================================================================================
 @pytest.fixture
 def budget():
-    saved = hyperdual.seeding.settings.memory_budget
+    saved = hyperdual.settings.settings.memory_budget
     yield
-    hyperdual.seeding.settings.memory_budget = saved
+    hyperdual.settings.settings.memory_budget = saved
 
 
 class TestSeedingEdges:
     @pytest.mark.parametrize("nbytes", [0, -5, 0.5])
     def test_set_memory_budget_not_positive(self, budget, nbytes):
-        before = hyperdual.seeding.settings.memory_budget
+        before = hyperdual.settings.settings.memory_budget
         with pytest.raises(ValueError, match="the memory budget must be positive"):
             hyperdual.set_memory_budget(nbytes)
-        assert hyperdual.seeding.settings.memory_budget == before
+        assert hyperdual.settings.settings.memory_budget == before
 
     def test_set_memory_budget_is_used(self, budget):
         hyperdual.set_memory_budget(8 * 16 * 3)  # one pair of a 3-element input fits, two do not

@@ -1,4 +1,4 @@
-"""Flat HyperDuals (hyperdual.chain.flat) and the packed paths that trust the mark.
+"""Flat HyperDuals (hyperdual.execute.chain.flat) and the packed paths that trust the mark.
 
 A HyperDual marked flat promises: a 1-D C-contiguous value ``(n,)``, every present
 lane a C-contiguous ``(K, n)`` array, no window.  The packed paths skip their layout
@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 import hyperdual
-from hyperdual import HyperDual, packed
-from hyperdual.context import SeedContext
-from hyperdual.array import PACKED
-from hyperdual.problem import _upper_pairs
-from hyperdual.pool import POOL_MIN_ENTRIES
-from hyperdual.seeding import InputSpace, seed_inputs
+from hyperdual import HyperDual
+from hyperdual.execute import packed
+from hyperdual.execute.context import SeedContext
+from hyperdual.execute.array import PACKED
+from hyperdual.lazy.problem import _upper_pairs
+from hyperdual.execute.pool import POOL_MIN_ENTRIES
+from hyperdual.plan.seeding import InputSpace, seed_inputs
 from seeds import rosen, rosen_hessian
 
 
@@ -72,7 +73,7 @@ PROGRAMS = {
     "rosen_terms": lambda x: 100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2,
     "product_chain": lambda x: x * np.sin(x) * np.cos(x),
     "quotient": lambda x: np.sin(x) / (1.0 + x * x),
-    # the packed paths one by one (hyperdual.packed), with and without cross lanes
+    # the packed paths one by one (hyperdual.execute.packed), with and without cross lanes
     "negate": lambda x: -(x * x),
     "negate_input": lambda x: -x,
     "deg2rad": np.deg2rad,                   # a constant g', no g''
@@ -122,7 +123,7 @@ def test_flat_mark_keeps_its_promise(name, packed_on):
     assert bool(out._flat) == (name != "quotient")
     if out._flat:
         _check_flat(out)
-    # ... and every other result of a seeded pass input is *packed* (hyperdual.packed)
+    # ... and every other result of a seeded pass input is *packed* (hyperdual.execute.packed)
     assert (out._flat is PACKED) == (name != "quotient")
     if out._flat is PACKED:
         _check_packed(out)
@@ -234,7 +235,7 @@ def test_product_of_shared_and_separate_second_lanes():
 
 
 def test_hand_made_arrays_with_equal_pair_maps_share_one_context():
-    from hyperdual import context
+    from hyperdual.execute import context
     v = np.array([1.0, 2.0])
     pairs = (np.array([0, 1]), np.array([1, 0]))
     a = HyperDual(v, np.eye(2), np.eye(2), np.ones((2, 2)), pairs=pairs)
@@ -249,7 +250,7 @@ def test_hand_made_arrays_with_equal_pair_maps_share_one_context():
     assert len(context._SHARED) <= 64
 
 
-# ---- the packed mark (hyperdual.packed) -------------------------------------------------------
+# ---- the packed mark (hyperdual.execute.packed) -------------------------------------------------------
 @pytest.mark.parametrize("n", [8, 100])  # a BLAS product with ones; past 64, the general sum
 def test_packed_sum_equals_the_general_sum(n, packed_on, monkeypatch):
     marked = _seeded(n)
@@ -280,7 +281,7 @@ def test_packed_needs_one_context_and_one_length(packed_on):
 
 
 def test_nothing_is_packed_in_a_pattern_pass_or_a_record():
-    from hyperdual.pattern import Recorder
+    from hyperdual.plan.pattern import Recorder
     point = np.linspace(0.5, 1.0, 6)
     U, ip, jp = _upper_pairs(6)
     (x,), ctx = seed_inputs(InputSpace([point], None), U, ip, jp, pattern=Recorder(6))
@@ -540,7 +541,7 @@ def test_packed_paths_on_the_numpy_twins(name, make, packed_on, monkeypatch):
     """Before the Numba kernels are loaded, packed operations run the twins on views of
     their packed buffers: the general paths' bits there too, and the Numba results up to
     rounding."""
-    from hyperdual import lanes
+    from hyperdual.execute import lanes
 
     def inputs():
         return _hand_made() if make == "hand_made" else _seeded(8)
@@ -580,7 +581,7 @@ def _packed_input(values):
 def test_packed_sum_value_is_numpys_sum(n, packed_on):
     """The packed sum's value (NumPy's pairwise order, computed in the kernel) is
     ``np.sum`` of the value, bit for bit, at every length up to 64."""
-    from hyperdual import lanes
+    from hyperdual.execute import lanes
     assert not lanes._Choice.ready or lanes._Choice.packed.sum is not None  # (checked at load)
     rng = np.random.default_rng(n)
     for _ in range(50):
@@ -592,7 +593,7 @@ def test_packed_sum_value_is_numpys_sum(n, packed_on):
 
 
 def test_pairwise_check_rejects_a_wrong_sum():
-    from hyperdual import lanes
+    from hyperdual.execute import lanes
 
     def sequential(v, lanes_, out):
         s = 0.0
@@ -626,7 +627,7 @@ def test_packed_values_keep_numpys_floating_point_flags(op, packed_on):
 def test_packed_chain_with_a_registered_rule_returning_views(packed_on, monkeypatch):
     """A registered rule may return broadcast or strided views as g' and g'': the packed
     chain rule makes them contiguous and gives the general path's bits."""
-    from hyperdual import rules
+    from hyperdual.ops import rules
 
     ufunc = np.cbrt  # borrowed: its table entry is swapped for one returning views
     monkeypatch.setitem(rules.UNARY, ufunc, lambda a, y: (np.broadcast_to(np.float64(0.5), a.shape),

@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 
 import hyperdual
-import hyperdual.array
-import hyperdual.rules
+import hyperdual.execute.array
+import hyperdual.ops.rules
 from hyperdual import HyperDual, PassMismatchError
 from seeds import derivs, seeded
 
@@ -1154,12 +1154,12 @@ def test_constructor_validation():
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture
 def restore_registries():
-    unary = dict(hyperdual.rules.UNARY)
-    binary = dict(hyperdual.rules.BINARY)
-    functions = dict(hyperdual.array.FUNCTIONS)
+    unary = dict(hyperdual.ops.rules.UNARY)
+    binary = dict(hyperdual.ops.rules.BINARY)
+    functions = dict(hyperdual.execute.array.FUNCTIONS)
     yield
-    for reg, saved in ((hyperdual.rules.UNARY, unary), (hyperdual.rules.BINARY, binary),
-                       (hyperdual.array.FUNCTIONS, functions)):
+    for reg, saved in ((hyperdual.ops.rules.UNARY, unary), (hyperdual.ops.rules.BINARY, binary),
+                       (hyperdual.execute.array.FUNCTIONS, functions)):
         reg.clear()
         reg.update(saved)
 

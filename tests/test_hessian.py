@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import hyperdual
-from hyperdual import seeding
+from hyperdual.plan import seeding
 
 RTOL = 1e-10
 ATOL = 1e-12

@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from hyperdual import kernels, lanes
+from hyperdual.execute import kernels, lanes
 
 RNG = np.random.default_rng(7)
 N, K1, K2, P = 7, 3, 2, 5
@@ -203,7 +203,7 @@ def test_square_lanes_twin_and_formula(has12, n):
 def test_square_lanes_is_the_tables_square_rule():
     """The fused kernel restates one entry of the derivative table (np.square: g' = 2a,
     g'' = 2) for speed; it must be that entry lifted by the one chain-rule kernel."""
-    from hyperdual.rules import UNARY
+    from hyperdual.ops.rules import UNARY
     rng = np.random.default_rng(2)
     n = 9
     a = rng.standard_normal(n)
@@ -228,7 +228,7 @@ def test_product_lanes_is_the_tables_multiply_rule(present, n):
     """The product kernel restates ``BINARY[np.multiply]`` (``g_x = y``, ``g_y = x``,
     ``g_xy = 1``) for speed; it must be that entry lifted by the one binary chain-rule
     kernel, bit for bit, at 0, -0, ±inf, NaN, huge and tiny values and lane entries."""
-    from hyperdual.rules import BINARY
+    from hyperdual.ops.rules import BINARY
     rng = np.random.default_rng(n)
     edges = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e300, -1e-300, 1.0, -1.0])
 
@@ -259,7 +259,7 @@ def test_product_lanes_is_the_tables_multiply_rule(present, n):
         np.testing.assert_array_equal(np.signbit(g), np.signbit(w))
 
 
-# ---- packed-lane kernels (hyperdual.packed): the general kernels' bits, on one buffer ------
+# ---- packed-lane kernels (hyperdual.execute.packed): the general kernels' bits, on one buffer ------
 def _edgy(rows, n):
     """A lane with exact zeros (structural: inf * 0 stays 0), infinities and a NaN."""
     lane = RNG.standard_normal((rows, n))

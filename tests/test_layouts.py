@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 import hyperdual
-from hyperdual import lanes, packed, threads
-from hyperdual.seeding import settings
+from hyperdual.execute import lanes, packed, threads
+from hyperdual.plan.seeding import settings
 
 _C = np.linspace(-1.5, 2.0, 8)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import hyperdual
-from hyperdual.seeding import LIVE_FACTOR
+from hyperdual.plan.seeding import LIVE_FACTOR
 
 
 def one_pair_budget(n):

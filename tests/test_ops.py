@@ -1,4 +1,4 @@
-"""The op registry (hyperdual.ops): a new entry reaches every route.
+"""The op registry (hyperdual.ops.registry): a new entry reaches every route.
 
 A ufunc registered with its derivative rule, and a NumPy function registered as
 linear with what its output elements read, keep the sparsity pattern (pairs
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import hyperdual
-from hyperdual import ops, rules
-from hyperdual.seeding import Settings, settings
+from hyperdual.ops import registry as ops, rules
+from hyperdual.plan.seeding import Settings, settings
 
 N_LONG = 5000   # a long 1-D input: a block request seeds windowed lanes
 N_BAND = 80     # a full request of this size finds the sparsity pattern first
@@ -36,7 +36,7 @@ def _cube_rule(a, y):
 def registry():
     """Undo the test's registrations afterwards, and pin the layout settings to their
     defaults (the HYPERDUAL_TEST_* modes change them for the rest of the suite)."""
-    from hyperdual import array
+    from hyperdual.execute import array
     saved = {name: dict(getattr(ops, name)) for name in ("_KIND", "_IMPL_KIND", "_READS", "_IMPL_READS")}
     functions, unary = dict(array.FUNCTIONS), dict(rules.UNARY)
     kept = dataclasses.asdict(settings)

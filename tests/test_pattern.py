@@ -1,4 +1,4 @@
-"""Sparsity patterns (hyperdual.pattern): large requests seed only the pairs that
+"""Sparsity patterns (hyperdual.plan.pattern): large requests seed only the pairs that
 can be nonzero, and every other entry is an exact zero.
 
 Each function's full Hessian is computed with the pattern (the default for
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import hyperdual
-from hyperdual.pattern import Recorder
-from hyperdual.seeding import settings
+from hyperdual.plan.pattern import Recorder
+from hyperdual.plan.seeding import settings
 from seeds import rosen, rosen_hessian
 
 N = 80
@@ -154,7 +154,7 @@ def test_nan_output_gives_no_pattern(default_pattern):
 
 
 def test_budget_too_small_for_the_pattern_pass(point, default_pattern):
-    per_pass = N * N * 8 * hyperdual.seeding.LIVE_FACTOR
+    per_pass = N * N * 8 * hyperdual.plan.seeding.LIVE_FACTOR
     H = hyperdual.hessian(rosen, point, memory_budget=per_pass // 2)
     np.testing.assert_allclose(H[:], rosen_hessian(point), rtol=1e-13, atol=1e-10)
     assert H.stats.structural_zeros == 0
@@ -163,15 +163,15 @@ def test_budget_too_small_for_the_pattern_pass(point, default_pattern):
 @pytest.fixture
 def restore_registry(monkeypatch):
     """Undo a test's registrations (functions, kinds, ufunc rules) afterwards."""
-    from hyperdual import ops, rules
+    from hyperdual.ops import registry as ops, rules
     saved = {name: dict(getattr(ops, name)) for name in ("_KIND", "_IMPL_KIND", "_READS", "_IMPL_READS")}
-    functions, unary = dict(hyperdual.array.FUNCTIONS), dict(rules.UNARY)
+    functions, unary = dict(hyperdual.execute.array.FUNCTIONS), dict(rules.UNARY)
     yield
     for name, table in saved.items():
         getattr(ops, name).clear()
         getattr(ops, name).update(table)
-    hyperdual.array.FUNCTIONS.clear()
-    hyperdual.array.FUNCTIONS.update(functions)
+    hyperdual.execute.array.FUNCTIONS.clear()
+    hyperdual.execute.array.FUNCTIONS.update(functions)
     rules.UNARY.clear()
     rules.UNARY.update(unary)
 
@@ -214,18 +214,18 @@ def test_a_registered_ufunc_keeps_the_pattern(point, default_pattern, restore_re
 
 
 def test_every_implementation_has_a_declared_kind():
-    """One registry: each NumPy function dispatch implements is declared in hyperdual.ops
+    """One registry: each NumPy function dispatch implements is declared in hyperdual.ops.registry
     (implements() refuses one that is not), and nothing is declared without one."""
-    from hyperdual import ops
-    implemented = set(hyperdual.array.FUNCTIONS)
+    from hyperdual.ops import registry as ops
+    implemented = set(hyperdual.execute.array.FUNCTIONS)
     assert all(ops.kind_of(f) in ops.KINDS for f in implemented)
     declared = {f for kind in ops.KINDS for f in ops.functions_of(kind)}
     assert declared - implemented <= {np.nansum, np.triu}  # (doctests register these)
     with pytest.raises(LookupError, match="nanmax has no declared kind"):
-        hyperdual.functions.implements(np.nanmax)(lambda a: a)
+        hyperdual.execute.functions.implements(np.nanmax)(lambda a: a)
     with pytest.raises(ValueError, match="kind must be one of .*got 'sparse'"):
         hyperdual.register_function(np.nanmax, lambda a: a, kind="sparse")
-    assert np.nanmax not in hyperdual.array.FUNCTIONS
+    assert np.nanmax not in hyperdual.execute.array.FUNCTIONS
 
 
 def test_ys_form_uses_the_pattern(point, default_pattern):
@@ -270,7 +270,7 @@ def test_request_of_structural_zeros_only_runs_no_pass(point, default_pattern):
 
 
 def test_recorder_edge_cases(monkeypatch):
-    from hyperdual import pattern
+    from hyperdual.plan import pattern
     rec = Recorder(4)
     rec.add(None, np.zeros((0, 3)))  # no lanes
     rec.add(np.zeros((4, 3)))        # lanes without support
@@ -284,15 +284,15 @@ def test_recorder_edge_cases(monkeypatch):
 
 
 def test_recorder_found_inside_lists():
-    from hyperdual.context import SeedContext
-    from hyperdual.pattern import PatternAbort, check
+    from hyperdual.execute.context import SeedContext
+    from hyperdual.plan.pattern import PatternAbort, check
     ctx = SeedContext(np.zeros(0, np.int64), np.zeros(0, np.int64), 1, 0)
     ctx.pattern = Recorder(1)
     x = hyperdual.HyperDual._new(np.ones(2), np.ones((1, 2)), None, None, ctx)
     with pytest.raises(PatternAbort):
         check(lambda xs: xs, ([1.0, (x,)],), {})
     assert ctx.pattern.aborted
-    check(hyperdual.array.FUNCTIONS[np.sum], (x,), {})  # a safe function passes
+    check(hyperdual.execute.array.FUNCTIONS[np.sum], (x,), {})  # a safe function passes
 
 
 def test_genuine_error_in_the_pattern_pass_is_raised_by_the_passes(point, default_pattern, per_pass):

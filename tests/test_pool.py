@@ -1,11 +1,12 @@
-"""Recycled kernel outputs (hyperdual.pool.empty): a buffer is handed out again
+"""Recycled kernel outputs (hyperdual.execute.pool.empty): a buffer is handed out again
 only when nothing but the pool references it, so live arrays never change."""
 import threading
 
 import numpy as np
 
 import hyperdual
-from hyperdual import HyperDual, pool
+from hyperdual import HyperDual
+from hyperdual.execute import pool
 
 BIG = pool.POOL_MIN_ENTRIES
 
@@ -65,7 +66,7 @@ def test_pool_drops_the_least_recently_requested_shapes(monkeypatch):
 
 
 def test_pool_limit_follows_the_memory_budget(monkeypatch):
-    from hyperdual.seeding import settings
+    from hyperdual.plan.seeding import settings
     monkeypatch.setattr(settings, "memory_budget", 2 ** 30)
     assert pool.pool_limit() == 2 ** 29
     monkeypatch.setattr(settings, "memory_budget", 2 ** 20)

@@ -3,7 +3,7 @@
 Every reference derivative below is written out by hand in this file (and the
 hand-written formulas are themselves cross-checked against sympy in
 ``test_reference_formulas_match_sympy``); nothing is taken from
-``hyperdual.rules``.
+``hyperdual.ops.rules``.
 
 Lane conventions checked throughout:
 
@@ -1039,7 +1039,7 @@ _EDGES = np.array([0.0, -0.0, 1e-300, -1e-300, 5e-324, 0.5, -0.5, 1.0, -1.0, 2.0
 @pytest.mark.parametrize("c", [-2.5, -2.0, -1.0, -0.5, 0.5, 1.5, 2.0, 3.0, 0.1, 7.0, 1e-3])
 def test_constant_power_is_the_table_entry(c):
     """``rules.constant_power`` (what ``x ** c`` runs) against ``BINARY[np.power].dx``."""
-    from hyperdual.rules import BINARY, constant_power
+    from hyperdual.ops.rules import BINARY, constant_power
     with np.errstate(all="ignore"):
         y = np.power(_EDGES, c)
         got = constant_power(_EDGES, c)
@@ -1070,7 +1070,7 @@ def _edge_dual(seed, packed_ok=False):
     unless ``packed_ok``.  (No -0.0 lane entries: seeds are 0 and 1, and the kernels'
     zero-keeping multiply maps a -0.0 lane entry to +0.0 where scaling keeps its sign;
     only an underflow makes one.)"""
-    from hyperdual.context import SeedContext
+    from hyperdual.execute.context import SeedContext
     rng = np.random.default_rng(seed)
     pool = np.array([0.0, 0.0, 1.5, -2.0, 1e300, 1e-300, np.inf, -np.inf, 0.75])
     value = rng.permutation(np.array([0.0, -0.0, 2.0, -1.5, 1e200, 1e-200, 3.0, -0.5, 0.25]))
@@ -1083,7 +1083,7 @@ def _edge_dual(seed, packed_ok=False):
 
 
 def _lifted(y, x, g1, g2):
-    from hyperdual import chain
+    from hyperdual.execute import chain
     return chain.lift(np.asarray(y), x, g1, g2)
 
 
@@ -1102,7 +1102,7 @@ def test_constant_operand_paths_are_the_table_entries(c, seed):
     shifting); each gives the bits of its table entry lifted by the one chain rule.  A zero
     factor (``x * 0``, ``x / inf``: a function identically 0) leaves no derivative at all,
     where the chain rule's ``0 · inf`` of a general factor would be NaN."""
-    from hyperdual.rules import BINARY
+    from hyperdual.ops.rules import BINARY
     x = _edge_dual(seed)
     xv = x.value
     with np.errstate(all="ignore"):
@@ -1126,8 +1126,8 @@ def test_constant_operand_paths_are_the_table_entries(c, seed):
 def test_own_routes_of_two_operands_and_negation_are_the_table_entries(seed):
     """``x ± y`` (lane sums), ``x * y`` (the product kernel) and ``-x`` against the table's
     ``add``/``subtract``/``multiply`` partials through the binary kernel, and ``negative``'s."""
-    from hyperdual import chain
-    from hyperdual.rules import BINARY, UNARY
+    from hyperdual.execute import chain
+    from hyperdual.ops.rules import BINARY, UNARY
     x, z = _edge_dual(seed), _edge_dual(seed + 10)
     with np.errstate(all="ignore"):
         for ufunc, got in ((np.add, x + z), (np.subtract, x - z), (np.multiply, x * z)):

@@ -102,7 +102,7 @@ def test_unary_rules_at_the_edges(ufunc, t, w1, w2):
 def test_unary_rules_nan_in_nan_out(ufunc):
     with np.errstate(all="ignore"):
         d1, d2 = _ours(ufunc, [np.nan])
-        rule = hyperdual.rules.UNARY[ufunc]
+        rule = hyperdual.ops.rules.UNARY[ufunc]
         g1, g2 = rule(np.array([np.nan, 0.5]), ufunc(np.array([np.nan, 0.5])))
     assert np.isnan(d1[0]) and np.isnan(d2[0])
     assert np.isnan(g1[0]) and np.isnan(g2[0])  # the rule itself, not only the chain rule
@@ -177,7 +177,7 @@ def test_rules_registered_on_first_use_only():
 
 
 def test_a_users_rule_is_kept(monkeypatch):
-    monkeypatch.setitem(hyperdual.rules.UNARY, sc.erf, lambda a, y: (7.0, None))
+    monkeypatch.setitem(hyperdual.ops.rules.UNARY, sc.erf, lambda a, y: (7.0, None))
     import importlib
     importlib.reload(special)  # registering again keeps the user's entry
     assert hyperdual.gradient(lambda v: np.sum(sc.erf(v)), np.ones(2)).tolist() == [7.0, 7.0]

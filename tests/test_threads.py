@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import hyperdual
-from hyperdual import HyperDual, lanes, packed, threads
+from hyperdual import HyperDual
+from hyperdual.execute import lanes, packed, threads
 
 RNG = np.random.default_rng(11)
 

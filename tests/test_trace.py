@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import hyperdual
-from hyperdual import PassMismatchError, seeding
+from hyperdual import PassMismatchError
+from hyperdual.plan import seeding
 
 from seeds import rosen, rosen_hessian
 
@@ -519,7 +520,7 @@ def test_replay_frees_each_intermediate_after_its_last_use():
 def test_batch_rules_that_fail_give_no_verdict(monkeypatch):
     """A rule that cannot read a call never breaks a Hessian: the samples are compared,
     as for a step without a rule."""
-    from hyperdual import batch
+    from hyperdual.trace import batch
 
     def broken(*args):
         raise IndexError("a rule read past its arguments")

@@ -1,4 +1,4 @@
-"""Windowed lanes (hyperdual.window): a block of a long 1-D input gives the same
+"""Windowed lanes (hyperdual.execute.window): a block of a long 1-D input gives the same
 numbers as full lanes, and the windows really are used.
 
 Each case computes a Hessian block twice, with windows (the default for long
@@ -11,7 +11,7 @@ import pytest
 
 import hyperdual
 from hyperdual import HyperDual
-from hyperdual.window import cut, pad, union
+from hyperdual.execute.window import cut, pad, union
 from seeds import rosen, rosen_hessian
 
 N = 600  # above settings.window_min_size
@@ -54,7 +54,7 @@ FUNCTIONS = {
                                          + x ** np.linspace(1.0, 2.0, x.size) + x ** 3.5 + x ** 1.0),
     "sum_axis_0d_array": lambda x: np.sum(x ** 3, axis=np.array(0)),  # densifies
     # x ± y of two windowed operands: equal and different windows, with and without
-    # cross lanes on either side (hyperdual.window._add_shared)
+    # cross lanes on either side (hyperdual.execute.window._add_shared)
     "diff_windows": lambda x: np.sum((x[1:] - x[:-1] ** 2) ** 2),
     "minus_plain_right": lambda x: np.sum((np.sin(x[2:]) - x[:-2]) ** 2),
     "minus_plain_left": lambda x: np.sum((x[:-2] - np.sin(x[2:])) ** 2),
@@ -170,8 +170,8 @@ def test_nan_outside_the_window_removed_by_where(point):
 
 def test_windowed_array_shows_full_lanes(set_settings):
     set_settings(window_min_size=256, window_max_fraction=0.5, window_min_lanes=0)
-    space = hyperdual.seeding.InputSpace([np.linspace(0.0, 1.0, 300)], None)
-    (x,), _ = hyperdual.seeding.seed_inputs(space, np.array([4, 6]), np.array([0, 0]), np.array([0, 1]),
+    space = hyperdual.plan.seeding.InputSpace([np.linspace(0.0, 1.0, 300)], None)
+    (x,), _ = hyperdual.plan.seeding.seed_inputs(space, np.array([4, 6]), np.array([0, 0]), np.array([0, 1]),
                                             window=True)
     assert x._win == (4, 7)
     y = np.sin(x[2:])
@@ -200,8 +200,8 @@ def test_helpers():
 
 def test_pickle_expands_windows():
     import pickle
-    space = hyperdual.seeding.InputSpace([np.linspace(0.0, 1.0, 300)], None)
-    (x,), _ = hyperdual.seeding.seed_inputs(space, np.array([4]), np.array([0]), np.array([0]), window=True)
+    space = hyperdual.plan.seeding.InputSpace([np.linspace(0.0, 1.0, 300)], None)
+    (x,), _ = hyperdual.plan.seeding.seed_inputs(space, np.array([4]), np.array([0]), np.array([0]), window=True)
     y = pickle.loads(pickle.dumps(x * 2.0))
     assert isinstance(y, HyperDual) and y.e1.shape == (1, 300) and y.e1[0, 4] == 2.0
 
@@ -219,7 +219,7 @@ def test_rule_with_factors_of_a_fixed_size(point):
     try:
         got = hyperdual.hessian(lambda x: np.sum(triple(x) ** 2), point)[0:2, 0:2]
     finally:
-        for table in (hyperdual.rules.UNARY,):
+        for table in (hyperdual.ops.rules.UNARY,):
             table.pop(triple, None)
             table.pop(getattr(triple, "ufunc", None), None)
     np.testing.assert_allclose(got, 18.0 * np.eye(2), rtol=1e-14)
@@ -228,7 +228,7 @@ def test_rule_with_factors_of_a_fixed_size(point):
 def test_windowed_sums_of_every_lane_layout():
     """``x ± y`` of windowed operands: the common case (one pass, ``e2 is e1`` or absent)
     and the general one (separate ``e2`` lanes) give the numbers of full lanes."""
-    from hyperdual.window import add as _add_window
+    from hyperdual.execute.window import add as _add_window
     rng = np.random.default_rng(11)
     n = 12
     ctx = hyperdual.SeedContext(np.array([0, 1, 1]), np.array([0, 0, 1]), 2, 2)

@@ -2,7 +2,7 @@
 
 With ``batch_axis=0`` the inputs are ``[B, ...]`` and the output ``[B]``: a
 per-sample Hessian exists only when output ``b`` depends on sample ``b``'s
-inputs alone.  :func:`coupling` reads a record (:mod:`hyperdual.record`) once,
+inputs alone.  :func:`coupling` reads a record (:mod:`hyperdual.trace.record`) once,
 in the order it ran, and follows which arrays keep the samples on their first
 axis ("aligned"): the recorded inputs do, and each operation keeps them there
 or not:
@@ -31,11 +31,11 @@ import operator
 
 import numpy as np
 
-from .array import _IMPL, OPERATORS
-from .chain import UFUNC_METHODS
+from ..execute.array import _IMPL, OPERATORS
+from ..execute.chain import UFUNC_METHODS
 from .record import Node, _fill, reached_calls
-from .ops import ALONG, ELEMENT, JOIN, MOVE, RESHAPE, SAME, STACKED, reads_of
-from .rules import ufunc_name
+from ..ops.registry import ALONG, ELEMENT, JOIN, MOVE, RESHAPE, SAME, STACKED, reads_of
+from ..ops.rules import ufunc_name
 
 __all__ = ["coupling", "Unknown"]
 
@@ -124,7 +124,7 @@ def _verdict(c, out, B, args, kwargs, nodes):
     ndim = out.ndim
     if f is operator.getitem:
         return _index_verdict(args[1], _ndim(args[0]), c)
-    reads = reads_of(f)  # (the registry's: hyperdual.ops)
+    reads = reads_of(f)  # (the registry's: hyperdual.ops.registry)
     how = None if reads is None else reads.how
     if how == ALONG:
         axis = reads.argument("axis", args, kwargs)

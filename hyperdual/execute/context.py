@@ -25,7 +25,7 @@ class PassMismatchError(ValueError):
 
 class LayoutCounts:
     """How a pass stored its lanes: inputs seeded with windowed lanes
-    (:mod:`hyperdual.window`) or column lanes (:mod:`hyperdual.columns`), and how many
+    (:mod:`hyperdual.execute.window`) or column lanes (:mod:`hyperdual.execute.columns`), and how many
     times such lanes were expanded to full lanes because an operation could not keep
     them (summed into :class:`hyperdual.Stats`)."""
 
@@ -60,9 +60,9 @@ class SeedContext:
         if ip.size and (ip.min() < 0 or ip.max() >= k1 or jp.min() < 0 or jp.max() >= k2):
             raise ValueError(f"pair map refers to seed directions outside e1[0:{k1}] / e2[0:{k2}]")
         self.ip, self.jp, self.k1, self.k2, self.token = ip, jp, k1, k2, token
-        self.pattern = None  # a hyperdual.pattern.Recorder during a pattern pass
-        self.columns = None  # a hyperdual.columns.ColumnSeeds for column lanes
-        self.layouts = None  # a LayoutCounts of the pass (hyperdual.seeding.seed_inputs)
+        self.pattern = None  # a hyperdual.plan.pattern.Recorder during a pattern pass
+        self.columns = None  # a hyperdual.execute.columns.ColumnSeeds for column lanes
+        self.layouts = None  # a LayoutCounts of the pass (hyperdual.plan.seeding.seed_inputs)
 
     @classmethod
     def trusted(cls, ip, jp, k1: int, k2: int) -> "SeedContext":

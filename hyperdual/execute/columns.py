@@ -15,7 +15,7 @@ row holds them all:
 and the product and chain rules act on ``d1`` and ``d12`` exactly as on one
 seed ``K = P = 1``: column ``c``'s derivatives never meet another column's.
 
-:func:`hyperdual.seeding.seed_inputs` stores such inputs with *column
+:func:`hyperdual.plan.seeding.seed_inputs` stores such inputs with *column
 lanes*: lanes of one row, ``(1, B, m)``, in a context of one seed and one
 pair whose ``columns`` field is a :class:`ColumnSeeds` (the pass's real
 context and the column of each seed).  Operations that keep every element in
@@ -24,7 +24,7 @@ its own column run unchanged on them, with one lane row instead of ``K + P``:
 * elementwise ufuncs whose lane-carrying operands all have the result's shape
   (constants may broadcast): ``exp(X)``, ``X * X``, ``X ** 2 + c``; and, on the
   same condition, array functions whose output element ``t`` reads element
-  ``t`` of each input (declared ``SAME`` or ``ELEMENT`` in :mod:`hyperdual.ops`:
+  ``t`` of each input (declared ``SAME`` or ``ELEMENT`` in :mod:`hyperdual.ops.registry`:
   ``where``, ``clip``, ``copy``, ``round``, registered ones): a linear map that
   keeps each element in place keeps the zeros of every other column;
 * ``np.sum(Y, axis=-1)`` of a 2-D ``Y`` ends the column lanes: the sum over the
@@ -44,7 +44,7 @@ import numpy as np
 
 from .array import _IMPL, FUNCTIONS, HyperDual, link_view, nested
 from .context import SeedContext
-from .ops import ELEMENT, ELEMENTWISE, SAME, SELECTION, VALUE, ZERO, impl_reads, ufunc_kind
+from ..ops.registry import ELEMENT, ELEMENTWISE, SAME, SELECTION, VALUE, ZERO, impl_reads, ufunc_kind
 
 __all__ = ["ColumnSeeds", "seed", "densify", "settle", "compact_call"]
 
@@ -125,7 +125,7 @@ def _densify_all(obj) -> None:
             densify(x)
 
 
-#: The ufunc kinds (:mod:`hyperdual.ops`) that keep every element in its column.
+#: The ufunc kinds (:mod:`hyperdual.ops.registry`) that keep every element in its column.
 _ELEMENTWISE_KINDS = frozenset((ELEMENTWISE, SELECTION, ZERO, VALUE))
 
 
@@ -139,8 +139,8 @@ def _elementwise(args) -> bool:
 
 def _reads_element(impl, args, kwargs) -> bool:
     """Whether an array function keeps every element in its column: its output element
-    ``t`` reads element ``t`` of each input (:data:`hyperdual.ops.SAME` or
-    :data:`~hyperdual.ops.ELEMENT`) and its operands are aligned (:func:`_aligned`)."""
+    ``t`` reads element ``t`` of each input (:data:`hyperdual.ops.registry.SAME` or
+    :data:`~hyperdual.ops.registry.ELEMENT`) and its operands are aligned (:func:`_aligned`)."""
     reads = impl_reads(impl)
     if reads is None or (reads.how != SAME and reads.how != ELEMENT):
         return False

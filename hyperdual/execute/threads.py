@@ -3,8 +3,8 @@
 An elementwise operation on long lanes is bound by memory bandwidth and, for
 many lane rows (``x * y`` with ``P = 16`` pairs does some 140 flops per
 element), by arithmetic as well; one core reaches neither limit of the
-machine.  The blocked kernels (:func:`hyperdual.kernels.chain_range`,
-:func:`hyperdual.kernels.product_range`) compute any range ``lo:hi`` of the
+machine.  The blocked kernels (:func:`hyperdual.execute.kernels.chain_range`,
+:func:`hyperdual.execute.kernels.product_range`) compute any range ``lo:hi`` of the
 elements, release the GIL (``nogil=True``), and write only the columns of
 their range, so ranges on different threads never touch the same output
 byte.  The result is the same, bit for bit, whatever the number of threads:

@@ -11,8 +11,8 @@ that know their shape and nothing else.  Indexing one
    indices (the Hessian is symmetric, and a tuple of inputs is one flat index
    space, so ``H[0][1]`` and ``H[1][0]`` share one cache) and drops pairs
    already cached;
-3. runs the passes planned by :mod:`hyperdual.seeding` for the rest (through the
-   :class:`hyperdual.problem.Problem` behind every block), storing
+3. runs the passes planned by :mod:`hyperdual.plan.seeding` for the rest (through the
+   :class:`hyperdual.lazy.problem.Problem` behind every block), storing
    values and the "computed" mask together (a pass that raises stores
    nothing);
 4. returns a plain ``numpy.ndarray`` cut from the cache.
@@ -24,13 +24,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .array import HyperDual, as_float_array
-from .batch import Unknown, coupling
-from .record import Node, Program, record_session, topological
-from .columns import settle
+from ..execute.array import HyperDual, as_float_array
+from ..trace.batch import Unknown, coupling
+from ..trace.record import Node, Program, record_session, topological
+from ..execute.columns import settle
 from .problem import (Problem, Stats, _check_samples, _distinct, _hvp_pass, _output_value,
                       _tally)
-from .seeding import plan_passes, seed_inputs, settings
+from ..plan.seeding import plan_passes, seed_inputs, settings
 
 __all__ = ["Hessian", "Jacobian", "hessian", "jacobian", "hvp", "gradient", "Stats"]
 
@@ -345,7 +345,7 @@ class _Replay:
     in their seeds, which the function never sees.  Pickled, it becomes the function
     itself (the record holds the implementations it ran, not the user's code)."""
 
-    replays = True  # (hyperdual.problem.Problem pickles the function in its place)
+    replays = True  # (hyperdual.lazy.problem.Problem pickles the function in its place)
 
     def __init__(self, program, output, func):
         self.program, self.output, self.func = program, output, func
@@ -357,14 +357,14 @@ class _Replay:
 
 
 def _samples_apart(nodes, leaves, output, batch):
-    """The batch rules' verdict on a record (:mod:`hyperdual.batch`): "" when it keeps
+    """The batch rules' verdict on a record (:mod:`hyperdual.trace.batch`): "" when it keeps
     the samples apart, else why it has no verdict (a step without a rule, or one the
     rules cannot read: the samples are then compared).  ValueError when a step mixes
     the samples."""
     try:
         mixed = coupling(nodes, leaves, output, batch)
     except Unknown as exc:
-        return f"with batch_axis=0, {exc} has no rule for the batch axis (hyperdual.batch)"
+        return f"with batch_axis=0, {exc} has no rule for the batch axis (hyperdual.trace.batch)"
     except Exception as exc:  # noqa: BLE001 - a rule that cannot read this call: no verdict
         return (f"with batch_axis=0, the batch rules could not read the record "
                 f"({type(exc).__name__}: {exc})")
@@ -382,7 +382,7 @@ def _record(evaluate, points, batch=None, replay=True, vector=False):
     only the verdict on the samples is wanted: True in place of the replay.  ``vector``:
     the output may be ``[B, M]`` (a Jacobian's), not only ``[B]``.
 
-    With a batch, the record must keep the samples apart (:mod:`hyperdual.batch`):
+    With a batch, the record must keep the samples apart (:mod:`hyperdual.trace.batch`):
     ValueError naming the first step that mixes them; a step without a batch rule
     makes the function be called per pass, as without a record."""
     leaves = [Node(None, None, p) for p in points]
@@ -409,7 +409,7 @@ def _record(evaluate, points, batch=None, replay=True, vector=False):
     return _Replay(None, value.copy(), evaluate), value, ""
 
 
-_RECORD_OFF = "recording is off (record=False, or hyperdual.seeding.settings.trace)"
+_RECORD_OFF = "recording is off (record=False, or hyperdual.settings.settings.trace)"
 
 
 class _Counted:
@@ -556,7 +556,7 @@ def hessian(f_or_ys: Callable | HyperDual, xs, batch_axis: int | None = None, *,
         the record in every pass, so it is called once per Hessian (exact for a
         function that caches something derived from its input on its first call);
         ``False`` calls it in every pass.  ``None`` (default): the setting
-        ``hyperdual.seeding.settings.trace`` (False for now: recording costs about
+        ``hyperdual.settings.settings.trace`` (False for now: recording costs about
         40-85 µs per Hessian).  A function that cannot be recorded is called per
         pass, and ``H.stats.mode`` / ``H.stats.reason`` say which mode ran and why.
         With ``batch_axis=0`` the function is called per pass.

@@ -1,6 +1,6 @@
 """Lane kernels in NumPy, and the choice between them and the Numba kernels.
 
-:mod:`hyperdual.kernels` holds the Numba kernels ``chain_lanes`` and
+:mod:`hyperdual.execute.kernels` holds the Numba kernels ``chain_lanes`` and
 ``binary_lanes``.  Importing Numba and loading even cached kernels costs about
 half a second in a fresh process, so small problems run NumPy twins of the
 same kernels (same arguments, same results: checked by the tests) until the
@@ -36,7 +36,7 @@ def scale_lane(lane, c, y=None):
     """``lane * c`` for a constant factor ``c`` (a number or an array broadcasting with the
     lane), with the bits the chain rule gives the table's ``(c, None)``: exact zeros of the
     lane stay +0.0 (also where ``c`` is negative, infinite or NaN: the kernels'
-    zero-keeping multiply, :func:`hyperdual.kernels._mul`), and where ``c`` is not finite,
+    zero-keeping multiply, :func:`hyperdual.execute.kernels._mul`), and where ``c`` is not finite,
     every lane is NaN where the value ``y`` (broadcasting like the lane's elements) is NaN.
     So ``x * inf`` and ``x * (0*x + inf)`` have the same lanes."""
     if type(c) is float and 0.0 < c < _INF:  # the common case: nothing to check
@@ -78,7 +78,7 @@ def _poison_np(y, *outs):
 
 
 def chain_lanes_numpy(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12):
-    """NumPy twin of :func:`hyperdual.kernels.chain_lanes` (same arguments, same results)."""
+    """NumPy twin of :func:`hyperdual.execute.kernels.chain_lanes` (same arguments, same results)."""
     if o1.shape[0]:
         _mul_np(e1, g1, o1)
     if o2.shape[0]:
@@ -105,7 +105,7 @@ def _first_np(gx, xe, gy, ye, out):
 
 
 def binary_lanes_numpy(y, gx, gy, gxx, gxy, gyy, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12):
-    """NumPy twin of :func:`hyperdual.kernels.binary_lanes` (same arguments, same results)."""
+    """NumPy twin of :func:`hyperdual.execute.kernels.binary_lanes` (same arguments, same results)."""
     if o1.shape[0]:
         _first_np(gx, xe1, gy, ye1, o1)
     if o2.shape[0]:
@@ -133,7 +133,7 @@ _NONE = np.zeros(0)
 
 
 def product_lanes_numpy(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12):
-    """NumPy twin of :func:`hyperdual.kernels.product_lanes`."""
+    """NumPy twin of :func:`hyperdual.execute.kernels.product_lanes`."""
     binary_lanes_numpy(y, yv, xv, _NONE, _ONE, _NONE, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12)
 
 
@@ -142,7 +142,7 @@ _EMPTY = np.zeros((0, 0))
 
 
 def square_lanes_numpy(a, e1, e12, ip, jp, y, o1, o12):
-    """NumPy twin of :func:`hyperdual.kernels.square_lanes`."""
+    """NumPy twin of :func:`hyperdual.execute.kernels.square_lanes`."""
     np.multiply(a, a, out=y)
     chain_lanes_numpy(y, 2.0 * a, _TWO, e1, e1, e12, ip, jp, o1, _EMPTY, o12)
 
@@ -164,7 +164,7 @@ def constant(g) -> np.ndarray:
 def lane_sums(lane):
     """Row sums of a ``(K, n)`` lane (or of a packed buffer of lanes: each row's sum
     depends on that row alone, so summing lanes together or one by one gives the same
-    bits).  Short rows: one call of :func:`hyperdual.kernels.row_sums` once the Numba
+    bits).  Short rows: one call of :func:`hyperdual.execute.kernels.row_sums` once the Numba
     kernels are loaded; otherwise NumPy's reduction."""
     if lane.shape[1] <= 64:
         if not lane.flags.c_contiguous:  # (the same bits whatever the layout)
@@ -182,7 +182,7 @@ LOAD_AFTER_TOTAL = 2 ** 24
 
 
 class Kernels(NamedTuple):
-    """The lane kernels of the general layout (:mod:`hyperdual.kernels`, or their NumPy twins)."""
+    """The lane kernels of the general layout (:mod:`hyperdual.execute.kernels`, or their NumPy twins)."""
 
     chain: Callable
     binary: Callable
@@ -191,14 +191,14 @@ class Kernels(NamedTuple):
 
 
 class Ranges(NamedTuple):
-    """The range kernels that :mod:`hyperdual.threads` splits over threads."""
+    """The range kernels that :mod:`hyperdual.execute.threads` splits over threads."""
 
     chain: Callable
     product: Callable
 
 
 class PackedKernels(NamedTuple):
-    """The kernels of packed lanes (:mod:`hyperdual.packed`); ``sum`` is None where its
+    """The kernels of packed lanes (:mod:`hyperdual.execute.packed`); ``sum`` is None where its
     pairwise order is not NumPy's (checked when loaded)."""
 
     chain: Callable
@@ -229,7 +229,7 @@ def choose(work: int):
 
 
 def _pairwise_is_numpys(packed_sum) -> bool:
-    """Whether :func:`hyperdual.kernels.packed_sum` sums values to ``np.add.reduce``'s bits
+    """Whether :func:`hyperdual.execute.kernels.packed_sum` sums values to ``np.add.reduce``'s bits
     on this NumPy (lengths 0 to 128, magnitudes over 20 decades, signed zeros).  If not,
     packed sums take their values from NumPy (0.6 µs more per small sum)."""
     rng = np.random.default_rng(12345)

@@ -11,7 +11,7 @@ operand computes only what it needs:
 * ``dxy(a, b, y) -> g_ab``
 
 A reviewer checks a rule by reading its line.  The one chain rule that lifts
-every entry onto hyper-dual lanes lives in :mod:`hyperdual.chain`.
+every entry onto hyper-dual lanes lives in :mod:`hyperdual.execute.chain`.
 
 Conventions at kinks (documented in the README): ``absolute`` has derivative
 ``sign(a)`` (so 0 at 0) and second derivative 0; ``maximum``/``minimum``

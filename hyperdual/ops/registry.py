@@ -6,7 +6,7 @@ pass today; the window and column layouts, the record's planner next) asks
 The kinds:
 
 * ``ELEMENTWISE``: a ufunc with a unary or binary row of the derivative table
-  (:mod:`hyperdual.rules`); output element ``t`` reads element ``t`` of each
+  (:mod:`hyperdual.ops.rules`); output element ``t`` reads element ``t`` of each
   (broadcast) input.  The table's other ufuncs are ``SELECTION`` (``maximum``),
   ``ZERO`` (``floor``) and ``VALUE`` (``greater``), elementwise too.
 * ``LINEAR``: the output's lanes are the inputs' lanes moved, added and scaled
@@ -29,7 +29,7 @@ The kinds:
 Linear and selection functions also declare which input elements each output
 element *reads* (:class:`Reads`): the window and column layouts keep their
 compact lanes through a function that reads element ``t`` only, and the batch
-check (:mod:`hyperdual.batch`) follows the samples through reductions along an
+check (:mod:`hyperdual.trace.batch`) follows the samples through reductions along an
 axis, joins, reshapes and moves.  Ufuncs read element ``t`` of each broadcast
 input by definition.
 
@@ -52,7 +52,7 @@ ELEMENTWISE, LINEAR, SELECTION, ZERO = "elementwise", "linear", "selection", "ze
 COMPOSED, MULTILINEAR, VALUE, OPAQUE = "composed", "multilinear", "value", "opaque"
 KINDS = (ELEMENTWISE, LINEAR, SELECTION, ZERO, COMPOSED, MULTILINEAR, VALUE, OPAQUE)
 
-#: Kinds whose cross terms the pattern pass follows (:mod:`hyperdual.pattern`):
+#: Kinds whose cross terms the pattern pass follows (:mod:`hyperdual.plan.pattern`):
 #: every nonlinear step of these is an elementwise ufunc, which records its supports.
 PATTERN_KINDS = frozenset((ELEMENTWISE, LINEAR, SELECTION, ZERO, COMPOSED, VALUE))
 
@@ -142,7 +142,7 @@ def bind(func: Callable, impl: Callable) -> None:
     finds the kind); ``func`` must be declared."""
     kind = _KIND.get(func)
     if kind is None:
-        raise LookupError(f"{getattr(func, '__name__', func)} has no declared kind (hyperdual.ops.declare)")
+        raise LookupError(f"{getattr(func, '__name__', func)} has no declared kind (hyperdual.ops.registry.declare)")
     _IMPL_KIND[impl] = kind
     reads = _READS.get(func)
     if reads is None:
@@ -162,10 +162,10 @@ def impl_kind(impl: Callable) -> str | None:
 
 
 def ufunc_kind(ufunc) -> str | None:
-    """The kind of a ufunc, from the table of :mod:`hyperdual.rules` it is in:
+    """The kind of a ufunc, from the table of :mod:`hyperdual.ops.rules` it is in:
     ``SELECTION`` (``maximum`` ...), ``ZERO`` (``floor`` ...), ``VALUE`` (``greater``
     ...), ``ELEMENTWISE`` (a unary or binary rule, registering a provided module's
-    rules on first use: :func:`hyperdual.rules.provide`); ``MULTILINEAR`` for
+    rules on first use: :func:`hyperdual.ops.rules.provide`); ``MULTILINEAR`` for
     ``matmul``; None for a ufunc without a rule."""
     if ufunc is np.matmul:
         return MULTILINEAR

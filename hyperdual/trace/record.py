@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from .array import _IMPL, HyperDual, as_float_array, dispatch, link_view, nested
-from .context import PassMismatchError
-from .rules import BINARY, UNARY
+from ..execute.array import _IMPL, HyperDual, as_float_array, dispatch, link_view, nested
+from ..execute.context import PassMismatchError
+from ..ops.rules import BINARY, UNARY
 
 __all__ = ["variable", "record_call", "record_session", "Program", "Node", "trace_of",
            "RecordedNode"]

@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import ops
+from ..ops import registry as ops
 from .array import _IMPL, FUNCTIONS, HyperDual, as_float_array, link_view, nested
 from .chain import _align, flat, lane_to, operand, value_of
 from .lanes import lane_sums as _lane_sums
@@ -39,7 +39,7 @@ _new = HyperDual._new
 
 def implements(*funcs: Callable):
     """Register an implementation for NumPy functions (``out=`` handled here); each
-    function's kind is declared in :mod:`hyperdual.ops`."""
+    function's kind is declared in :mod:`hyperdual.ops.registry`."""
     def deco(impl):
         def run(*args, out=None, **kwargs):
             result = impl(*args, **kwargs)
@@ -78,13 +78,13 @@ def register_function(numpy_function: Callable, implementation: Callable | None 
         L(c) e2 + L(d) e1e2``, so the function itself is applied to the value
         and to each derivative lane (one call per lane row).
     kind : str, optional
-        What it does to the derivative lanes (:mod:`hyperdual.ops`):
+        What it does to the derivative lanes (:mod:`hyperdual.ops.registry`):
         ``"composed"`` when it is written with supported operations only (the
         sparsity pattern then sees through it), ``"linear"``, ``"selection"``,
         ``"zero"``, ``"value"``, ``"multilinear"``, or ``"opaque"`` (default:
         no route looks inside, so a Hessian through it seeds every pair).
     reads : str, optional
-        Which input elements each output element reads (:class:`hyperdual.ops.Reads`):
+        Which input elements each output element reads (:class:`hyperdual.ops.registry.Reads`):
         ``"same"`` (element ``t`` of the one array input, by one map for every
         ``t``: windowed and column lanes keep through it), ``"element"``
         (element ``t`` of each input, the map depending on ``t``: column lanes

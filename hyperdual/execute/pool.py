@@ -7,7 +7,7 @@ more, so reuse never changes a live array (lanes are never written in place
 otherwise).
 
 Memory held: at most :func:`pool_limit` bytes in total (by default half of
-``hyperdual.seeding.settings.memory_budget``, i.e. 256 MiB, and never less than
+``hyperdual.settings.settings.memory_budget``, i.e. 256 MiB, and never less than
 ``POOL_MAX_BYTES``) and 4 buffers per shape.  When a new buffer would pass the
 limit, the buffers of the least recently requested shapes are dropped from the
 pool first (a dropped buffer that is still in use stays alive with its array and
@@ -22,7 +22,7 @@ import threading
 
 import numpy as np
 
-from .settings import settings
+from ..settings import settings
 
 __all__ = ["empty", "pool_limit", "POOL_MIN_ENTRIES", "POOL_MAX_BYTES"]
 

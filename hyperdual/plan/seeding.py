@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import columns
-from .array import HyperDual
-from .context import LayoutCounts, SeedContext
-from .packed import seeded
-from .settings import Settings, settings
+from ..execute import columns
+from ..execute.array import HyperDual
+from ..execute.context import LayoutCounts, SeedContext
+from ..execute.packed import seeded
+from ..settings import Settings, settings
 
 __all__ = ["InputSpace", "pass_capacity", "plan_passes", "seed_inputs", "settings", "Settings", "set_memory_budget"]
 
@@ -120,7 +120,7 @@ def plan_passes(lo, hi, lane_elements: int, budget: int, chunk_elements: int | N
 
 def _window(space: InputSpace, m: int, cols: np.ndarray, rows: int):
     """The window ``(lo, hi)`` of the seeded columns of input ``m``, when windowed
-    lanes pay (see :mod:`hyperdual.window`); None for full lanes.  ``rows``: the
+    lanes pay (see :mod:`hyperdual.execute.window`); None for full lanes.  ``rows``: the
     pass's lane rows (``K + P``)."""
     size = space.sizes[m]
     if space.batch is not None or not space.has_axis[m] or size < settings.window_min_size \
@@ -161,8 +161,8 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
     vector of flat index ``U[k]``; the context pairs rows ``(ip[p], jp[p])``.
     ``samples`` selects batch samples (None: all).  ``window``: a long 1-D
     input seeded in a narrow range of columns gets windowed lanes
-    (:mod:`hyperdual.window`).  ``pattern``: the recorder of a pattern pass
-    (:mod:`hyperdual.pattern`), set on the context before any input exists.
+    (:mod:`hyperdual.execute.window`).  ``pattern``: the recorder of a pattern pass
+    (:mod:`hyperdual.plan.pattern`), set on the context before any input exists.
     """
     k = len(U)
     ctx = SeedContext.trusted(ip, jp, k, k if second else 0)
@@ -221,6 +221,6 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
         if space.has_nan[m]:  # a NaN input makes every derivative through it NaN, never a finite number
             lane[:, np.isnan(point)] = np.nan
         x = HyperDual._new(point, lane, lane if second else None, None, ctx)
-        x._flat = point.ndim == 1 and point.flags.c_contiguous  # (hyperdual.chain.flat)
+        x._flat = point.ndim == 1 and point.flags.c_contiguous  # (hyperdual.execute.chain.flat)
         inputs.append(seeded(x))
     return inputs, ctx

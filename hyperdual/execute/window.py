@@ -1,7 +1,7 @@
 """Windowed lanes: a block of a large Hessian costs the block, not the whole input.
 
 A pass that seeds only inputs ``x[lo:hi]`` of a long 1-D input has lanes
-that are exactly zero outside ``[lo, hi)``.  :func:`hyperdual.seeding.seed_inputs`
+that are exactly zero outside ``[lo, hi)``.  :func:`hyperdual.plan.seeding.seed_inputs`
 then stores them *windowed*: a 1-D HyperDual of length ``n`` with
 ``_win = (lo, hi)`` keeps lanes of shape ``(K, hi - lo)``, the columns
 ``lo .. hi - 1`` of its full lanes; every other column is zero.  It does so
@@ -17,7 +17,7 @@ full lanes:
   ``y.e1 = g'(x) · x.e1`` and ``y.e12 = g'(x) · x.e12 + g''(x) · x.e1 x.e2``
   vanish wherever the lanes of ``x`` do (a zero lane entry stays zero
   through any factor, ``inf · 0 -> 0``), so ``y`` has the window of ``x``;
-  :mod:`hyperdual.chain` evaluates ``g'`` and ``g''`` on the window's
+  :mod:`hyperdual.execute.chain` evaluates ``g'`` and ``g''`` on the window's
   elements and hands them to :func:`lift` here, which runs the kernels on its
   columns only (the value ``g(x)`` is
   still computed for every element).
@@ -28,7 +28,7 @@ full lanes:
   (or ends, for a 0-d result).
 * **a full sum** ``np.sum(x)``: the lanes' sum over the window (the zeros
   outside add nothing); the result is 0-d and has full lanes.
-* **a function declared** ``reads=SAME`` in :mod:`hyperdual.ops` (``np.copy``, a
+* **a function declared** ``reads=SAME`` in :mod:`hyperdual.ops.registry` (``np.copy``, a
   function registered with ``reads="same"``): output element ``t`` is one linear
   map of element ``t``, which takes the zeros outside the window to zeros; it
   runs on the window's lanes.
@@ -53,7 +53,7 @@ from .chain import _EMPTY2, _flat_factor, _flat_lane, _out, value_of
 from .context import join_contexts
 from .lanes import _Choice, choose, negated, scale_lane
 from .lanes import lane_sums as _lane_sums
-from .ops import ELEMENTWISE, SAME, VALUE, ZERO, impl_reads, ufunc_kind
+from ..ops.registry import ELEMENTWISE, SAME, VALUE, ZERO, impl_reads, ufunc_kind
 
 __all__ = ["densify", "windowed", "cut", "union", "pad", "result", "lift", "add", "scale", "operands"]
 
@@ -133,9 +133,9 @@ def result(value, e1, e2, e12, ctx, win):
     return out
 
 
-# ---- the chain rule, sums and constant factors on windows (hooks of hyperdual.chain) --------
+# ---- the chain rule, sums and constant factors on windows (hooks of hyperdual.execute.chain) --------
 def lift(y, x, g1, g2, cut=True):
-    """The chain rule (:func:`hyperdual.chain.lift`) on the window of ``x`` (None, with ``x`` expanded, when ``y`` is
+    """The chain rule (:func:`hyperdual.execute.chain.lift`) on the window of ``x`` (None, with ``x`` expanded, when ``y`` is
     not elementwise in ``x``).  ``cut=False``: the factors are given on the window
     already (None is returned, and ``x`` kept, if they are not window-shaped)."""
     n = x._value.shape[0]
@@ -300,7 +300,7 @@ def _add_shared(a, b, negate_b):
 
 
 def scale(x, c, y):
-    """``x * c`` (:func:`hyperdual.chain.scale`) on the window of ``x``: every lane scaled
+    """``x * c`` (:func:`hyperdual.execute.chain.scale`) on the window of ``x``: every lane scaled
     on the window (None, with ``x`` expanded, when ``y`` or ``c`` is not elementwise in it)."""
     n = x._value.shape[0]
     cw = cut(c, *x._win, n) if type(c) is np.ndarray and c.ndim else c
@@ -408,7 +408,7 @@ def _reads_same(impl) -> bool:
 
 def _same(impl, args, kwargs):
     """A function whose output element ``t`` is one linear map of element ``t`` of its
-    one array input (:data:`hyperdual.ops.SAME`: ``copy``, a function registered with
+    one array input (:data:`hyperdual.ops.registry.SAME`: ``copy``, a function registered with
     ``reads="same"``): run on the window's lanes, its result keeps the window (a lane
     entry outside it is zero, and the map takes zero to zero)."""
     x = args[0]
@@ -452,7 +452,7 @@ def windowed(impl, args: tuple, kwargs: dict):
     return result
 
 
-#: The ufunc kinds (:mod:`hyperdual.ops`) whose results keep their operands' window: the
+#: The ufunc kinds (:mod:`hyperdual.ops.registry`) whose results keep their operands' window: the
 #: chain rule's (a selection moves lanes by value, across the window's edge).
 _CARRIED = frozenset((ELEMENTWISE, ZERO, VALUE))
 

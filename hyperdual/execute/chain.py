@@ -7,7 +7,7 @@ For a unary ``y = g(x)`` with ``g1 = g'(x)``, ``g2 = g''(x)``::
     y.e2  = g1 * x.e2          (the same array when x.e2 is x.e1)
     y.e12 = g1 * x.e12 + g2 * x.e1[ip] * x.e2[jp]     (Numba, fused)
 
-Binary functions use the binary chain rule of :mod:`hyperdual.kernels`;
+Binary functions use the binary chain rule of :mod:`hyperdual.execute.kernels`;
 with one constant operand they reduce to the unary rule with the partials of
 the other side.  Linear ufuncs (add, subtract, negative, …) act lane by lane;
 selections (maximum, …) pick lanes by value.
@@ -21,7 +21,7 @@ from .lanes import _Choice, is_zero, negated as _negated, scale_lane as _scale
 from .pool import POOL_MIN_ENTRIES, empty as _empty
 from .array import _IMPL, _PACKED_OPS, FUNCTIONS, HyperDual, as_float_array
 from .context import join_contexts
-from .rules import BINARY, SELECT, UNARY, VALUE_ONLY, ZERO_DERIVATIVE, constant_power, provide, ufunc_name
+from ..ops.rules import BINARY, SELECT, UNARY, VALUE_ONLY, ZERO_DERIVATIVE, constant_power, provide, ufunc_name
 
 __all__ = ["apply_ufunc", "operand", "lane_to", "UFUNC_METHODS", "unsupported_ufunc"]
 
@@ -108,7 +108,7 @@ def apply_ufunc(ufunc, *inputs):
     if ufunc in VALUE_ONLY:
         return ufunc(*(value_of(x) for x in inputs))
     if ufunc is np.matmul:
-        return FUNCTIONS[np.matmul](*inputs)  # (a pattern pass stops before this: hyperdual.pattern.check)
+        return FUNCTIONS[np.matmul](*inputs)  # (a pattern pass stops before this: hyperdual.plan.pattern.check)
     if ufunc.nin == 1:  # (the table's own unary functions were handled above)
         (x,) = inputs
         if ufunc in ZERO_DERIVATIVE:
@@ -218,8 +218,8 @@ def _lift_1d(y, x, e1, e2, g1, g2):
 def _outputs(n, k1, k2s, rows):
     """Kernel outputs ``(packed, o1, o2, o12)`` for ``k1``, ``k2s`` (0: ``e2`` is ``e1``) and
     ``rows`` lane rows of length ``n``: views of one packed buffer when small (the
-    layout of :mod:`hyperdual.packed`, so the result can be packed without a copy), else
-    separate arrays from :mod:`hyperdual.pool`; an absent ``o2`` has zero rows."""
+    layout of :mod:`hyperdual.execute.packed`, so the result can be packed without a copy), else
+    separate arrays from :mod:`hyperdual.execute.pool`; an absent ``o2`` has zero rows."""
     total = (k1 + k2s + rows) * n
     if total < POOL_MIN_ENTRIES:
         packed = np.empty((k1 + k2s + rows, n))
@@ -239,7 +239,7 @@ def flat(y, e1, e2, e12, ctx, packed=None):
     out._ctx = ctx
     out._node = out._base = out._views = out._win = None
     out._flat = True
-    return _PACKED_OPS.mark(out, packed)  # (hyperdual.packed.promote)
+    return _PACKED_OPS.mark(out, packed)  # (hyperdual.execute.packed.promote)
 
 
 _object_new = object.__new__
@@ -358,7 +358,7 @@ def select(ufunc, a, b):
 # ---- binary ----------------------------------------------------------------------
 def scale(x, c, y):
     """``x * c`` for a constant ``c``: every lane is scaled (linear, no kernel), to the bits
-    of the table's ``(c, None)`` through the chain rule (:func:`hyperdual.lanes.scale_lane`;
+    of the table's ``(c, None)`` through the chain rule (:func:`hyperdual.execute.lanes.scale_lane`;
     a scalar zero leaves no lanes, as a zero factor does there)."""
     y = np.asarray(y)
     if is_zero(c):

@@ -43,9 +43,9 @@ one dispatch):
 * ``chain_lanes`` (unary), ``binary_lanes``, and the special cases
   ``product_lanes`` (``x * y``) and ``square_lanes`` (``x ** 2``);
 * ``chain_range`` / ``product_range``: the blocked loops of the first two on a
-  range of elements, which :mod:`hyperdual.threads` runs side by side on long lanes;
+  range of elements, which :mod:`hyperdual.execute.threads` runs side by side on long lanes;
 * ``packed_*`` and ``row_sums``: the same arithmetic on *packed* lanes (every lane of
-  an array in one buffer), for the small arrays of :mod:`hyperdual.packed`.
+  an array in one buffer), for the small arrays of :mod:`hyperdual.execute.packed`.
 
 Every kernel is its own top-level ``def`` with ``cache=True``: functions made
 by a factory would share one on-disk cache entry.  No kernel is recursive: a
@@ -254,7 +254,7 @@ def chain_lanes(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12):  # pragma: no cove
 def chain_range(y, g1, g2, e1, e2, e12, ip, jp, o1, o2, o12, lo, hi):  # pragma: no cover - compiled
     """The blocked :func:`chain_lanes` on the elements ``lo:hi`` only (lanes longer than
     ``_SMALL``): disjoint ranges write disjoint columns, so threads may share a call
-    (:mod:`hyperdual.threads`)."""
+    (:mod:`hyperdual.execute.threads`)."""
     cross = g2.shape[0] > 0 and e1.shape[0] > 0 and e2.shape[0] > 0
     has12 = e12.shape[0] > 0
     m0 = min(hi - lo, _BLOCK)
@@ -427,7 +427,7 @@ def _fill_product(xb, yb, vb):  # pragma: no cover - compiled
 def product_range(y, xv, yv, xe1, xe2, xe12, ye1, ye2, ye12, ip, jp, o1, o2, o12, fill, lo, hi):  # pragma: no cover
     """The blocked all-lanes :func:`product_lanes` on the elements ``lo:hi`` only (every
     lane present, values of length n, lanes longer than ``_SMALL``): disjoint ranges
-    write disjoint columns, so threads may share a call (:mod:`hyperdual.threads`).
+    write disjoint columns, so threads may share a call (:mod:`hyperdual.execute.threads`).
     With ``fill``, the value ``y = xv * yv`` is computed here too, block by block (one
     pass over the values, and a fresh output first touched by every thread); returns
     True when NumPy would have raised a floating-point flag computing it (the caller
@@ -467,10 +467,10 @@ def square_lanes(a, e1, e12, ip, jp, y, o1, o12):  # pragma: no cover - compiled
     """``y = a ** 2`` and its lanes in one call: :func:`chain_lanes` with ``g' = 2a``,
     ``g'' = 2`` and ``e2 = e1``, the same arithmetic in the same order (``o12`` has
     ``len(ip)`` rows; ``e12`` none when absent).  For the short lanes of small problems
-    (:mod:`hyperdual.packed`), where computing ``y`` and ``g'`` in NumPy first would cost
+    (:mod:`hyperdual.execute.packed`), where computing ``y`` and ``g'`` in NumPy first would cost
     more than the arithmetic (1.6 µs of 4.1 per ``x ** 2`` at n = 9, K = 10, P = 55).
 
-    The one place a rule of the table (``np.square`` in :mod:`hyperdual.rules`) is
+    The one place a rule of the table (``np.square`` in :mod:`hyperdual.ops.rules`) is
     restated: ``tests/test_kernels.py`` checks that it equals that entry lifted by
     :func:`chain_lanes`, bit for bit."""
     n = a.shape[0]
@@ -496,7 +496,7 @@ def square_lanes(a, e1, e12, ip, jp, y, o1, o12):  # pragma: no cover - compiled
         _poison(y, o12)
 
 
-# ---- packed lanes (hyperdual.packed) ---------------------------------------------------
+# ---- packed lanes (hyperdual.execute.packed) ---------------------------------------------------
 # A packed HyperDual keeps all its lanes in one C-contiguous ``(R, n)`` buffer: the rows of
 # ``e1`` (``k1`` of them), then those of ``e2`` unless it is ``e1`` itself (``k2s`` rows,
 # 0 when shared), then the cross rows from row ``x12`` (``x12 < 0``: no cross lane).  A

@@ -14,7 +14,7 @@ needs asking again:
 * its context is a pass's own (no pattern pass, no column lanes), it has no
   window and no record;
 * its lanes are small: ``(K1 + K2 + P) n`` under the pool's threshold (plain
-  ``np.empty``; :mod:`hyperdual.pool` serves larger ones), ``P`` counted even
+  ``np.empty``; :mod:`hyperdual.execute.pool` serves larger ones), ``P`` counted even
   before the cross lane exists, so every packed result is small too;
 * ``_lanes`` holds all its lanes *packed* in one C-contiguous ``(R, n)``
   buffer: the rows of ``e1``, then those of ``e2`` unless it is ``e1``, then
@@ -25,7 +25,7 @@ needs asking again:
 
 An operation of packed operands (two of them in the same context, and of one
 length) makes a packed result, with the same math as the general path in
-:mod:`hyperdual.chain` (the same kernels, the same NumPy operations in the
+:mod:`hyperdual.execute.chain` (the same kernels, the same NumPy operations in the
 same order, so the same bits).  Anything else — broadcasting, other
 functions, ``x / y`` — takes the general path, whose results are *flat*
 (``_flat is True``) and may become packed again through :func:`promote`.
@@ -46,7 +46,7 @@ import numpy as np
 from .array import _PACKED_OPS, PACKED, HyperDual, link_view
 from .lanes import _Choice, choose, constant, is_zero, lane_sums, negated, scale_lane
 from .pool import POOL_MIN_ENTRIES
-from .rules import UNARY, constant_power
+from ..ops.rules import UNARY, constant_power
 
 __all__ = ["promote", "seeded"]
 
@@ -79,7 +79,7 @@ class switch:
 
 
 def promote(out, lanes=None):
-    """Mark a flat HyperDual (``hyperdual.chain.flat``) packed when it qualifies; ``lanes``,
+    """Mark a flat HyperDual (``hyperdual.execute.chain.flat``) packed when it qualifies; ``lanes``,
     when given, is its lanes' packed buffer already (else it is packed here: a copy,
     unless ``e1`` is the only lane)."""
     e1, e2, ctx = out._e1, out._e2, out._ctx
@@ -213,7 +213,7 @@ def multiply(a, b):
 # ---- a packed operand and a Python number c ------------------------------------------
 def scale(x, c, y):
     """``y = x * c`` (or ``x / (1/c)``): every lane scaled by ``c``
-    (:func:`hyperdual.lanes.scale_lane`; a zero ``c`` leaves no lanes)."""
+    (:func:`hyperdual.execute.lanes.scale_lane`; a zero ``c`` leaves no lanes)."""
     if is_zero(c):
         return HyperDual._new(np.asarray(y), None, None, None, x._ctx)
     return _packed(y, scale_lane(x._lanes, c, y), x._lay, x._ctx)
@@ -237,7 +237,7 @@ def power(x, c):
 
 
 def square(x):
-    """``x ** 2``: in one kernel call (:func:`hyperdual.kernels.packed_square`) when ``e2`` is
+    """``x ** 2``: in one kernel call (:func:`hyperdual.execute.kernels.packed_square`) when ``e2`` is
     ``e1`` (that kernel is tested bit for bit against the table's entry), else the chain
     rule with the entry ``UNARY[np.square]`` itself."""
     a = x._value
@@ -282,7 +282,7 @@ def getitem(x, index):
 def sum_(x):
     """``np.sum(x)`` of a short array (None when long): the value in NumPy's pairwise order
     and the lanes' row sums, as the general path sums each lane
-    (:func:`hyperdual.lanes.lane_sums`), in one call of :func:`hyperdual.kernels.packed_sum`."""
+    (:func:`hyperdual.execute.lanes.lane_sums`), in one call of :func:`hyperdual.execute.kernels.packed_sum`."""
     v = x._value
     n = v.shape[0]
     if n > 64:
@@ -313,7 +313,7 @@ def sum_(x):
 def matmul(a, b):
     """``A @ x`` or ``x @ B`` with a constant 2-D float ``A`` / ``B`` (None otherwise, or
     when the result's lanes would not be small): all lanes, stacked, through the same
-    NumPy ``matmul`` calls as :func:`hyperdual.functions.matmul` makes (one BLAS call
+    NumPy ``matmul`` calls as :func:`hyperdual.execute.functions.matmul` makes (one BLAS call
     per lane row)."""
     left = type(b) is HyperDual
     x, c = (b, a) if left else (a, b)

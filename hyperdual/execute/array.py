@@ -4,8 +4,8 @@ See the class docstring for the algebra and the lane layout.  This module
 holds the type, its NumPy protocols and the dispatch that every operation goes
 through (plain evaluation, or recording when an operand derives from
 :func:`hyperdual.variable`).  The math lives elsewhere: elementwise rules in
-:mod:`hyperdual.rules` lifted by :mod:`hyperdual.chain`, array functions in
-:mod:`hyperdual.functions`.
+:mod:`hyperdual.ops.rules` lifted by :mod:`hyperdual.execute.chain`, array functions in
+:mod:`hyperdual.execute.functions`.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from .context import SeedContext
-from .rules import ufunc_name
+from ..ops.rules import ufunc_name
 
 __all__ = ["HyperDual", "as_float_array", "FUNCTIONS", "dispatch", "link_view", "OPERATORS"]
 
@@ -27,31 +27,31 @@ class _IMPL:
     """Implementations that live in modules importing this one (set when they load)."""
 
     apply_ufunc = getitem = setitem = windowed = densify = check_pattern = columns = densify_columns = None
-    window_getitem = window_sum = None  # hyperdual.window's own x[i], x[a:b], np.sum(x)
+    window_getitem = window_sum = None  # hyperdual.execute.window's own x[i], x[a:b], np.sum(x)
     window_lift = window_add = window_scale = window_operands = None  # and its chain-rule hooks
-    record_call = record_ufunc = record_getitem = None  # hyperdual.record's
+    record_call = record_ufunc = record_getitem = None  # hyperdual.trace.record's
     number_ops: dict = {}  # (ufunc, reflected) -> f(x, c) for a HyperDual and a Python number
-    ufunc_methods: dict = {}  # (ufunc, "reduce" | "accumulate" ...) -> implementation (hyperdual.chain)
+    ufunc_methods: dict = {}  # (ufunc, "reduce" | "accumulate" ...) -> implementation (hyperdual.execute.chain)
 
 
-#: ``HyperDual._flat`` of a *packed* array (:mod:`hyperdual.packed`): flat, both first-order
+#: ``HyperDual._flat`` of a *packed* array (:mod:`hyperdual.execute.packed`): flat, both first-order
 #: lanes, a plain pass context, small lanes, no record.  ``True``: flat only.
 PACKED = 2
 
 
 class _PACKED_OPS:
-    """The packed paths of :mod:`hyperdual.packed` (set when it loads)."""
+    """The packed paths of :mod:`hyperdual.execute.packed` (set when it loads)."""
 
     both: dict = {}       # ufunc -> f(a, b) for two packed operands
     functions: dict = {}  # numpy function -> f(x) for one packed argument
     numbers: dict = {}    # (ufunc, reflected) -> f(x, c) for a packed x and a number c (np.float64)
     unary = negative = getitem = matmul = None
-    promote = None  # marks a new flat array packed when it qualifies (hyperdual.packed.seeded)
+    promote = None  # marks a new flat array packed when it qualifies (hyperdual.execute.packed.seeded)
     mark = None     # marks a flat result of the chain rule packed when it qualifies (.promote)
 
 
 #: ``numpy function -> implementation`` for ``__array_function__``; filled by
-#: :mod:`hyperdual.functions` and :func:`hyperdual.register_function`.
+#: :mod:`hyperdual.execute.functions` and :func:`hyperdual.register_function`.
 FUNCTIONS: dict[Callable, Callable] = {}
 
 _ESCAPE = ("a HyperDual cannot become a plain number or NumPy array: that would silently drop "
@@ -154,7 +154,7 @@ class _Operators(NDArrayOperatorsMixin):
             t = type(other)
             if self._node is not None and (t in _PLAIN or not _foreign(other)):  # recording
                 return _IMPL.record_ufunc(ufunc, (other, self) if reflected else (self, other), front)
-            if self._flat is PACKED:  # (see hyperdual.packed)
+            if self._flat is PACKED:  # (see hyperdual.execute.packed)
                 if t is HyperDual:
                     if packed_both is not None and other._flat is PACKED and other._ctx is self._ctx \
                             and other._value.shape[0] == self._value.shape[0]:
@@ -432,9 +432,9 @@ class HyperDual(_Operators, _ArrayMethods, _Escapes):
         self._value, self._e1, self._e2, self._e12 = v, l1, l2, l12
         self._ctx, self._node = ctx, None
         self._base = self._views = self._win = None
-        self._flat = v.ndim == 1  # fresh C-contiguous copies: (n,) and (K, n) (hyperdual.chain.flat)
+        self._flat = v.ndim == 1  # fresh C-contiguous copies: (n,) and (K, n) (hyperdual.execute.chain.flat)
         if self._flat and _PACKED_OPS.promote is not None:
-            _PACKED_OPS.promote(self)  # (and maybe packed: hyperdual.packed)
+            _PACKED_OPS.promote(self)  # (and maybe packed: hyperdual.execute.packed)
 
     @classmethod
     def _new(cls, value, e1, e2, e12, ctx, node=None) -> "HyperDual":
@@ -445,7 +445,7 @@ class HyperDual(_Operators, _ArrayMethods, _Escapes):
         self._value, self._e1, self._e2, self._e12 = value, e1, e2, e12
         self._ctx, self._node = ctx, node
         self._base = self._views = self._win = None
-        self._flat = False  # see hyperdual.chain.flat
+        self._flat = False  # see hyperdual.execute.chain.flat
         return self
 
     def __reduce__(self):
@@ -648,8 +648,8 @@ _TRACED, _WINDOWED, _PATTERN, _COLUMNS = 1, 2, 4, 8
 
 def _flags(args) -> int:
     """``_TRACED`` if an operand is recorded, ``| _WINDOWED`` if one has windowed lanes,
-    ``| _PATTERN`` if one belongs to a pattern pass (:mod:`hyperdual.pattern`),
-    ``| _COLUMNS`` if one has column lanes (:mod:`hyperdual.columns`)."""
+    ``| _PATTERN`` if one belongs to a pattern pass (:mod:`hyperdual.plan.pattern`),
+    ``| _COLUMNS`` if one has column lanes (:mod:`hyperdual.execute.columns`)."""
     flags = 0
     for a in args:
         t = type(a)
@@ -684,8 +684,8 @@ def nested(obj, cls):
 
 
 def _dense(x: HyperDual) -> None:
-    """Expand windowed lanes (:mod:`hyperdual.window`) and column lanes
-    (:mod:`hyperdual.columns`) to full lanes, in place (the same numbers, stored densely)."""
+    """Expand windowed lanes (:mod:`hyperdual.execute.window`) and column lanes
+    (:mod:`hyperdual.execute.columns`) to full lanes, in place (the same numbers, stored densely)."""
     if x._win is not None:
         _IMPL.densify(x)
     if x._ctx is not None and x._ctx.columns is not None:
@@ -697,8 +697,8 @@ def dispatch(impl: Callable, args: tuple, kwargs: dict, front: Callable | None =
 
     ``front`` is the entry point the user's code called, taking the same arguments
     (a ufunc's inputs alone for ``apply_ufunc``): the replay of a record calls it
-    (see :class:`hyperdual.record.Call`).
-    Operands with windowed lanes (:mod:`hyperdual.window`) go to the window-aware
+    (see :class:`hyperdual.trace.record.Call`).
+    Operands with windowed lanes (:mod:`hyperdual.execute.window`) go to the window-aware
     implementation when there is one, and are expanded to full lanes otherwise.
     """
     flags = _flags(args)

@@ -21,9 +21,9 @@ be nonzero (a superset: ``g''`` is treated as nonzero everywhere).  The
 other pairs are exact zeros and need no pass.
 
 Only steps whose cross terms are known here may run in a pattern pass: those
-whose kind in the op registry (:mod:`hyperdual.ops`) is one of
-:data:`hyperdual.ops.PATTERN_KINDS`: elementwise ufuncs (through
-:mod:`hyperdual.chain`), and array functions that are linear, selections,
+whose kind in the op registry (:mod:`hyperdual.ops.registry`) is one of
+:data:`hyperdual.ops.registry.PATTERN_KINDS`: elementwise ufuncs (through
+:mod:`hyperdual.execute.chain`), and array functions that are linear, selections,
 constant, of the value, or composed of those.  Anything else (``matmul``,
 ``einsum``, ``inv``, a function registered as opaque, …) raises
 :class:`PatternAbort`, and the Hessian falls back to seeding every pair.
@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .array import _IMPL, HyperDual
-from .ops import LINEAR, PATTERN_KINDS, impl_kind, ufunc_kind
+from ..execute.array import _IMPL, HyperDual
+from ..ops.registry import LINEAR, PATTERN_KINDS, impl_kind, ufunc_kind
 
 __all__ = ["Recorder", "PatternAbort", "safe"]
 
@@ -50,7 +50,7 @@ class PatternAbort(Exception):
 
 def safe(impl, args=()) -> bool:
     """Whether ``impl`` (a dispatched implementation; ``args[0]`` the ufunc of
-    ``apply_ufunc``) may run in a pattern pass: its kind (:mod:`hyperdual.ops`) is
+    ``apply_ufunc``) may run in a pattern pass: its kind (:mod:`hyperdual.ops.registry`) is
     one the pass follows."""
     if impl is _IMPL.apply_ufunc:
         kind = ufunc_kind(args[0]) if args else None

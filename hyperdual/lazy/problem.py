@@ -8,12 +8,12 @@ derivatives.  Its parts have one job each:
   the function keeps its samples independent (a per-sample Hessian exists);
 * :class:`GradientCache`: first derivatives, which every pass yields beside its
   pairs (``e1`` lanes);
-* :class:`Passes`: seeding the inputs of a pass (:mod:`hyperdual.seeding`),
+* :class:`Passes`: seeding the inputs of a pass (:mod:`hyperdual.plan.seeding`),
   running the function (or its record) and storing what the pass yields;
 * :class:`SparsityPattern`: the pairs that can be nonzero, found once by a
-  pattern pass (:mod:`hyperdual.pattern`) for large requests;
+  pattern pass (:mod:`hyperdual.plan.pattern`) for large requests;
 * :class:`Problem` itself: routes entry, sample and block requests to the
-  pairs still missing from the cache (:class:`hyperdual.cache.PairCache`).
+  pairs still missing from the cache (:class:`hyperdual.lazy.cache.PairCache`).
 
 A pass seeds ``K`` input directions and ``P`` pairs of them; its output's
 ``e12`` row ``p`` is ``∂²f / ∂x_i ∂x_j`` of pair ``p`` and its ``e1`` row
@@ -28,14 +28,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .array import HyperDual, as_float_array
+from ..execute.array import HyperDual, as_float_array
 from .cache import PairCache
-from .columns import settle
-from .context import SeedContext, join_contexts
-from .packed import seeded
-from .pattern import Recorder
-from .seeding import LIVE_FACTOR, InputSpace, pass_capacity, plan_passes, seed_inputs, settings
-from .window import densify
+from ..execute.columns import settle
+from ..execute.context import SeedContext, join_contexts
+from ..execute.packed import seeded
+from ..plan.pattern import Recorder
+from ..plan.seeding import LIVE_FACTOR, InputSpace, pass_capacity, plan_passes, seed_inputs, settings
+from ..execute.window import densify
 
 __all__ = ["Problem", "SampleCheck", "GradientCache", "Passes", "SparsityPattern", "Stats"]
 
@@ -72,7 +72,7 @@ class Stats:
 
 
 def _tally(stats: Stats, ctx) -> None:
-    """Add a finished pass's lane layouts (:class:`hyperdual.context.LayoutCounts`) to ``stats``."""
+    """Add a finished pass's lane layouts (:class:`hyperdual.execute.context.LayoutCounts`) to ``stats``."""
     c = ctx.layouts
     if c.windowed or c.columns or c.expanded:
         stats.windowed_inputs += c.windowed
@@ -425,7 +425,7 @@ class Passes:
 
 class SparsityPattern:
     """The pairs that can be nonzero, found once per Hessian by a pattern pass
-    (:mod:`hyperdual.pattern`: first-order lanes for every input) when a large request
+    (:mod:`hyperdual.plan.pattern`: first-order lanes for every input) when a large request
     makes it worth it and its lanes fit the memory budget.  If the function uses a step
     the pattern pass cannot follow, or is dense, every pair is seeded."""
 
