@@ -136,7 +136,7 @@ def unary(ufunc, x, rule):
     y = ufunc(a)
     w = None if x._win is None else _factor_window(x, y)
     if w is not None:  # the derivatives are needed on the window only
-        out = _IMPL.window_lift(y, x, *rule(a[w[0]:w[1]], y[w[0]:w[1]]), cut=False)
+        out = _IMPL.window_lift(y, x, *rule(a[w[0]:w[1]], y[w[0]:w[1]]), on_window=True)
         if out is not None:
             return out
     g1, g2 = rule(a, y)
@@ -393,7 +393,7 @@ def _scalar_power(x, c):
     else:
         g1, g2 = constant_power(s, c)
     if w is not None:
-        return _IMPL.window_lift(y, x, g1, g2, cut=False)
+        return _IMPL.window_lift(y, x, g1, g2, on_window=True)
     return lift(y, x, g1, g2)
 
 
@@ -414,7 +414,7 @@ def binary(ufunc, rule, a, b):
         if w is not None and (bv.size == 1 or bv.shape == y.shape):
             lo, hi = w
             out = _IMPL.window_lift(y, a, *rule.dx(av[lo:hi], bv if bv.size == 1 else bv[lo:hi], y[lo:hi]),
-                               cut=False)
+                               on_window=True)
             if out is not None:
                 return out
         g1, g2 = rule.dx(av, bv, y)
@@ -429,7 +429,7 @@ def binary(ufunc, rule, a, b):
         if w is not None and (av.size == 1 or av.shape == y.shape):
             lo, hi = w
             out = _IMPL.window_lift(y, b, *rule.dy(av if av.size == 1 else av[lo:hi], bv[lo:hi], y[lo:hi]),
-                               cut=False)
+                               on_window=True)
             if out is not None:
                 return out
         g1, g2 = rule.dy(av, bv, y)

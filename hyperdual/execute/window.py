@@ -102,9 +102,6 @@ def cut(g, lo: int, hi: int, n: int):
     return g if isinstance(g, numbers.Number) else NotImplemented
 
 
-_cut = cut  # (lift's argument ``cut`` shadows the name)
-
-
 def union(*wins):
     """The smallest window covering every given window (None entries are ignored)."""
     lo = hi = None
@@ -134,22 +131,23 @@ def result(value, e1, e2, e12, ctx, win):
 
 
 # ---- the chain rule, sums and constant factors on windows (hooks of hyperdual.execute.chain) --------
-def lift(y, x, g1, g2, cut=True):
-    """The chain rule (:func:`hyperdual.execute.chain.lift`) on the window of ``x`` (None, with ``x`` expanded, when ``y`` is
-    not elementwise in ``x``).  ``cut=False``: the factors are given on the window
-    already (None is returned, and ``x`` kept, if they are not window-shaped)."""
+def lift(y, x, g1, g2, on_window=False):
+    """The chain rule (:func:`hyperdual.execute.chain.lift`) on the window of ``x`` (None,
+    with ``x`` expanded, when ``y`` is not elementwise in ``x``).  ``on_window``: the
+    factors are given on the window already (None is returned, and ``x`` kept, if they
+    are not window-shaped)."""
     n = x._value.shape[0]
     lo, hi = x._win
     e1 = x._e1
-    if not cut and x._e2 is e1 and e1 is not None and y.shape == (n,) and type(g1) is np.ndarray \
+    if on_window and x._e2 is e1 and e1 is not None and y.shape == (n,) and type(g1) is np.ndarray \
             and g1.shape == (hi - lo,) and (g2 is None or type(g2) is float or (
                 type(g2) is np.ndarray and g2.shape == g1.shape)) \
             and e1.flags.c_contiguous and y.flags.c_contiguous:
         return _lift_shared(y, x, g1, g2)
-    if cut:
-        c1, c2 = _cut(g1, lo, hi, n), _cut(g2, lo, hi, n)
+    if not on_window:
+        c1, c2 = cut(g1, lo, hi, n), cut(g2, lo, hi, n)
     else:
-        c1, c2 = _cut(g1, 0, hi - lo, hi - lo), _cut(g2, 0, hi - lo, hi - lo)
+        c1, c2 = cut(g1, 0, hi - lo, hi - lo), cut(g2, 0, hi - lo, hi - lo)
         if c1 is NotImplemented or c2 is NotImplemented:
             return None
     if y.shape != (n,) or c1 is NotImplemented or c2 is NotImplemented:

@@ -318,12 +318,12 @@ class GradientCache:
     def store(self, samples, U, g):
         """``g`` (``(len(U), rows)``) of a pass that seeded inputs ``U`` on ``samples``.
         Values first, then the mask: an interruption leaves entries unknown, never wrong."""
-        if self.batch is None:
+        if samples is None and U.size == self.n:  # every sample and input (U is sorted)
+            self.values[...] = g[:, 0] if self.batch is None else g.T
+            self.known[...] = True
+        elif self.batch is None:
             self.values[U] = g[:, 0]
             self.known[U] = True
-        elif samples is None and U.size == self.n:  # every sample and input (U is sorted)
-            self.values[...] = g.T
-            self.known[...] = True
         else:
             s = slice(None) if samples is None else samples[:, None]
             self.values[s, U] = g.T
@@ -663,8 +663,7 @@ class Problem:
         g, h = self.passes.run(U, ip, jp, None, True)
         rows = _symmetric_rows(n)  # (i, j) -> the row of its pair
         if self.batch is None:  # the gradient (every input: U = 0 .. n-1) and the counts
-            self.gradient.values[...] = g[:, 0]
-            self.gradient.known[...] = True
+            self.gradient.store(None, U, g)
             self.stats.passes += 1
             self.stats.pairs_evaluated += len(ip)
             full = h.reshape(-1).take(rows)

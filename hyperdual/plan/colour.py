@@ -65,14 +65,18 @@ def _csr(supports, n: int):
 
 def conflicts(supports, n: int):
     """The conflict graph as an adjacency list: ``neighbours[i]``, the sorted inputs that
-    share a support with input ``i`` (itself excluded)."""
+    share a support with input ``i`` (itself excluded).  Every ordered pair of members of
+    each support is made in one array pass, then sorted and split by its first input."""
     indptr, indices = _csr(supports, n)
-    sets: list = [set() for _ in range(n)]
-    for k in range(indptr.size - 1):
-        members = indices[indptr[k]:indptr[k + 1]].tolist()
-        for i in members:
-            sets[i].update(members)
-    return [np.array(sorted(s - {i}), dtype=np.int64) for i, s in enumerate(sets)]
+    sizes = np.diff(indptr)
+    owner = np.repeat(np.arange(sizes.size), sizes)  # the support of each entry
+    reps = sizes[owner]                               # each entry meets its support's members
+    first = np.repeat(indices, reps)
+    offset = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+    second = indices[np.repeat(indptr[:-1][owner], reps) + offset]
+    codes = np.unique(first[first != second] * n + second[first != second])
+    rows, cols = np.divmod(codes, n) if n else (codes, codes)
+    return np.split(cols, np.searchsorted(rows, np.arange(1, n))) if n else []
 
 
 def _order(kind: str, degree: np.ndarray, neighbours) -> np.ndarray:
