@@ -139,3 +139,14 @@ def test_finite_entries_of_a_nan_free_block_stay_exact():
         block = H[1:, 1:]
     # the output value is NaN, so these entries are NaN too: the rule is about the output
     assert np.isnan(block).all()
+
+
+def test_scaling_by_an_infinite_constant_warns_as_numpy_does():
+    """``v * inf`` of finite ``v`` raises no floating-point warning in NumPy, and none from
+    the lanes either (the finiteness check of the factor must not compute ``inf - inf``)."""
+    x = np.array([1.0, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        np.testing.assert_array_equal(hyperdual.gradient(lambda v: np.sum(v * np.inf), x), [np.inf, np.inf])
+        np.testing.assert_array_equal(hyperdual.gradient(lambda v: np.sum(v * np.float64(-np.inf)), x),
+                                      [-np.inf, -np.inf])

@@ -9,6 +9,7 @@ called.  ``import hyperdual`` itself does not import Numba.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -41,7 +42,7 @@ def scale_lane(lane, c, y=None):
     So ``x * inf`` and ``x * (0*x + inf)`` have the same lanes."""
     if type(c) is float and 0.0 < c < _INF:  # the common case: nothing to check
         return lane * c
-    if (bool(np.isfinite(c).all()) if type(c) is np.ndarray else c - c == 0):
+    if (bool(np.isfinite(c).all()) if type(c) is np.ndarray else math.isfinite(c)):
         out = lane * c
         if (bool((c < 0).any()) if type(c) is np.ndarray else c < 0):
             np.add(out, 0.0, out=out)  # -0.0 -> +0.0: exact zeros stay +0.0, as in the kernels
