@@ -169,7 +169,7 @@ class _Operators(NDArrayOperatorsMixin):
                         out = f(self, np.float64(other))
                         if out is not None:
                             return out
-            if shift and (t is float or t is int) and self._node is None:
+            if shift and (t is float or t is int):  # (recorded operands returned above)
                 # x ± c: the lanes are unchanged (they are never written in place)
                 out = HyperDual._new(self._value + other if ufunc is np.add else self._value - other,
                                      self._e1, self._e2, self._e12, self._ctx)
@@ -177,19 +177,16 @@ class _Operators(NDArrayOperatorsMixin):
                 if out._flat is PACKED:
                     out._lanes, out._lay = self._lanes, self._lay
                 return out
-            if (t is float or t is int) and self._node is None:
+            if t is float or t is int:
                 number_op = _IMPL.number_ops.get((ufunc, reflected))
                 if number_op is not None:  # x * 2.0, x ** 2, 1 - x …: straight to the rule
                     return number_op(self, np.float64(other))
             if t not in _PLAIN and _foreign(other):
                 return NotImplemented
             args = (ufunc, other, self) if reflected else (ufunc, self, other)
-            if self._node is None and t is not list and t is not tuple \
-                    and (self._ctx is None or self._ctx.columns is None) \
-                    and (t is not HyperDual or (other._node is None and (
-                        other._ctx is None or other._ctx.columns is None))):
-                return _IMPL.apply_ufunc(*args)  # nothing recorded: skip the dispatch (the
-                # chain rule handles windowed lanes itself for these ufuncs)
+            if t is not list and t is not tuple and _direct(self) \
+                    and (t is not HyperDual or _direct(other)):
+                return _IMPL.apply_ufunc(*args)  # (the chain rule keeps windowed lanes itself)
             return dispatch(_IMPL.apply_ufunc, args, {}, front)
         front = OPERATORS[ufunc]
         op.__name__ = f"__{'r' if reflected else ''}{ufunc.__name__}__"
@@ -522,10 +519,9 @@ class HyperDual(_Operators, _ArrayMethods, _Escapes):
                 out = _PACKED_OPS.matmul(*inputs)
                 if out is not None:
                     return out
-        if len(inputs) == 1 and method == "__call__" and not kwargs and self._node is None \
-                and (self._ctx is None or self._ctx.pattern is None):
-            return _IMPL.apply_ufunc(ufunc, self)  # np.sin(x) and the like: nothing to dispatch
-            # (the chain rule keeps a window itself, as dispatch would have it do)
+        if len(inputs) == 1 and method == "__call__" and not kwargs and _direct(self):
+            return _IMPL.apply_ufunc(ufunc, self)  # np.sin(x) and the like (the chain rule
+            # keeps windowed lanes itself)
         for x in inputs:
             if type(x) not in _PLAIN and _foreign(x):
                 return NotImplemented
@@ -575,14 +571,12 @@ class HyperDual(_Operators, _ArrayMethods, _Escapes):
                 f"does not depend on the derivative, or register an implementation with "
                 f"hyperdual.register_function({getattr(func, '__name__', 'func')}, impl) "
                 f"(elementwise ufuncs: hyperdual.register_ufunc).")
-        if len(args) == 1 and args[0] is self and self._node is None and self._win is None \
-                and (self._ctx is None or (self._ctx.pattern is None and self._ctx.columns is None)) \
+        if len(args) == 1 and args[0] is self and self._win is None and _direct(self) \
                 and not any(type(v) is HyperDual or type(v) is list or type(v) is tuple
                             for v in kwargs.values()):
             return impl(self, **kwargs)  # np.sum(x), np.exp… of one plain array: nothing to dispatch
         if func is np.sum and len(args) == 1 and args[0] is self and self._win is not None \
-                and self._node is None and self._ctx is not None and self._ctx.pattern is None \
-                and self._ctx.columns is None and set(kwargs) <= {"axis", "dtype", "keepdims", "out"}:
+                and _direct(self) and set(kwargs) <= {"axis", "dtype", "keepdims", "out"}:
             out = _IMPL.window_sum(self, **kwargs)  # (what dispatch would reach)
             if out is not NotImplemented:
                 return out
@@ -597,8 +591,7 @@ class HyperDual(_Operators, _ArrayMethods, _Escapes):
             out = _PACKED_OPS.getitem(self, index)
             if out is not None:
                 return out
-        if (t is slice or t is int) and self._node is None \
-                and (self._ctx is None or (self._ctx.pattern is None and self._ctx.columns is None)):
+        if (t is slice or t is int) and _direct(self):
             if self._win is None:
                 return _IMPL.getitem(self, index)  # x[1:], x[0]: nothing to dispatch
             out = _IMPL.window_getitem(self, index)  # (what dispatch would reach)
@@ -634,6 +627,16 @@ def _restore(value, e1, e2, e12, ctx, shared):
 
 
 _PLAIN = {HyperDual, np.ndarray, float, int, np.float64}
+
+
+def _direct(x: HyperDual) -> bool:
+    """The dispatch guard: True when an operation on ``x`` has nothing for :func:`dispatch`
+    to do — ``x`` is not recorded, not in a pattern pass and has no column lanes — so the
+    operator and protocol fast paths of :class:`HyperDual` call the implementation
+    directly. (Windowed lanes are each route's own business: the chain rule and
+    ``getitem`` keep them.)"""
+    ctx = x._ctx
+    return x._node is None and (ctx is None or (ctx.pattern is None and ctx.columns is None))
 
 
 def _foreign(x) -> bool:
