@@ -30,6 +30,11 @@ class Settings:
     #: Hessian's sparsity pattern (:mod:`hyperdual.plan.pattern`) and seeds only the pairs
     #: that can be nonzero.
     pattern_min_pairs: int = 1024
+    #: A whole Hessian (``H[:]``) of at least this many inputs is first tried by colouring
+    #: (:mod:`hyperdual.lazy.coloured`): one pass seeded with colour indicators, recovered at
+    #: the record's frontier; ``colouring=False`` always seeds pairs.
+    colouring: bool = True
+    colour_min_inputs: int = 32
     #: Batched passes over one 2-D input start with column lanes (:mod:`hyperdual.execute.columns`).
     column_lanes: bool = True
     #: ``hessian(func, xs)`` records ``func`` once on its value call and replays the record

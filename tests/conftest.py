@@ -24,7 +24,10 @@ by default only calls of millions of lane entries split), so the whole suite
 checks that threads change no result.  HYPERDUAL_TEST_TRACE=on records every
 callable of ``hessian(func, xs)`` once and replays the record in each pass
 (=off calls it per pass); tests of what a function sees in each pass pin the
-per-pass mode with the ``per_pass`` fixture.
+per-pass mode with the ``per_pass`` fixture.  HYPERDUAL_TEST_COLOURING=always
+tries the coloured pass (hyperdual.lazy.coloured) for every whole Hessian of a
+function or record, whatever its size, so the whole suite checks it against the
+seeded pairs' numbers (tests of the pair paths pin them with ``no_colouring``).
 
 ``.ci/run`` runs the suite in the default mode (the README's command), then once
 in each of these modes (see there).
@@ -47,6 +50,9 @@ if os.environ.get("HYPERDUAL_TEST_WINDOWS") == "always":
 
 if os.environ.get("HYPERDUAL_TEST_PATTERN") == "always":
     settings.pattern_min_pairs = 0
+
+if os.environ.get("HYPERDUAL_TEST_COLOURING") == "always":
+    settings.colour_min_inputs = 0  # every whole request of a record tries colouring first
 
 if os.environ.get("HYPERDUAL_TEST_COLUMNS") == "off":
     settings.column_lanes = False
@@ -81,13 +87,20 @@ def set_settings():
 
 @pytest.fixture
 def default_pattern(set_settings):
-    """The default pattern threshold, whatever HYPERDUAL_TEST_PATTERN says."""
-    set_settings(pattern_min_pairs=1024)
+    """The default pattern threshold, whatever HYPERDUAL_TEST_PATTERN says, and pairs
+    (no colouring: the tests of the pattern path)."""
+    set_settings(pattern_min_pairs=1024, colouring=False)
 
 
 @pytest.fixture
 def no_pattern(set_settings):
-    set_settings(pattern_min_pairs=2 ** 62)
+    set_settings(pattern_min_pairs=2 ** 62, colouring=False)
+
+
+@pytest.fixture
+def no_colouring(set_settings):
+    """Whole Hessians from seeded pairs, whatever HYPERDUAL_TEST_COLOURING says."""
+    set_settings(colouring=False)
 
 
 @pytest.fixture

@@ -891,7 +891,7 @@ def _faulty(N, exc):
 
 
 @pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
-def test_fault_on_second_pass_leaves_cache_consistent(exc, per_pass):
+def test_fault_on_second_pass_leaves_cache_consistent(exc, per_pass, no_colouring):
     N, k = 12, 10
     x0 = np.linspace(0.1, 1.2, N)
     f, state = _faulty(N, exc)       # call 1: value, call 2: pass 1, call 3: pass 2 raises

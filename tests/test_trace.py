@@ -47,7 +47,7 @@ def test_memoizing_function_is_exact(recorded):
 
 
 @pytest.mark.parametrize("n, budget_pairs", [(7, 1), (12, 5), (40, 64)])
-def test_many_passes_one_call(recorded, n, budget_pairs):
+def test_many_passes_one_call(recorded, no_colouring, n, budget_pairs):
     x = np.linspace(-1.2, 1.1, n)
     f = counted(rosen)
     budget = seeding.LIVE_FACTOR * 8 * n * (budget_pairs + 2)
@@ -147,7 +147,7 @@ def test_out_argument_into_a_recorded_array():
 
 
 # ---- the fallback, and what stats say --------------------------------------------------------------
-def test_fallback_when_the_record_fails(recorded):
+def test_fallback_when_the_record_fails(recorded, no_colouring):
     """A function that cannot be recorded is called per pass, and stats say why."""
     state = {"first": True}
 
@@ -433,7 +433,7 @@ def test_replayed_entry_points_match_closed_forms():
 
 
 @pytest.mark.parametrize("setting", [True, False])
-def test_record_keyword_overrides_the_setting(set_settings, setting):
+def test_record_keyword_overrides_the_setting(set_settings, no_colouring, setting):
     set_settings(trace=setting)
     x = np.array([0.3, -1.0, 1.7])
     for record in (True, False):

@@ -206,6 +206,21 @@ class PairCache:
         self.tiles[0, 0] = (full.copy() if copy else full, known)
         return self.n * (self.n + 1) // 2
 
+    def store_dense(self, full):
+        """Store every entry of an empty cache (no batch) from the dense symmetric ``full``,
+        tile by tile (one tile: the cache keeps ``full`` itself).  Returns the pairs stored."""
+        if self.ntiles == 1:
+            return self.store_all(full, copy=False)
+        if self.tiles or self.batch is not None:
+            raise ValueError("store_dense fills an empty cache without a batch")
+        T = self.tile
+        for ti in range(self.ntiles):
+            for tj in range(ti, self.ntiles):
+                v = full[ti * T:(ti + 1) * T, tj * T:(tj + 1) * T].copy()
+                k = np.triu(np.ones(v.shape, dtype=bool)) if ti == tj else np.ones(v.shape, dtype=bool)
+                self.tiles[ti, tj] = (v, k)
+        return self.n * (self.n + 1) // 2
+
     def store(self, samples, lo, hi, h):
         """Store pass results ``h`` (``(P, rows)``) for pairs ``(lo[p], hi[p])``.
 

@@ -412,6 +412,19 @@ def _record(evaluate, points, batch=None, replay=True, vector=False):
 _RECORD_OFF = "recording is off (record=False, or hyperdual.settings.settings.trace)"
 
 
+class _RecordOnDemand:
+    """The record of a function called per pass, made when a planner first asks for it
+    (one more call of the function, counted)."""
+
+    def __init__(self, evaluate, points, stats):
+        self.evaluate, self.points, self.stats = evaluate, points, stats
+
+    def __call__(self):
+        replay_, _, _ = _record(self.evaluate, self.points)
+        self.stats.function_calls += 1
+        return None if replay_ is None else replay_.program
+
+
 class _Counted:
     """The user's function, counting its calls while a Hessian is made."""
 
@@ -436,6 +449,7 @@ def _callable_problem(func, xs, batch_axis, memory_budget, record=None):
             problem = Problem(replay_, points, batch, value, "callable", memory_budget,
                                replay_all=batch is not None)
             problem.stats.mode = "recorded"
+            problem.coloured.program = lambda: replay_.program
             problem.samples.check_output(value, batch, None, constant=replay_.program is None)
             problem.samples.known = value.reshape(()) if batch is None else \
                 (value.reshape(batch) if value.ndim else value)
@@ -464,6 +478,8 @@ def _callable_problem(func, xs, batch_axis, memory_budget, record=None):
     value = _output_value(y)
     problem = Problem(evaluate, points, batch, value, "callable", memory_budget, replay_all=False)
     problem.stats.function_calls = counted.calls
+    if batch is None:
+        problem.coloured.program = _RecordOnDemand(evaluate, points, problem.stats)
     problem.samples.check_output(value, batch, None, constant=not isinstance(y, HyperDual))
     problem.samples.known = value.reshape(()) if batch is None else (value.reshape(batch) if value.ndim else value)
     problem.stats.reason = reason
@@ -506,6 +522,7 @@ def _recorded_problem(ys, xs, batch_axis, memory_budget, check=True):
 
     problem = Problem(evaluate, points, batch, ys.value, "recorded", memory_budget, replay_all=True)
     problem.stats.mode = "recorded"
+    problem.coloured.program = lambda: program
     if check:
         problem.samples.check_output(ys.value, batch, None)
     if batch is not None and batch > 1 and ys.value.shape in ((batch,), (batch, 1)):

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..execute.array import HyperDual, as_float_array
 from .cache import PairCache
+from .coloured import ColouredPass
 from ..execute.columns import settle
 from ..execute.context import SeedContext, join_contexts
 from ..execute.packed import seeded
@@ -69,6 +70,10 @@ class Stats:
     #: replays the record; ``"callable"``: every pass calls the function.
     mode: str = "callable"
     reason: str = ""           #: why the function is called per pass (empty when recorded)
+    #: ``"pairs"``: entries come from seeded index pairs; ``"colouring"``: the whole Hessian
+    #: came from one pass seeded with ``colours`` colour indicators (:mod:`hyperdual.lazy.coloured`)
+    method: str = "pairs"
+    colours: int = 0
 
 
 def _tally(stats: Stats, ctx) -> None:
@@ -510,6 +515,7 @@ class Problem:
         self.gradient = GradientCache(self.space.n, batch)
         self.passes = Passes(self)
         self.pattern = SparsityPattern(self)
+        self.coloured = ColouredPass(self)
         self._one_pass_key = self._one_pass_answer = None
 
     @property
@@ -623,8 +629,12 @@ class Problem:
         sp = self.space
         oa, na, ob, nb = sp.offsets[a], sp.sizes[a], sp.offsets[b], sp.sizes[b]
         with self.lock:
-            if na == nb == sp.n and not self.cache.tiles and self._one_pass(sp.n):
-                return self._whole_space()
+            if na == nb == sp.n and not self.cache.tiles:
+                full = self.coloured.whole()
+                if full is not None:
+                    return full
+                if self._one_pass(sp.n):
+                    return self._whole_space()
             values, known = self.cache.block(oa, na, ob, nb)
             if not known.all():
                 ii, jj = np.nonzero(~known)

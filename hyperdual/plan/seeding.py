@@ -23,7 +23,8 @@ from ..execute.context import LayoutCounts, SeedContext
 from ..execute.packed import seeded
 from ..settings import Settings, settings
 
-__all__ = ["InputSpace", "pass_capacity", "plan_passes", "seed_inputs", "settings", "Settings", "set_memory_budget"]
+__all__ = ["InputSpace", "pass_capacity", "plan_passes", "seed_inputs", "seed_colours", "settings", "Settings",
+           "set_memory_budget"]
 
 #: Estimated number of lane-sized intermediates alive at once in a pass.
 LIVE_FACTOR = 16
@@ -222,5 +223,25 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
             lane[:, np.isnan(point)] = np.nan
         x = HyperDual._new(point, lane, lane if second else None, None, ctx)
         x._flat = point.ndim == 1 and point.flags.c_contiguous  # (hyperdual.execute.chain.flat)
+        inputs.append(seeded(x))
+    return inputs, ctx
+
+
+def seed_colours(space: InputSpace, colours: np.ndarray, count: int):
+    """Inputs (no batch) seeded with colour indicators, ``e1 = e2``: lane row ``c`` is 1
+    at the flat indices of colour ``c`` (:mod:`hyperdual.plan.colour`), and the context
+    pairs every two colours ``a <= b`` (``np.triu_indices(count)``).  Returns
+    ``(inputs, ctx)``."""
+    ip, jp = np.triu_indices(count)
+    ctx = SeedContext.trusted(ip.astype(np.int64), jp.astype(np.int64), count, count)
+    ctx.layouts = LayoutCounts()
+    inputs = []
+    for m, point in enumerate(space.points):
+        lo, size = space.offsets[m], space.sizes[m]
+        lane = np.zeros((count, size))
+        lane[colours[lo:lo + size], np.arange(size)] = 1.0
+        lane = lane.reshape((count,) + point.shape)
+        x = HyperDual._new(point.copy(), lane, lane, None, ctx)
+        x._flat = point.ndim == 1 and point.flags.c_contiguous
         inputs.append(seeded(x))
     return inputs, ctx

@@ -147,8 +147,9 @@ def _template(obj):
         if obj._node is not None:
             return _Ref(obj._node)
         if obj._e1 is not None or obj._e2 is not None or obj._e12 is not None:
-            raise ValueError("a recorded array (from hyperdual.variable) met a HyperDual with derivative "
-                             "lanes; recording and seeded evaluation cannot be mixed")
+            raise PassMismatchError("a recorded array (from hyperdual.variable) met a HyperDual with "
+                                    "derivative lanes; recording and seeded evaluation cannot be "
+                                    "mixed: " + _MISMATCH)
         return _new(obj._value.copy(), None, None, None, None)
     if t is list or t is tuple:
         return t(_template(o) for o in obj)
@@ -188,7 +189,7 @@ def _plain(kwargs):
 
 def _split(args):
     """Templates, stand-ins and ``(position, node)`` refs of flat positional operands
-    (None when one is a list, tuple or dict: the general templates then serve)."""
+    (None when a list, tuple or dict holds a HyperDual: the general templates then serve)."""
     targs, live, refs = [], [], []
     for k, a in enumerate(args):
         t = type(a)
@@ -203,7 +204,10 @@ def _split(args):
         elif t is np.ndarray:
             c = a.copy()
         elif t is list or t is tuple or t is dict:
-            return None
+            if any(x._node is not None or x._e1 is not None or x._e2 is not None
+                   for x in nested(a, HyperDual)):
+                return None  # (recorded operands inside: the general templates)
+            c = _template(a)  # a shape, axes, an index of constants
         else:
             c = a
         targs.append(c)
@@ -420,11 +424,18 @@ class Program:
         made in it (kept from another recording, or made with :func:`variable`).
     """
 
-    __slots__ = ("steps", "nslots", "out", "leaves")
+    __slots__ = ("steps", "nslots", "out", "leaves", "calls", "shapes")
+
+    # ``calls[j]``: ``(call, reads)`` of step ``j`` (``reads``: its ``(position, slot)``
+    # operands, None when they sit in nested arguments), None for an item of a tuple
+    # result; ``shapes[slot]``: the shape of each slot's value (None for a tuple).  The
+    # planner reads them (:mod:`hyperdual.plan.frontier`); a replay does not.
 
     def __init__(self, nodes, leaves, output):
         slot = {leaf: k for k, leaf in enumerate(leaves)}
         calls, steps = {}, []
+        made = []                                   # per step: (call, operand slots) or None
+        shapes = [leaf.value.shape for leaf in leaves]  # per slot
         k = len(leaves)
         try:
             for n, c, first in reached_calls(nodes, output):
@@ -432,6 +443,9 @@ class Program:
                     cs = calls[id(c)] = k
                     k += 1
                     steps.append(_step(cs, c, slot))
+                    refs = c[4]
+                    made.append((c, None if refs is None else tuple((i, slot[p]) for i, p in refs)))
+                    shapes.append(n.value.shape if n.index is None else None)
                 else:
                     cs = calls[id(c)]
                 if n.index is None:
@@ -439,10 +453,13 @@ class Program:
                 else:
                     slot[n] = k
                     steps.append((_ITEM, k, None, cs, n.index))
+                    made.append(None)
+                    shapes.append(n.value.shape)
                     k += 1
             self.out = slot[output]
         except KeyError:
             raise PassMismatchError(_MISMATCH) from None
+        self.calls, self.shapes = made, shapes
         last = {}  # slot -> the last step that reads it
         for j, step in enumerate(steps):
             kind = step[0]
@@ -462,12 +479,19 @@ class Program:
         self.steps = [step + (tuple(free[j]) if j in free else (),) for j, step in enumerate(steps)]
         self.nslots, self.leaves = k, list(leaves)
 
-    def run(self, inputs):
-        """Replay with ``inputs`` (one per leaf; missing or None: the leaf's recorded value)."""
+    def run(self, inputs, skip=None, keep=None):
+        """Replay with ``inputs`` (one per leaf; missing or None: the leaf's recorded value).
+
+        ``skip`` (a set of step numbers) leaves steps out and ``keep`` (a set of slots)
+        keeps those values: the result is then ``vals``, every slot's value (None where
+        freed or skipped), the use of a planner that stops at a frontier
+        (:mod:`hyperdual.plan.frontier`)."""
         vals = [None] * self.nslots
         for k, leaf in enumerate(self.leaves):
             x = inputs[k] if k < len(inputs) else None
             vals[k] = _value_view(leaf) if x is None else x
+        if skip is not None or keep is not None:
+            return self._run_part(vals, skip or set(), keep or set())
         for kind, out, fn, a, b, free in self.steps:
             if kind is _SS:
                 vals[out] = fn(vals[a], vals[b])
@@ -485,6 +509,39 @@ class Program:
                 for r in free:
                     vals[r] = None
         return vals[self.out]
+
+    def operands(self, j):
+        """The slots step ``j`` reads."""
+        step = self.steps[j]
+        kind = step[0]
+        if kind is _SS:
+            return (step[3], step[4])
+        if kind is _CS:
+            return (step[4],)
+        if kind is _ANY:
+            return _reads(step[:5])
+        return (step[3],)
+
+    def _run_part(self, vals, skip, keep):
+        for j, (kind, out, fn, a, b, free) in enumerate(self.steps):
+            if j in skip:
+                continue
+            if kind is _SS:
+                vals[out] = fn(vals[a], vals[b])
+            elif kind is _S:
+                vals[out] = fn(vals[a])
+            elif kind is _SC:
+                vals[out] = fn(vals[a], b)
+            elif kind is _CS:
+                vals[out] = fn(a, vals[b])
+            elif kind is _ITEM:
+                vals[out] = vals[a][b]
+            else:
+                vals[out] = _general(fn, a, b, vals)
+            for r in free:
+                if r not in keep:
+                    vals[r] = None
+        return vals
 
 
 # Kinds of Program steps: fn(slot, slot), fn(slot), fn(slot, constant), fn(constant, slot),

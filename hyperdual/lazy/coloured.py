@@ -1,0 +1,129 @@
+"""The whole Hessian of a sparse function from one coloured pass (a part of
+:class:`hyperdual.lazy.problem.Problem`).
+
+When a whole Hessian is asked for (``H[:]``) and the function has a record
+(:mod:`hyperdual.trace.record`; recorded on demand when the Hessian was made
+without one), :class:`ColouredPass` finds the record's frontier and the supports of
+its elements (:mod:`hyperdual.plan.frontier`), colours the inputs
+(:mod:`hyperdual.plan.colour`), runs one pass seeded with the colour indicators up
+to the frontier and gathers every entry (:mod:`hyperdual.plan.recover`).  It
+declines — and the pairs of the ordinary passes follow, with the same numbers —
+when any of that does not apply: a batch, a NaN in the point or the lanes, a step
+the analysis cannot follow, or a colouring that would not need fewer pairs than
+seeding every pair.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..execute.array import HyperDual
+from ..execute.context import join_contexts
+from ..plan import recover
+from ..plan.colour import colour_inputs
+from ..plan.frontier import Unsupported, find, supports
+from ..plan.seeding import LIVE_FACTOR, seed_colours, settings
+
+__all__ = ["ColouredPass"]
+
+
+class ColouredPass:
+    """Answers whole-Hessian requests of one :class:`Problem` by a coloured pass.
+
+    ``program`` is a callable returning the function's
+    :class:`hyperdual.trace.record.Program` (or None), set by the Hessian that
+    made the problem; ``reason`` says why the last request was declined."""
+
+    def __init__(self, problem):
+        self.problem = problem
+        self.program = None
+        self.plan = None       # (program, frontier, supports, colouring), found once
+        self.searched = False
+        self.reason = ""
+
+    def __getstate__(self):  # (a pickled Hessian calls its function per pass: no record)
+        state = self.__dict__.copy()
+        state["program"] = state["plan"] = None
+        return state
+
+    def wanted(self) -> bool:
+        p = self.problem
+        n = p.space.n
+        return (self.program is not None and p.batch is None and settings.colouring
+                and n >= settings.colour_min_inputs and not any(p.space.has_nan))
+
+    def _find(self):
+        p = self.problem
+        program = self.program()
+        if program is None:
+            return "no record of the function"
+        if program.shapes[program.out] is None or int(np.prod(program.shapes[program.out])) != 1:
+            return "the output is not a scalar"
+        try:
+            frontier = find(program)
+            sups = supports(program, frontier, np.asarray(p.space.offsets, dtype=np.int64))
+        except Unsupported as exc:
+            return f"the structure analysis stops at {exc}"
+        n = p.space.n
+        parts = [(sups[s], frontier.weights[s]) for s in frontier.slots]
+        live = [sup.take(np.nonzero(w.reshape(-1) != 0)[0]) for sup, w in parts]
+        if live:
+            indptr = np.concatenate([[0]] + [s.indptr[1:] + off for s, off in
+                                             zip(live, np.cumsum([0] + [s.indices.size for s in live])[:-1])])
+            indices = np.concatenate([s.indices for s in live])
+        else:
+            indptr, indices = np.zeros(1, np.int64), np.zeros(0, np.int64)
+        colouring = colour_inputs((indptr, indices), n)
+        count = max(1, colouring.count)
+        if count * (count + 1) // 2 * 2 > n * (n + 1) // 2:
+            return f"{colouring.count} colours: no fewer pairs than seeding every pair"
+        elements = max([int(np.prod(s)) for s in program.shapes if s is not None] + [n])
+        if (2 * count + count * (count + 1) // 2) * elements * 8 * LIVE_FACTOR > p.budget:
+            return "the coloured pass would not fit the memory budget"
+        self.plan = (program, frontier, sups, colouring, count)
+        return ""
+
+    def whole(self):
+        """The whole ``n x n`` Hessian, stored in the cache, or None (declined)."""
+        if not self.wanted():
+            return None
+        p = self.problem
+        if not np.isfinite(p.value).all():
+            return None  # (a NaN output has no derivatives: the ordinary passes say so)
+        if not self.searched:
+            self.searched = True
+            try:
+                self.reason = self._find()
+            except Exception as exc:  # noqa: BLE001 - a record that cannot be made or read
+                self.reason = f"the structure analysis failed ({type(exc).__name__}: {exc})"
+                self.plan = None
+        if self.plan is None:
+            return None
+        program, frontier, sups, colouring, count = self.plan
+        inputs, ctx = seed_colours(p.space, colouring.colours, count)
+        vals = program.run(inputs, skip=frontier.tail, keep=set(frontier.slots))
+        p.stats.function_calls += 1
+        p.stats.passes += 1
+        rows = recover.pair_rows(count)
+        parts = []
+        for s in frontier.slots:
+            F = vals[s]
+            if type(F) is not HyperDual:
+                continue  # (a constant: no second derivatives)
+            if F._ctx is not None and F._ctx is not ctx:
+                join_contexts(F._ctx, ctx)  # lanes of another pass: PassMismatchError
+            w = frontier.weights[s]
+            e12 = F.e12.reshape(count * (count + 1) // 2, -1)
+            if not (np.isfinite(e12).all() and np.isfinite(w).all() and np.isfinite(F.value).all()):
+                self.reason = "a frontier array is not finite: the ordinary passes say where"
+                return None
+            parts.append(recover.entries(sups[s], w, e12, colouring.colours, rows))
+        n = p.space.n
+        full = recover.dense(n, parts)
+        upper = np.unique(np.concatenate([i[i <= j] * n + j[i <= j] for i, j, _ in parts])).size \
+            if parts else 0
+        p.stats.structural_zeros += n * (n + 1) // 2 - upper
+        p.stats.pairs_evaluated += count * (count + 1) // 2
+        p.stats.method = "colouring"
+        p.stats.colours = count
+        p.stats.entries_cached += p.cache.store_dense(full.copy())
+        return full

@@ -1,0 +1,65 @@
+"""Hessian entries from one pass seeded with colour indicators (a planner step).
+
+The pass (:func:`hyperdual.plan.seeding.seed_colours`) runs up to the frontier
+(:mod:`hyperdual.plan.frontier`); frontier element ``t`` of weight ``w_t`` and support
+``S_t`` then holds, in its cross row of the colour pair ``(a, b)``, the entry
+``∂²t / ∂x_i ∂x_j`` of the one input ``i ∈ S_t`` of colour ``a`` and the one input
+``j ∈ S_t`` of colour ``b`` (the colouring makes the colours of a support distinct).
+So
+
+.. math::
+
+    H_{ij} = \\sum_{t:\\, i, j \\in S_t} w_t \\, e_{12}[\\mathrm{pair}(c_i, c_j), t],
+
+gathered element by element for every ``(i, j)`` of each support, both orders: no
+entry is ever solved for, only read and scaled.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["pair_rows", "entries", "dense"]
+
+
+def pair_rows(count: int) -> np.ndarray:
+    """``rows[a, b]``: the cross row of colours ``a`` and ``b`` in the pass's pair order
+    (``np.triu_indices(count)``), symmetric."""
+    ip, jp = np.triu_indices(count)
+    rows = np.empty((count, count), dtype=np.int64)
+    rows[ip, jp] = rows[jp, ip] = np.arange(ip.size)
+    return rows
+
+
+def entries(support, weights: np.ndarray, e12: np.ndarray, colours: np.ndarray, rows: np.ndarray):
+    """``(i, j, values)`` of one frontier array's contributions to ``H`` (both orders;
+    repeated ``(i, j)`` are to be added).  ``support`` is its
+    :class:`hyperdual.plan.frontier.Support`, ``weights`` and ``e12`` (``(P, size)``)
+    are flat over its elements; elements of weight zero are left out."""
+    w = weights.reshape(-1)
+    sizes = np.diff(support.indptr)
+    out_i, out_j, out_v = [], [], []
+    for d in np.unique(sizes[(sizes > 0) & (w != 0)]).tolist():
+        t = np.nonzero((sizes == d) & (w != 0))[0]
+        S = support.indices[support.indptr[t][:, None] + np.arange(d)]     # (m, d) inputs
+        C = colours[S]
+        I = np.broadcast_to(S[:, :, None], (t.size, d, d))
+        J = np.broadcast_to(S[:, None, :], (t.size, d, d))
+        lanes = rows[C[:, :, None], C[:, None, :]]                           # (m, d, d) rows
+        v = e12[lanes, t[:, None, None]] * w[t][:, None, None]
+        out_i.append(I.reshape(-1))
+        out_j.append(J.reshape(-1))
+        out_v.append(v.reshape(-1))
+    if not out_i:
+        z = np.zeros(0, dtype=np.int64)
+        return z, z, np.zeros(0)
+    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_v)
+
+
+def dense(n: int, parts) -> np.ndarray:
+    """The ``n x n`` Hessian summed from ``(i, j, values)`` parts."""
+    if not parts:
+        return np.zeros((n, n))
+    i = np.concatenate([p[0] for p in parts])
+    j = np.concatenate([p[1] for p in parts])
+    v = np.concatenate([p[2] for p in parts])
+    return np.bincount(i * n + j, weights=v, minlength=n * n).reshape(n, n)
