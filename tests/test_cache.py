@@ -22,7 +22,7 @@ def cubic_chain_hessian(x):
 
 
 @pytest.mark.parametrize("n", [2 * TILE + 1, 3 * TILE + 7])
-def test_full_hessian_across_tiles(n):
+def test_full_hessian_across_tiles(n, no_colouring):
     x = np.linspace(-1.0, 1.0, n)
     H = hyperdual.hessian(cubic_chain, x)
     np.testing.assert_array_equal(H[:], cubic_chain_hessian(x))

@@ -134,3 +134,26 @@ def test_one_coloured_pass_recovers_every_element_exactly(n):
     want = hyperdual.hessian(rosen, x)[:]
     np.testing.assert_allclose(H, want, rtol=1e-14, atol=1e-12)
     assert c.count == (1 if n == 1 else 2) and len(ip) == 3
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_numba_greedy_kernel_matches_the_python_loop(seed, monkeypatch):
+    from hyperdual.plan import colour
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 300))
+    supports = [rng.choice(n, size=int(rng.integers(1, min(n, 6) + 1)), replace=False)
+                for _ in range(int(rng.integers(1, 200)))]
+    adj, cols, _ = colour._adjacency(supports, n)
+    order = rng.permutation(n)
+    monkeypatch.setattr(colour, "_kernels_loaded", lambda: False)
+    monkeypatch.setattr(colour, "KERNEL_MIN", 10 ** 9)
+    python = colour._greedy(order, adj, cols)
+    monkeypatch.setattr(colour, "KERNEL_MIN", 0)
+    kernel = colour._greedy(order, adj, cols)
+    np.testing.assert_array_equal(kernel, python)
+    assert (python >= 0).all()
+
+
+def test_an_unknown_order_is_refused_even_after_an_optimal_one():
+    with pytest.raises(ValueError, match="order must be one of"):
+        colour_inputs([(0, 1), (1, 2)], 3, orders=("natural", "random"))

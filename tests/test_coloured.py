@@ -9,6 +9,12 @@ from hyperdual.plan import frontier
 from hyperdual.trace.record import Program, topological
 
 
+@pytest.fixture(autouse=True)
+def _colour_small_problems(set_settings):
+    """Colour from any size here (the default threshold is about speed, not numbers)."""
+    set_settings(colour_min_inputs=0)
+
+
 def _pairs(f, x):
     saved = hyperdual.settings.settings.colouring
     hyperdual.settings.settings.colouring = False
@@ -186,7 +192,7 @@ def test_ys_form_and_recorded_callables_colour_too(set_settings):
 
 
 def test_small_problems_and_batches_keep_the_pairs(set_settings):
-    set_settings(colour_min_inputs=32)  # (the default, whatever HYPERDUAL_TEST_COLOURING says)
+    set_settings(colour_min_inputs=150)  # (the default, whatever HYPERDUAL_TEST_COLOURING says)
     H = hyperdual.hessian(rosen, np.linspace(-1, 1, 10))
     H[:]
     assert H.stats.method == "pairs"                  # below colour_min_inputs

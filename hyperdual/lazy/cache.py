@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PairCache"]
+__all__ = ["PairCache", "SparseCache"]
 
 #: Side of a tile; inputs up to ``2 * TILE`` use one dense tile.
 TILE = 64
@@ -24,6 +24,11 @@ class PairCache:
         self.tile = n if n <= 2 * TILE else TILE
         self.ntiles = -(-n // self.tile) if n else 1
         self.tiles: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    @property
+    def empty(self) -> bool:
+        """Whether nothing is stored yet."""
+        return not self.tiles
 
     def _groups(self, lo, hi):
         """``((ti, tj), index)`` for the entries of each tile touched."""
@@ -206,21 +211,6 @@ class PairCache:
         self.tiles[0, 0] = (full.copy() if copy else full, known)
         return self.n * (self.n + 1) // 2
 
-    def store_dense(self, full):
-        """Store every entry of an empty cache (no batch) from the dense symmetric ``full``,
-        tile by tile (one tile: the cache keeps ``full`` itself).  Returns the pairs stored."""
-        if self.ntiles == 1:
-            return self.store_all(full, copy=False)
-        if self.tiles or self.batch is not None:
-            raise ValueError("store_dense fills an empty cache without a batch")
-        T = self.tile
-        for ti in range(self.ntiles):
-            for tj in range(ti, self.ntiles):
-                v = full[ti * T:(ti + 1) * T, tj * T:(tj + 1) * T].copy()
-                k = np.triu(np.ones(v.shape, dtype=bool)) if ti == tj else np.ones(v.shape, dtype=bool)
-                self.tiles[ti, tj] = (v, k)
-        return self.n * (self.n + 1) // 2
-
     def store(self, samples, lo, hi, h):
         """Store pass results ``h`` (``(P, rows)``) for pairs ``(lo[p], hi[p])``.
 
@@ -261,3 +251,46 @@ def _paste(values, known, tv, tk, dr, dc):
     sk = tk[r0 - dr:r1 - dr, c0 - dc:c1 - dc]
     np.copyto(values[r0:r1, c0:c1], tv[r0 - dr:r1 - dr, c0 - dc:c1 - dc], where=sk)
     known[r0:r1, c0:c1] |= sk
+
+
+class SparseCache:
+    """Every entry of a Hessian (no batch) known from its structural nonzeros: ``codes``
+    (sorted, distinct ``i * n + j`` over both triangles) and their ``values``; every
+    other entry is an exact zero.  It answers the requests :class:`PairCache` answers
+    (nothing is stored into it: every entry is known), in memory of the nonzeros."""
+
+    batch = None
+    empty = False
+
+    def __init__(self, n: int, codes: np.ndarray, values: np.ndarray):
+        self.n, self.codes, self.values = n, codes, values
+        self.indptr = np.searchsorted(codes, np.arange(n + 1, dtype=np.int64) * n)  # row starts
+
+    def _at(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        c = i * self.n + j
+        if not self.codes.size:
+            return np.zeros(c.shape)
+        pos = np.minimum(np.searchsorted(self.codes, c), self.codes.size - 1)
+        return np.where(self.codes[pos] == c, self.values[pos], 0.0)
+
+    def lookup(self, b, lo, hi):
+        """``(values, known)`` shaped like ``lo`` (every entry known)."""
+        return self._at(lo, hi), np.ones(lo.shape, dtype=bool)
+
+    def get_few(self, lo: list, hi: list):
+        """``(values, missing)`` of a few pairs (Python lists): none missing."""
+        return self._at(np.array(lo, dtype=np.int64), np.array(hi, dtype=np.int64)).tolist(), []
+
+    def block(self, oa, na, ob, nb):
+        """``(values, known)`` of the dense block ``H[oa:oa+na, ob:ob+nb]``."""
+        n = self.n
+        out = np.zeros(na * nb)
+        lo, hi = self.indptr[oa], self.indptr[oa + na]
+        rows, cols = np.divmod(self.codes[lo:hi], n)
+        sel = (cols >= ob) & (cols < ob + nb)
+        out[(rows[sel] - oa) * nb + cols[sel] - ob] = self.values[lo:hi][sel]
+        return out.reshape(na, nb), np.ones((na, nb), dtype=bool)
+
+    def csr(self):
+        """``(data, indices, indptr)`` of the whole Hessian in CSR form (new arrays)."""
+        return self.values.copy(), self.codes % self.n, self.indptr.copy()

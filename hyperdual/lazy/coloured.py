@@ -19,6 +19,7 @@ import numpy as np
 from ..execute.array import HyperDual
 from ..execute.context import join_contexts
 from ..plan import recover
+from .cache import SparseCache
 from ..plan.colour import colour_inputs
 from ..plan.frontier import Unsupported, find, supports
 from ..plan.seeding import LIVE_FACTOR, seed_colours, settings
@@ -118,12 +119,12 @@ class ColouredPass:
                 return None
             parts.append(recover.entries(sups[s], w, e12, colouring.colours, rows))
         n = p.space.n
-        full = recover.dense(n, parts)
-        upper = np.unique(np.concatenate([i[i <= j] * n + j[i <= j] for i, j, _ in parts])).size \
-            if parts else 0
+        codes, values = recover.combine(n, parts)
+        upper = int(np.count_nonzero(codes // n <= codes % n))
         p.stats.structural_zeros += n * (n + 1) // 2 - upper
         p.stats.pairs_evaluated += count * (count + 1) // 2
         p.stats.method = "colouring"
         p.stats.colours = count
-        p.stats.entries_cached += p.cache.store_dense(full.copy())
-        return full
+        p.stats.entries_cached += n * (n + 1) // 2
+        p.cache = SparseCache(n, codes, values)
+        return recover.dense(n, codes, values)

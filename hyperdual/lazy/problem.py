@@ -629,7 +629,7 @@ class Problem:
         sp = self.space
         oa, na, ob, nb = sp.offsets[a], sp.sizes[a], sp.offsets[b], sp.sizes[b]
         with self.lock:
-            if na == nb == sp.n and not self.cache.tiles:
+            if na == nb == sp.n and self.cache.empty:
                 full = self.coloured.whole()
                 if full is not None:
                     return full

@@ -63,10 +63,10 @@ def _csr(supports, n: int):
     return indptr, indices
 
 
-def conflicts(supports, n: int):
-    """The conflict graph as an adjacency list: ``neighbours[i]``, the sorted inputs that
-    share a support with input ``i`` (itself excluded).  Every ordered pair of members of
-    each support is made in one array pass, then sorted and split by its first input."""
+def _adjacency(supports, n: int):
+    """The conflict graph in CSR form ``(indptr, indices)`` (sorted neighbours, no
+    loops), and the largest support (a clique: a lower bound on the colours).  Every
+    ordered pair of members of each support is made in one array pass, then sorted."""
     indptr, indices = _csr(supports, n)
     sizes = np.diff(indptr)
     owner = np.repeat(np.arange(sizes.size), sizes)  # the support of each entry
@@ -74,12 +74,22 @@ def conflicts(supports, n: int):
     first = np.repeat(indices, reps)
     offset = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
     second = indices[np.repeat(indptr[:-1][owner], reps) + offset]
-    codes = np.unique(first[first != second] * n + second[first != second])
+    keep = first != second
+    codes = np.unique(first[keep] * n + second[keep])
     rows, cols = np.divmod(codes, n) if n else (codes, codes)
-    return np.split(cols, np.searchsorted(rows, np.arange(1, n))) if n else []
+    adj = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=adj[1:])
+    return adj, cols, int(sizes.max()) if sizes.size else 0
 
 
-def _order(kind: str, degree: np.ndarray, neighbours) -> np.ndarray:
+def conflicts(supports, n: int):
+    """The conflict graph as an adjacency list: ``neighbours[i]``, the sorted inputs that
+    share a support with input ``i`` (itself excluded)."""
+    adj, cols, _ = _adjacency(supports, n)
+    return [cols[adj[i]:adj[i + 1]] for i in range(n)]
+
+
+def _order(kind: str, degree: np.ndarray, adj, cols) -> np.ndarray:
     n = degree.size
     if kind == "natural":
         return np.arange(n)
@@ -100,7 +110,7 @@ def _order(kind: str, degree: np.ndarray, neighbours) -> np.ndarray:
             v = buckets[low].pop()
             removed[v] = True
             out[pos] = v
-            for u in neighbours[v].tolist():
+            for u in cols[adj[v]:adj[v + 1]].tolist():
                 if not removed[u]:
                     d = int(left[u])
                     buckets[d].discard(u)
@@ -110,7 +120,7 @@ def _order(kind: str, degree: np.ndarray, neighbours) -> np.ndarray:
     raise ValueError(f"order must be one of {', '.join(ORDERS)}; got {kind!r}")  # (dsatur: _dsatur)
 
 
-def _dsatur(degree: np.ndarray, neighbours) -> np.ndarray:
+def _dsatur(degree: np.ndarray, adj, cols) -> np.ndarray:
     """Brélaz's DSATUR: colour next the uncoloured input whose neighbours show the most
     distinct colours (ties: the larger degree, then the smaller index)."""
     import heapq
@@ -127,26 +137,42 @@ def _dsatur(degree: np.ndarray, neighbours) -> np.ndarray:
         while c in seen[v]:
             c += 1
         colours[v] = c
-        for u in neighbours[v].tolist():
+        for u in cols[adj[v]:adj[v + 1]].tolist():
             if colours[u] < 0 and c not in seen[u]:
                 seen[u].add(c)
                 heapq.heappush(heap, (-len(seen[u]), -int(degree[u]), u))
     return colours
 
 
-def _greedy(order: np.ndarray, neighbours) -> np.ndarray:
+def _greedy(order: np.ndarray, adj, cols) -> np.ndarray:
     n = order.size
     colours = np.full(n, -1, dtype=np.int64)
+    if n >= KERNEL_MIN or _kernels_loaded():
+        from .colour_kernels import greedy
+        greedy(adj, cols, order.astype(np.int64), colours)
+        return colours
     mark = np.full(n + 1, -1, dtype=np.int64)  # mark[c] == v: colour c is taken near v
     for v in order.tolist():
-        nb = neighbours[v]
-        taken = colours[nb]
+        taken = colours[cols[adj[v]:adj[v + 1]]]
         mark[taken[taken >= 0]] = v
         c = 0
         while mark[c] == v:
             c += 1
         colours[v] = c
     return colours
+
+
+#: Colourings of at least this many inputs use the Numba greedy kernel (smaller ones
+#: too once the lane kernels are loaded); the Python orders (smallest-last, DSATUR) are
+#: only tried below ``PYTHON_ORDERS_MAX`` inputs, when the greedy ones left colours above
+#: the largest support.
+KERNEL_MIN = 20_000
+PYTHON_ORDERS_MAX = 20_000
+
+
+def _kernels_loaded() -> bool:
+    from ..execute.lanes import _Choice
+    return bool(_Choice.ready)
 
 
 def colour_inputs(supports, n: int, orders=ORDERS) -> Colouring:
@@ -160,7 +186,10 @@ def colour_inputs(supports, n: int, orders=ORDERS) -> Colouring:
         The number of inputs.
     orders : sequence of str
         The greedy orders to try (:data:`ORDERS`); the colouring with the fewest
-        colours is kept (the first on a tie).
+        colours is kept (the first on a tie).  The search stops as soon as a
+        colouring reaches the largest support (no colouring has fewer colours), and
+        skips the Python orders (smallest-last, DSATUR) from
+        :data:`PYTHON_ORDERS_MAX` inputs on.
 
     Returns
     -------
@@ -175,14 +204,20 @@ def colour_inputs(supports, n: int, orders=ORDERS) -> Colouring:
     >>> c.count, c.colours.tolist()
     (2, [0, 1, 0, 1, 0, 1])
     """
-    neighbours = conflicts(supports, n)
-    degree = np.array([nb.size for nb in neighbours], dtype=np.int64)
+    for kind in orders:
+        if kind not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(ORDERS)}; got {kind!r}")
+    adj, cols, clique = _adjacency(supports, n)
+    degree = np.diff(adj)
     best = None
     for kind in orders:
+        if best is not None and (best.count <= max(clique, 1) or (
+                kind in ("smallest_last", "dsatur") and n >= PYTHON_ORDERS_MAX)):
+            continue  # (no colouring has fewer colours than the largest support)
         if kind == "dsatur":
-            colours = _dsatur(degree, neighbours)
+            colours = _dsatur(degree, adj, cols)
         else:
-            colours = _greedy(_order(kind, degree, neighbours), neighbours)
+            colours = _greedy(_order(kind, degree, adj, cols), adj, cols)
         count = int(colours.max()) + 1 if n else 0
         if best is None or count < best.count:
             best = Colouring(colours, count, kind)

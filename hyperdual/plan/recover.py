@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pair_rows", "entries", "dense"]
+__all__ = ["pair_rows", "entries", "combine", "dense"]
 
 
 def pair_rows(count: int) -> np.ndarray:
@@ -55,11 +55,25 @@ def entries(support, weights: np.ndarray, e12: np.ndarray, colours: np.ndarray, 
     return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_v)
 
 
-def dense(n: int, parts) -> np.ndarray:
-    """The ``n x n`` Hessian summed from ``(i, j, values)`` parts."""
+def combine(n: int, parts):
+    """``(codes, values)``: the sorted distinct ``i * n + j`` of the parts' entries and
+    their sums (the Hessian's structural nonzeros, both triangles)."""
     if not parts:
-        return np.zeros((n, n))
-    i = np.concatenate([p[0] for p in parts])
-    j = np.concatenate([p[1] for p in parts])
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    codes = np.concatenate([p[0] * n + p[1] for p in parts])
     v = np.concatenate([p[2] for p in parts])
-    return np.bincount(i * n + j, weights=v, minlength=n * n).reshape(n, n)
+    order = np.argsort(codes, kind="stable")
+    codes, v = codes[order], v[order]
+    first = np.ones(codes.size, dtype=bool)
+    first[1:] = codes[1:] != codes[:-1]
+    starts = np.nonzero(first)[0]
+    values = np.add.reduceat(v, starts) if starts.size else v[:0]
+    values += 0.0  # (-0.0 -> +0.0: an exact zero has one sign on every path)
+    return codes[starts], values
+
+
+def dense(n: int, codes: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The ``n x n`` Hessian of the nonzeros ``(codes, values)``."""
+    out = np.zeros(n * n)
+    out[codes] = values
+    return out.reshape(n, n)
