@@ -347,7 +347,7 @@ def test_table_is_large_enough():
 
 
 @pytest.mark.parametrize("misuse, exc, pattern", _params())
-def test_misuse_is_refused(misuse, exc, pattern):
+def test_misuse_is_refused(misuse, exc, pattern, no_colouring):
     with pytest.raises(Exception) as info:
         misuse()
     err = info.value

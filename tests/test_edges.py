@@ -1025,7 +1025,7 @@ class TestSeedingEdges:
             hyperdual.set_memory_budget(nbytes)
         assert hyperdual.settings.settings.memory_budget == before
 
-    def test_set_memory_budget_is_used(self, budget):
+    def test_set_memory_budget_is_used(self, budget, no_colouring):
         hyperdual.set_memory_budget(8 * 16 * 3)  # one pair of a 3-element input fits, two do not
         H = hyperdual.hessian(lambda x: np.sum(x ** 3), np.array([1.0, 2.0, 3.0]))
         close(H[:], np.diag([6.0, 12.0, 18.0]))

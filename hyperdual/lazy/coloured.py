@@ -22,9 +22,29 @@ from ..plan import recover
 from .cache import SparseCache
 from ..plan.colour import colour_inputs
 from ..plan.frontier import Unsupported, find, supports
-from ..plan.seeding import LIVE_FACTOR, seed_colours, settings
+from ..plan.seeding import seed_colours, settings
 
 __all__ = ["ColouredPass"]
+
+
+def _peak_lane_bytes(program, frontier, lanes: int) -> int:
+    """The most lane memory the pass up to the frontier holds at once: the values alive
+    together (replayed in order, each freed after its last use; the frontier kept), plus
+    a few temporaries of the largest array inside one step."""
+    shapes = program.shapes
+    size = [0 if s is None else int(np.prod(s, dtype=np.int64)) for s in shapes]
+    keep = set(frontier.slots)
+    live = sum(size[:len(program.leaves)])
+    peak = live
+    for j, step in enumerate(program.steps):
+        if j in frontier.tail:
+            continue
+        live += size[step[1]]
+        peak = max(peak, live)
+        for r in step[5]:
+            if r not in keep:
+                live -= size[r]
+    return (peak + 3 * max(size + [0])) * lanes * 8
 
 
 class ColouredPass:
@@ -46,11 +66,11 @@ class ColouredPass:
         state["program"] = state["plan"] = None
         return state
 
-    def wanted(self) -> bool:
+    def wanted(self, any_size: bool = False) -> bool:
         p = self.problem
         n = p.space.n
         return (self.program is not None and p.batch is None and settings.colouring
-                and n >= settings.colour_min_inputs and not any(p.space.has_nan))
+                and (any_size or n >= settings.colour_min_inputs) and not any(p.space.has_nan))
 
     def _find(self):
         p = self.problem
@@ -77,19 +97,19 @@ class ColouredPass:
         count = max(1, colouring.count)
         if count * (count + 1) // 2 * 2 > n * (n + 1) // 2:
             return f"{colouring.count} colours: no fewer pairs than seeding every pair"
-        elements = max([int(np.prod(s)) for s in program.shapes if s is not None] + [n])
-        if (2 * count + count * (count + 1) // 2) * elements * 8 * LIVE_FACTOR > p.budget:
+        lanes = 2 * count + count * (count + 1) // 2
+        if _peak_lane_bytes(program, frontier, lanes) > p.budget:
             return "the coloured pass would not fit the memory budget"
         self.plan = (program, frontier, sups, colouring, count)
         return ""
 
-    def whole(self):
-        """The whole ``n x n`` Hessian, stored in the cache, or None (declined)."""
-        if not self.wanted():
-            return None
+    def _planned(self, any_size: bool) -> bool:
+        """Whether a coloured pass applies (the analysis is made on the first call)."""
+        if not self.wanted(any_size):
+            return False
         p = self.problem
         if not np.isfinite(p.value).all():
-            return None  # (a NaN output has no derivatives: the ordinary passes say so)
+            return False  # (a NaN output has no derivatives: the ordinary passes say so)
         if not self.searched:
             self.searched = True
             try:
@@ -97,8 +117,15 @@ class ColouredPass:
             except Exception as exc:  # noqa: BLE001 - a record that cannot be made or read
                 self.reason = f"the structure analysis failed ({type(exc).__name__}: {exc})"
                 self.plan = None
-        if self.plan is None:
-            return None
+        return self.plan is not None
+
+    def run(self, any_size: bool = False) -> bool:
+        """Run the coloured pass and keep the Hessian's nonzeros in the problem's cache (a
+        :class:`hyperdual.lazy.cache.SparseCache`); False when declined.  ``any_size``:
+        whatever the number of inputs (a sparse result is wanted)."""
+        if not self._planned(any_size):
+            return False
+        p = self.problem
         program, frontier, sups, colouring, count = self.plan
         inputs, ctx = seed_colours(p.space, colouring.colours, count)
         vals = program.run(inputs, skip=frontier.tail, keep=set(frontier.slots))
@@ -116,7 +143,7 @@ class ColouredPass:
             e12 = F.e12.reshape(count * (count + 1) // 2, -1)
             if not (np.isfinite(e12).all() and np.isfinite(w).all() and np.isfinite(F.value).all()):
                 self.reason = "a frontier array is not finite: the ordinary passes say where"
-                return None
+                return False
             parts.append(recover.entries(sups[s], w, e12, colouring.colours, rows))
         n = p.space.n
         codes, values = recover.combine(n, parts)
@@ -127,4 +154,21 @@ class ColouredPass:
         p.stats.colours = count
         p.stats.entries_cached += n * (n + 1) // 2
         p.cache = SparseCache(n, codes, values)
-        return recover.dense(n, codes, values)
+        return True
+
+    def whole(self):
+        """The whole ``n x n`` Hessian (its nonzeros kept in the cache), or None (declined)."""
+        if not self.run():
+            return None
+        c = self.problem.cache
+        return recover.dense(c.n, c.codes, c.values)
+
+    def structure(self):
+        """The sorted codes ``i * n + j`` (both triangles) of the Hessian's structural
+        nonzeros from the analysis alone (no pass), or None (declined)."""
+        if not self._planned(True):
+            return None
+        program, frontier, sups, colouring, count = self.plan
+        n = self.problem.space.n
+        parts = [recover.entries(sups[s], frontier.weights[s], None, None, None) for s in frontier.slots]
+        return recover.combine(n, parts)[0]

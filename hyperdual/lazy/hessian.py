@@ -151,6 +151,15 @@ def _batch_only(rb, ri, rj):
     return np.asarray(rb[(slice(None),) + (0,) * (rb.ndim - 1)], dtype=np.int64)
 
 
+def _scipy_sparse(what):
+    try:
+        import scipy.sparse as sparse
+    except ImportError as exc:
+        raise ImportError(f"{what} needs scipy, an optional dependency: install it, or hyperdual with "
+                          "its sparse extra (pip install 'hyperdual-hessian[sparse]')") from exc
+    return sparse
+
+
 class Hessian:
     """A lazy Hessian block: computes nothing until indexed, then only what was asked.
 
@@ -257,6 +266,111 @@ class Hessian:
             raise ValueError("Hessian.hvp needs the Hessian of one input without a batch; "
                              "index the blocks (H[:]) and multiply instead")
         return p.hvp(v)
+
+    # -- sparse output --------------------------------------------------------------------
+    def _block_of(self, codes, what):
+        """The ``(rows, cols, positions)`` of the whole Hessian's ``codes`` that fall in this
+        block, in block coordinates (row-major order)."""
+        p = self._problem
+        if p.batch is not None:
+            raise ValueError(f"{what} needs batch_axis=None (a sparse matrix per sample is not "
+                             "supported); index the samples' blocks (H[b]) instead")
+        sp = p.space
+        n = sp.n
+        oa, na, ob, nb = sp.offsets[self._a], sp.sizes[self._a], sp.offsets[self._b], sp.sizes[self._b]
+        lo, hi = np.searchsorted(codes, [oa * n, (oa + na) * n])
+        rows, cols = np.divmod(codes[lo:hi], n)
+        sel = np.nonzero((cols >= ob) & (cols < ob + nb))[0]
+        return rows[sel] - oa, cols[sel] - ob, sel + lo, (na, nb)
+
+    def sparse(self):
+        """The block as a ``scipy.sparse.csr_array``, computing only its structural nonzeros.
+
+        Without a batch.  A function whose record the structure analysis follows
+        (:mod:`hyperdual.plan.frontier`) takes one pass seeded with colour indicators
+        (:mod:`hyperdual.lazy.coloured`), whatever its size; otherwise the sparsity
+        pattern's pairs (or, within the memory budget, every pair) are seeded.  Entries
+        that are structurally nonzero but zero at this point are kept as explicit zeros,
+        so the structure is the same at every point of the same program.  The result is
+        cached like every entry: ``H[i, j]`` afterwards runs nothing.
+
+        Returns
+        -------
+        scipy.sparse.csr_array
+            Of shape ``(N_a, N_b)`` (a scalar input counts as one row or column).
+
+        Raises
+        ------
+        ImportError
+            Without scipy (install the ``sparse`` extra).
+        ValueError
+            With a batch, or when neither a structure nor every pair fits the budget.
+
+        Examples
+        --------
+        >>> import numpy as np, hyperdual
+        >>> f = lambda x: np.sum((x[1:] - x[:-1] ** 2) ** 2)
+        >>> S = hyperdual.hessian(f, np.array([1.0, 2.0, 3.0])).sparse()
+        >>> S.nnz, S.toarray()
+        (7, array([[ 4., -4.,  0.],
+               [-4., 38., -8.],
+               [ 0., -8.,  2.]]))
+        """
+        sparse = _scipy_sparse("Hessian.sparse()")
+        codes, values = self._problem.sparse_whole()
+        rows, cols, pos, shape = self._block_of(codes, "Hessian.sparse()")
+        return sparse.csr_array((values[pos], (rows, cols)), shape=shape)
+
+    def sparsity(self):
+        """The block's structural nonzeros as a boolean ``scipy.sparse.csr_array``,
+        without computing their values when the analysis can tell them (a coloured
+        plan, or a sparsity pattern pass).  See :meth:`sparse`.
+
+        Examples
+        --------
+        >>> import numpy as np, hyperdual
+        >>> f = lambda x: np.sum(np.cos(x[1:] * x[:-1]))
+        >>> H = hyperdual.hessian(f, np.ones(4))
+        >>> H.sparsity().toarray().astype(int)
+        array([[1, 1, 0, 0],
+               [1, 1, 1, 0],
+               [0, 1, 1, 1],
+               [0, 0, 1, 1]])
+        >>> H.stats.passes
+        0
+        """
+        sparse = _scipy_sparse("Hessian.sparsity()")
+        codes = self._problem.structure_whole()
+        rows, cols, _, shape = self._block_of(codes, "Hessian.sparsity()")
+        return sparse.csr_array((np.ones(rows.size, dtype=bool), (rows, cols)), shape=shape)
+
+    def lower_triangle(self, values: bool = True):
+        """The structural nonzeros of a diagonal block on and below its diagonal, in
+        row-major order: ``(rows, cols, values)`` (or ``(rows, cols)`` with
+        ``values=False``, computing no values when the analysis can tell them) — the
+        layout of cyipopt's ``hessianstructure()`` and ``hessian()`` callbacks.
+
+        Examples
+        --------
+        >>> import numpy as np, hyperdual
+        >>> f = lambda x: np.sum((x[1:] - x[:-1] ** 2) ** 2)
+        >>> r, c, v = hyperdual.hessian(f, np.array([1.0, 2.0, 3.0])).lower_triangle()
+        >>> r.tolist(), c.tolist(), v.tolist()
+        ([0, 1, 1, 2, 2], [0, 0, 1, 1, 2], [4.0, -4.0, 38.0, -8.0, 2.0])
+        """
+        if self._a != self._b:
+            raise ValueError("lower_triangle() is defined for a diagonal block H[a][a] (or the "
+                             "Hessian of one input); for an off-diagonal block use sparse()")
+        p = self._problem
+        if values:
+            codes, vals = p.sparse_whole()
+        else:
+            codes, vals = p.structure_whole(), None
+        rows, cols, pos, _ = self._block_of(codes, "Hessian.lower_triangle()")
+        keep = rows >= cols
+        if vals is None:
+            return rows[keep], cols[keep]
+        return rows[keep], cols[keep], vals[pos[keep]]
 
     def __getitem__(self, index) -> Any:
         p = self._problem

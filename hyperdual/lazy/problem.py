@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..execute.array import HyperDual, as_float_array
-from .cache import PairCache
+from .cache import PairCache, SparseCache
 from .coloured import ColouredPass
 from ..execute.columns import settle
 from ..execute.context import SeedContext, join_contexts
@@ -74,6 +74,9 @@ class Stats:
     #: came from one pass seeded with ``colours`` colour indicators (:mod:`hyperdual.lazy.coloured`)
     method: str = "pairs"
     colours: int = 0
+    #: structural nonzeros of the whole Hessian (both triangles), once known (``H.sparse()``,
+    #: ``H.sparsity()``, or a whole request by colouring); 0 until then
+    nnz: int = 0
 
 
 def _tally(stats: Stats, ctx) -> None:
@@ -489,6 +492,15 @@ class SparsityPattern:
         return pattern
 
 
+def _both_triangles(n, lo, hi, values):
+    """``(codes, values)`` sorted over both triangles from the upper pairs ``lo <= hi``."""
+    off = lo != hi
+    codes = np.concatenate([lo * n + hi, hi[off] * n + lo[off]])
+    vals = np.concatenate([values, values[off]])
+    order = np.argsort(codes, kind="stable")
+    return codes[order], vals[order]
+
+
 # ---- the problem: requests -> pairs ------------------------------------------------------------
 class Problem:
     """The function, the point and what is known of its derivatives, shared by every block
@@ -649,6 +661,56 @@ class Problem:
                     self.stats.structural_zeros += filled
                 values, known = self.cache.block(oa, na, ob, nb)
             return values
+
+    # -- the whole Hessian's structure (no batch) ---------------------------------------
+    def sparse_whole(self):
+        """``(codes, values)``: the sorted ``i * n + j`` (both triangles) of the whole
+        Hessian's structural nonzeros and their values.  By a coloured pass when it
+        applies; else the sparsity pattern's pairs (or every pair) by seeded passes."""
+        with self.lock:
+            if type(self.cache) is not SparseCache:
+                if not (self.cache.empty and self.coloured.run(any_size=True)):
+                    upper = self._upper_structure("H.sparse()")
+                    n = self.space.n
+                    lo, hi = np.divmod(upper, n)
+                    values = self.hessian_entries(None, lo, hi)
+                    self.cache = SparseCache(n, *_both_triangles(n, lo, hi, values))
+                self.stats.nnz = self.cache.codes.size
+            return self.cache.codes, self.cache.values
+
+    def structure_whole(self):
+        """The sorted codes ``i * n + j`` (both triangles) of the whole Hessian's structural
+        nonzeros, without their values when the analysis can tell (a coloured plan, or a
+        pattern pass)."""
+        with self.lock:
+            if type(self.cache) is SparseCache:
+                return self.cache.codes
+            codes = self.coloured.structure()
+            if codes is None:
+                n = self.space.n
+                lo, hi = np.divmod(self._upper_structure("H.sparsity()"), n)
+                codes = _both_triangles(n, lo, hi, np.zeros(lo.size))[0]
+            self.stats.nnz = codes.size
+            return codes
+
+    def _upper_structure(self, what):
+        """Sorted codes ``lo * n + hi`` of the pairs that can be nonzero: the sparsity
+        pattern, or every pair (refused beyond the memory budget)."""
+        n = self.space.n
+        if not self.pattern.searched:
+            self.pattern.codes = self.pattern._find()
+            self.pattern.searched = True
+        if self.pattern.codes is not None:
+            return self.pattern.codes
+        if n * (n + 1) // 2 * 8 * 4 > self.budget:
+            reason = self.coloured.reason or "no sparsity pattern could be found"
+            raise ValueError(
+                f"{what}: the structure of this Hessian is unknown ({reason}), and every one of its "
+                f"{n * (n + 1) // 2} pairs would not fit the memory budget ({self.budget} bytes). "
+                "Write the function with steps the analysis follows (hyperdual.plan.frontier), "
+                "raise memory_budget, or ask for blocks H[a:b, c:d]")
+        lo, hi = np.triu_indices(n)
+        return lo.astype(np.int64) * n + hi
 
     def _one_pass(self, n):
         """Whether every pair of a small problem (no batch) goes in one ordinary pass:

@@ -42,6 +42,7 @@ import numpy as np
 
 from ..execute.array import _IMPL, FUNCTIONS
 from ..ops.registry import ELEMENTWISE, SELECTION, ZERO, ufunc_kind
+from .colour import distinct
 
 __all__ = ["Frontier", "find", "supports", "Unsupported"]
 
@@ -285,7 +286,7 @@ def _merge(rows: int, parts, n: int) -> Support:
     c = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
     if r.size > MAX_SUPPORT_ENTRIES:
         raise Unsupported("the supports are too large for a colouring")
-    codes = np.unique(r * n + c)
+    codes = distinct(r * n + c)
     r, c = np.divmod(codes, n)
     indptr = np.zeros(rows + 1, dtype=np.int64)
     np.cumsum(np.bincount(r, minlength=rows), out=indptr[1:])

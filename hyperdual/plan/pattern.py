@@ -34,6 +34,7 @@ import numpy as np
 
 from ..execute.array import _IMPL, HyperDual
 from ..ops.registry import LINEAR, PATTERN_KINDS, impl_kind, ufunc_kind
+from .colour import distinct
 
 __all__ = ["Recorder", "PatternAbort", "safe"]
 
@@ -109,7 +110,7 @@ class Recorder:
         a, b = table[:, :, None], table[:, None, :]
         keep = (a >= 0) & (b >= 0) & (a <= b)
         codes = (np.broadcast_to(a, keep.shape)[keep] * self.n + np.broadcast_to(b, keep.shape)[keep])
-        codes = np.unique(codes)
+        codes = distinct(codes)
         self.count += codes.size
         if self.count > MAX_CANDIDATES:
             self.dense = True
@@ -123,7 +124,7 @@ class Recorder:
             return None
         if not self.codes:
             return np.zeros(0, dtype=np.int64)
-        return np.unique(np.concatenate(self.codes))
+        return distinct(np.concatenate(self.codes))
 
 
 def _recorder_of(objs):

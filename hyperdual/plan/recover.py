@@ -30,22 +30,26 @@ def pair_rows(count: int) -> np.ndarray:
     return rows
 
 
-def entries(support, weights: np.ndarray, e12: np.ndarray, colours: np.ndarray, rows: np.ndarray):
+def entries(support, weights: np.ndarray, e12, colours, rows):
     """``(i, j, values)`` of one frontier array's contributions to ``H`` (both orders;
     repeated ``(i, j)`` are to be added).  ``support`` is its
     :class:`hyperdual.plan.frontier.Support`, ``weights`` and ``e12`` (``(P, size)``)
-    are flat over its elements; elements of weight zero are left out."""
+    are flat over its elements; elements of weight zero are left out.  ``e12`` None:
+    the structure alone (values of ones)."""
     w = weights.reshape(-1)
     sizes = np.diff(support.indptr)
     out_i, out_j, out_v = [], [], []
     for d in np.unique(sizes[(sizes > 0) & (w != 0)]).tolist():
         t = np.nonzero((sizes == d) & (w != 0))[0]
         S = support.indices[support.indptr[t][:, None] + np.arange(d)]     # (m, d) inputs
-        C = colours[S]
         I = np.broadcast_to(S[:, :, None], (t.size, d, d))
         J = np.broadcast_to(S[:, None, :], (t.size, d, d))
-        lanes = rows[C[:, :, None], C[:, None, :]]                           # (m, d, d) rows
-        v = e12[lanes, t[:, None, None]] * w[t][:, None, None]
+        if e12 is None:
+            v = np.ones(I.size)
+        else:
+            C = colours[S]
+            lanes = rows[C[:, :, None], C[:, None, :]]                       # (m, d, d) rows
+            v = e12[lanes, t[:, None, None]] * w[t][:, None, None]
         out_i.append(I.reshape(-1))
         out_j.append(J.reshape(-1))
         out_v.append(v.reshape(-1))
