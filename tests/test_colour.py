@@ -145,7 +145,7 @@ def test_the_numba_greedy_kernel_matches_the_python_loop(seed, monkeypatch):
                 for _ in range(int(rng.integers(1, 200)))]
     adj, cols, _ = colour._adjacency(supports, n)
     order = rng.permutation(n)
-    monkeypatch.setattr(colour, "_kernels_loaded", lambda: False)
+    monkeypatch.setattr(colour, "kernels_loaded", lambda: False)
     monkeypatch.setattr(colour, "KERNEL_MIN", 10 ** 9)
     python = colour._greedy(order, adj, cols)
     monkeypatch.setattr(colour, "KERNEL_MIN", 0)
@@ -157,3 +157,37 @@ def test_the_numba_greedy_kernel_matches_the_python_loop(seed, monkeypatch):
 def test_an_unknown_order_is_refused_even_after_an_optimal_one():
     with pytest.raises(ValueError, match="order must be one of"):
         colour_inputs([(0, 1), (1, 2)], 3, orders=("natural", "random"))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_numba_smallest_last_order_matches_the_python_twin(seed, monkeypatch):
+    from hyperdual.plan import colour
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 300))
+    supports = [rng.choice(n, size=int(rng.integers(1, min(n, 6) + 1)), replace=False)
+                for _ in range(int(rng.integers(1, 200)))]
+    adj, cols, _ = colour._adjacency(supports, n)
+    degree = np.diff(adj)
+    monkeypatch.setattr(colour, "kernels_loaded", lambda: False)
+    monkeypatch.setattr(colour, "KERNEL_MIN", 10 ** 9)
+    python = colour._order("smallest_last", degree, adj, cols)
+    monkeypatch.setattr(colour, "KERNEL_MIN", 0)
+    kernel = colour._order("smallest_last", degree, adj, cols)
+    np.testing.assert_array_equal(kernel, python)
+    np.testing.assert_array_equal(np.sort(python), np.arange(n))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_numba_natural_greedy_on_supports_matches_the_adjacency_greedy(seed, monkeypatch):
+    from hyperdual.plan import colour
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 300))
+    supports = [rng.choice(n, size=int(rng.integers(1, min(n, 6) + 1)), replace=False)
+                for _ in range(int(rng.integers(1, 200)))]
+    monkeypatch.setattr(colour, "kernels_loaded", lambda: False)
+    monkeypatch.setattr(colour, "KERNEL_MIN", 10 ** 9)
+    python = colour_inputs(supports, n, orders=("natural",))
+    monkeypatch.setattr(colour, "KERNEL_MIN", 0)
+    kernel = colour_inputs(supports, n, orders=("natural",))
+    np.testing.assert_array_equal(kernel.colours, python.colours)
+    assert kernel.count == python.count

@@ -213,3 +213,21 @@ def test_pickled_hessian_computes_by_pairs():
     H = pickle.loads(pickle.dumps(hyperdual.hessian(rosen, np.linspace(-1, 1, 60))))
     np.testing.assert_allclose(H[:], rosen_hessian(np.linspace(-1, 1, 60)), rtol=1e-15, atol=1e-12)
     assert H.stats.method == "pairs"
+
+
+@pytest.mark.parametrize("f, n", [(rosen, 300), (stencil, 144), (arrowhead, 200)])
+def test_the_numba_recovery_matches_the_numpy_twin(f, n, monkeypatch):
+    from hyperdual.lazy import coloured
+    x = np.random.default_rng(3).uniform(-1, 1, n)
+    got = {}
+    for kernels in (False, True):
+        monkeypatch.setattr(coloured.ColouredPass, "_kernels", lambda self, k=kernels: k)
+        H = hyperdual.hessian(f, x)
+        S = H.sparse()
+        assert H.stats.method == "colouring"
+        got[kernels] = (S, H.sparsity())
+    (a, pa), (b, pb) = got[False], got[True]
+    np.testing.assert_array_equal(a.indptr, b.indptr)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_allclose(a.data, b.data, rtol=1e-15, atol=0)
+    np.testing.assert_array_equal(pa.indices, pb.indices)

@@ -262,9 +262,10 @@ class SparseCache:
     batch = None
     empty = False
 
-    def __init__(self, n: int, codes: np.ndarray, values: np.ndarray):
+    def __init__(self, n: int, codes: np.ndarray, values: np.ndarray, indptr=None):
         self.n, self.codes, self.values = n, codes, values
-        self.indptr = np.searchsorted(codes, np.arange(n + 1, dtype=np.int64) * n)  # row starts
+        self.indptr = np.searchsorted(codes, np.arange(n + 1, dtype=np.int64) * n) \
+            if indptr is None else indptr  # row starts
 
     def _at(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         c = i * self.n + j

@@ -20,7 +20,7 @@ from ..execute.array import HyperDual
 from ..execute.context import join_contexts
 from ..plan import recover
 from .cache import SparseCache
-from ..plan.colour import colour_inputs
+from ..plan.colour import KERNEL_MIN, colour_inputs, kernels_loaded
 from ..plan.frontier import Unsupported, find, supports
 from ..plan.seeding import seed_colours, settings
 
@@ -132,7 +132,7 @@ class ColouredPass:
         p.stats.function_calls += 1
         p.stats.passes += 1
         rows = recover.pair_rows(count)
-        parts = []
+        items = []
         for s in frontier.slots:
             F = vals[s]
             if type(F) is not HyperDual:
@@ -144,17 +144,22 @@ class ColouredPass:
             if not (np.isfinite(e12).all() and np.isfinite(w).all() and np.isfinite(F.value).all()):
                 self.reason = "a frontier array is not finite: the ordinary passes say where"
                 return False
-            parts.append(recover.entries(sups[s], w, e12, colouring.colours, rows))
+            items.append((sups[s], w, e12))
         n = p.space.n
-        codes, values = recover.combine(n, parts)
-        upper = int(np.count_nonzero(codes // n <= codes % n))
+        indptr, indices, values = recover.collect(n, items, colouring.colours, rows, self._kernels())
+        codes = np.repeat(np.arange(n, dtype=np.int64) * n, np.diff(indptr)) + indices
+        upper = int(np.count_nonzero(indices >= codes // n)) if n else 0
         p.stats.structural_zeros += n * (n + 1) // 2 - upper
         p.stats.pairs_evaluated += count * (count + 1) // 2
         p.stats.method = "colouring"
         p.stats.colours = count
         p.stats.entries_cached += n * (n + 1) // 2
-        p.cache = SparseCache(n, codes, values)
+        p.stats.nnz = codes.size
+        p.cache = SparseCache(n, codes, values, indptr)
         return True
+
+    def _kernels(self) -> bool:
+        return self.problem.space.n >= KERNEL_MIN or kernels_loaded()
 
     def whole(self):
         """The whole ``n x n`` Hessian (its nonzeros kept in the cache), or None (declined)."""
@@ -170,5 +175,6 @@ class ColouredPass:
             return None
         program, frontier, sups, colouring, count = self.plan
         n = self.problem.space.n
-        parts = [recover.entries(sups[s], frontier.weights[s], None, None, None) for s in frontier.slots]
-        return recover.combine(n, parts)[0]
+        items = [(sups[s], frontier.weights[s], None) for s in frontier.slots]
+        indptr, indices, _ = recover.collect(n, items, None, None, self._kernels())
+        return np.repeat(np.arange(n, dtype=np.int64) * n, np.diff(indptr)) + indices

@@ -108,28 +108,55 @@ def _order(kind: str, degree: np.ndarray, adj, cols) -> np.ndarray:
     if kind == "largest_first":
         return np.argsort(-degree, kind="stable")
     if kind == "smallest_last":  # (Matula & Beck) repeatedly remove a vertex of least degree
-        left = degree.copy()
-        removed = np.zeros(n, dtype=bool)
         out = np.empty(n, dtype=np.int64)
-        buckets: dict = {}
-        for v in range(n):
-            buckets.setdefault(int(left[v]), set()).add(v)
-        low = 0
-        for pos in range(n - 1, -1, -1):
-            low = max(low - 1, 0)
-            while not buckets.get(low):
-                low += 1
-            v = buckets[low].pop()
-            removed[v] = True
-            out[pos] = v
-            for u in cols[adj[v]:adj[v + 1]].tolist():
-                if not removed[u]:
-                    d = int(left[u])
-                    buckets[d].discard(u)
-                    left[u] = d - 1
-                    buckets.setdefault(d - 1, set()).add(u)
-        return out
+        if n >= KERNEL_MIN or kernels_loaded():
+            from ..execute.sparse_kernels import smallest_last
+            smallest_last(adj, cols, degree.astype(np.int64), out)
+            return out
+        return _smallest_last(degree, adj, cols, out)
     raise ValueError(f"order must be one of {', '.join(ORDERS)}; got {kind!r}")  # (dsatur: _dsatur)
+
+
+def _smallest_last(degree, adj, cols, out):
+    """The Python twin of :func:`hyperdual.execute.sparse_kernels.smallest_last` (the same
+    buckets, as stacks: the same order)."""
+    n = degree.size
+    deg = degree.tolist()
+    buckets: list = [[] for _ in range(max(deg, default=0) + 1)]
+    where = [0] * n                # position of each vertex in its bucket's list
+    for v in range(n):             # (filed so that the last filed is on top, as the kernel)
+        where[v] = len(buckets[deg[v]])
+        buckets[deg[v]].append(v)
+    alive = [True] * n
+    low = 0
+
+    def unlink(u, d):
+        b = buckets[d]
+        k = where[u]
+        b[k] = None                # (a hole; the stack's top skips holes)
+
+    def top(d):
+        b = buckets[d]
+        while b and b[-1] is None:
+            b.pop()
+        return b[-1] if b else -1
+
+    for pos in range(n - 1, -1, -1):
+        if low > 0:
+            low -= 1
+        while top(low) < 0:
+            low += 1
+        v = buckets[low].pop()
+        alive[v] = False
+        out[pos] = v
+        for u in cols[adj[v]:adj[v + 1]].tolist():
+            if alive[u]:
+                d = deg[u]
+                unlink(u, d)
+                deg[u] = d - 1
+                where[u] = len(buckets[d - 1])
+                buckets[d - 1].append(u)
+    return out
 
 
 def _dsatur(degree: np.ndarray, adj, cols) -> np.ndarray:
@@ -159,8 +186,8 @@ def _dsatur(degree: np.ndarray, adj, cols) -> np.ndarray:
 def _greedy(order: np.ndarray, adj, cols) -> np.ndarray:
     n = order.size
     colours = np.full(n, -1, dtype=np.int64)
-    if n >= KERNEL_MIN or _kernels_loaded():
-        from .colour_kernels import greedy
+    if n >= KERNEL_MIN or kernels_loaded():
+        from ..execute.sparse_kernels import greedy
         greedy(adj, cols, order.astype(np.int64), colours)
         return colours
     mark = np.full(n + 1, -1, dtype=np.int64)  # mark[c] == v: colour c is taken near v
@@ -182,7 +209,9 @@ KERNEL_MIN = 20_000
 PYTHON_ORDERS_MAX = 20_000
 
 
-def _kernels_loaded() -> bool:
+def kernels_loaded() -> bool:
+    """Whether the lane kernels are loaded (Numba is imported: the planner's kernels cost
+    no import either)."""
     from ..execute.lanes import _Choice
     return bool(_Choice.ready)
 
@@ -219,9 +248,18 @@ def colour_inputs(supports, n: int, orders=ORDERS) -> Colouring:
     for kind in orders:
         if kind not in ORDERS:
             raise ValueError(f"order must be one of {', '.join(ORDERS)}; got {kind!r}")
+    best = None
+    if orders and orders[0] == "natural" and (n >= KERNEL_MIN or kernels_loaded()):
+        from ..execute.sparse_kernels import greedy_from_supports
+        indptr, indices = _csr(supports, n)
+        colours = np.full(n, -1, dtype=np.int64)
+        count = int(greedy_from_supports(indptr, indices, n, colours)) if n else 0
+        best = Colouring(colours, count, "natural")
+        sizes = np.diff(indptr)
+        if count <= max(int(sizes.max()) if sizes.size else 0, 1):
+            return best  # (the largest support's size: no colouring has fewer)
     adj, cols, clique = _adjacency(supports, n)
     degree = np.diff(adj)
-    best = None
     for kind in orders:
         if best is not None and (best.count <= max(clique, 1) or (
                 kind in ("smallest_last", "dsatur") and n >= PYTHON_ORDERS_MAX)):

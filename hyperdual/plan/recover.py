@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pair_rows", "entries", "combine", "dense"]
+__all__ = ["pair_rows", "entries", "combine", "dense", "collect"]
 
 
 def pair_rows(count: int) -> np.ndarray:
@@ -81,3 +81,31 @@ def dense(n: int, codes: np.ndarray, values: np.ndarray) -> np.ndarray:
     out = np.zeros(n * n)
     out[codes] = values
     return out.reshape(n, n)
+
+
+def collect(n: int, items, colours, rows, kernels: bool):
+    """``(indptr, indices, data)``: the CSR of the Hessian summed from ``items``, each
+    ``(support, weights, e12)`` of one frontier array (``e12`` None: the structure
+    alone, data of ones).  ``kernels``: by the Numba twins
+    (:mod:`hyperdual.execute.sparse_kernels`), else by :func:`entries` and :func:`combine`."""
+    if not kernels:
+        codes, values = combine(n, [entries(sup, w, e12, colours, rows) for sup, w, e12 in items])
+        indptr = np.searchsorted(codes, np.arange(n + 1, dtype=np.int64) * n)
+        return indptr, codes % n if n else codes, values
+    from ..execute.sparse_kernels import csr_sum, scatter_entries
+    total = 0
+    for sup, w, _ in items:
+        sizes = np.diff(sup.indptr)
+        total += int(np.sum(sizes[w.reshape(-1) != 0] ** 2))
+    ii = np.empty(total, dtype=np.int64)
+    jj = np.empty(total, dtype=np.int64)
+    vv = np.empty(total)
+    pos = 0
+    none = np.zeros((0, 1))
+    rows_ = rows if rows is not None else np.zeros((1, 1), dtype=np.int64)
+    cols_ = colours if colours is not None else np.zeros(n, dtype=np.int64)
+    for sup, w, e12 in items:
+        pos = scatter_entries(sup.indptr, sup.indices, np.ascontiguousarray(w.reshape(-1), dtype=np.float64),
+                              none if e12 is None else np.ascontiguousarray(e12), cols_, rows_,
+                              ii, jj, vv, pos)
+    return csr_sum(n, ii, jj, vv)

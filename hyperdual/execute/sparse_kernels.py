@@ -1,0 +1,194 @@
+"""Numba kernels of sparse Hessians: the colouring (:mod:`hyperdual.plan.colour`) and the
+recovery of entries into CSR (:mod:`hyperdual.plan.recover`).  Used when a problem is
+large or the lane kernels are loaded (:func:`hyperdual.load_kernels` loads these too):
+importing Numba costs about half a second.  Each has a NumPy or Python twin in those
+modules, and the tests check that both give the same results."""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+__all__ = ["greedy", "greedy_from_supports", "scatter_entries", "csr_sum"]
+
+
+@nb.njit(cache=True)
+def greedy(indptr, indices, order, colours):  # pragma: no cover - compiled
+    """Greedy distance-1 colouring of the CSR graph ``(indptr, indices)`` in ``order``:
+    each vertex takes the smallest colour none of its coloured neighbours has.  Writes
+    ``colours`` (filled with -1 by the caller) and returns the count."""
+    n = order.size
+    mark = np.full(n + 1, -1, dtype=np.int64)
+    count = 0
+    for v in order:
+        for k in range(indptr[v], indptr[v + 1]):
+            c = colours[indices[k]]
+            if c >= 0:
+                mark[c] = v
+        c = 0
+        while mark[c] == v:
+            c += 1
+        colours[v] = c
+        if c + 1 > count:
+            count = c + 1
+    return count
+
+
+@nb.njit(cache=True)
+def greedy_from_supports(sup_ptr, sup_idx, n, colours):  # pragma: no cover - compiled
+    """:func:`greedy` in the natural order on the conflict graph of the supports
+    ``(sup_ptr, sup_idx)`` without forming it: a vertex's neighbours are the other
+    members of the supports holding it.  Writes ``colours``; returns the count."""
+    m = sup_ptr.size - 1
+    deg = np.zeros(n + 1, dtype=np.int64)
+    for k in range(sup_idx.size):
+        deg[sup_idx[k] + 1] += 1
+    for v in range(n):
+        deg[v + 1] += deg[v]
+    owner = np.empty(sup_idx.size, dtype=np.int64)  # the supports holding each vertex
+    fill = deg[:-1].copy()
+    for t in range(m):
+        for k in range(sup_ptr[t], sup_ptr[t + 1]):
+            v = sup_idx[k]
+            owner[fill[v]] = t
+            fill[v] += 1
+    mark = np.full(n + 1, -1, dtype=np.int64)
+    count = 0
+    for v in range(n):
+        for a in range(deg[v], deg[v + 1]):
+            t = owner[a]
+            for k in range(sup_ptr[t], sup_ptr[t + 1]):
+                c = colours[sup_idx[k]]
+                if c >= 0:
+                    mark[c] = v
+        c = 0
+        while mark[c] == v:
+            c += 1
+        colours[v] = c
+        if c + 1 > count:
+            count = c + 1
+    return count
+
+
+@nb.njit(cache=True)
+def scatter_entries(sup_ptr, sup_idx, w, e12, colours, rows, out_i, out_j, out_v, start):  # pragma: no cover - compiled
+    """The entries ``(i, j, w_t e12[rows[c_i, c_j], t])`` of every element ``t`` of weight
+    ``w_t != 0`` and every ``i, j`` of its support, written from ``start`` on (``e12`` of
+    zero rows: the structure alone, values 1).  Returns the next free position."""
+    pos = start
+    values = e12.shape[0] > 0
+    for t in range(sup_ptr.size - 1):
+        wt = w[t]
+        if wt == 0.0:
+            continue
+        for a in range(sup_ptr[t], sup_ptr[t + 1]):
+            i = sup_idx[a]
+            for b in range(sup_ptr[t], sup_ptr[t + 1]):
+                j = sup_idx[b]
+                out_i[pos] = i
+                out_j[pos] = j
+                out_v[pos] = e12[rows[colours[i], colours[j]], t] * wt if values else 1.0
+                pos += 1
+    return pos
+
+
+@nb.njit(cache=True)
+def csr_sum(n, ii, jj, vv):  # pragma: no cover - compiled
+    """The CSR ``(indptr, indices, data)`` of the entries ``(ii, jj, vv)``, repeats added,
+    columns sorted within each row (a counting sort by row, then each short row by
+    insertion)."""
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    for k in range(ii.size):
+        indptr[ii[k] + 1] += 1
+    for r in range(n):
+        indptr[r + 1] += indptr[r]
+    cols = np.empty(ii.size, dtype=np.int64)
+    vals = np.empty(ii.size)
+    fill = indptr[:-1].copy()
+    for k in range(ii.size):
+        p = fill[ii[k]]
+        cols[p] = jj[k]
+        vals[p] = vv[k]
+        fill[ii[k]] += 1
+    out_ptr = np.zeros(n + 1, dtype=np.int64)
+    nnz = 0
+    for r in range(n):
+        lo, hi = indptr[r], indptr[r + 1]
+        if hi - lo > 32:  # a long row (an arrowhead's): a sort
+            order = np.argsort(cols[lo:hi], kind="mergesort")
+            cols[lo:hi] = cols[lo:hi][order]
+            vals[lo:hi] = vals[lo:hi][order]
+        else:
+            for a in range(lo + 1, hi):  # a short row: insertion by column
+                c, v = cols[a], vals[a]
+                b = a - 1
+                while b >= lo and cols[b] > c:
+                    cols[b + 1] = cols[b]
+                    vals[b + 1] = vals[b]
+                    b -= 1
+                cols[b + 1] = c
+                vals[b + 1] = v
+        a = lo
+        while a < hi:
+            c = cols[a]
+            s = 0.0
+            while a < hi and cols[a] == c:
+                s += vals[a]
+                a += 1
+            cols[nnz] = c
+            vals[nnz] = s + 0.0
+            nnz += 1
+        out_ptr[r + 1] = nnz
+    return out_ptr, cols[:nnz].copy(), vals[:nnz].copy()
+
+
+@nb.njit(cache=True)
+def smallest_last(indptr, indices, degree, out):  # pragma: no cover - compiled
+    """Matula & Beck's smallest-last order of the CSR graph: repeatedly remove a vertex of
+    least remaining degree (the most recently filed of its bucket), filling ``out`` from
+    the back.  Buckets are doubly linked lists."""
+    n = degree.size
+    top = 0
+    for v in range(n):
+        if degree[v] > top:
+            top = degree[v]
+    head = np.full(top + 1, -1, dtype=np.int64)
+    nxt = np.full(n, -1, dtype=np.int64)
+    prv = np.full(n, -1, dtype=np.int64)
+    deg = degree.copy()
+    for v in range(n):
+        d = deg[v]
+        nxt[v] = head[d]
+        if head[d] >= 0:
+            prv[head[d]] = v
+        head[d] = v
+    removed = np.zeros(n, dtype=np.bool_)
+    low = 0
+    for pos in range(n - 1, -1, -1):
+        if low > 0:
+            low -= 1
+        while head[low] < 0:
+            low += 1
+        v = head[low]
+        head[low] = nxt[v]
+        if nxt[v] >= 0:
+            prv[nxt[v]] = -1
+        removed[v] = True
+        out[pos] = v
+        for k in range(indptr[v], indptr[v + 1]):
+            u = indices[k]
+            if removed[u]:
+                continue
+            d = deg[u]
+            if prv[u] >= 0:  # unlink u from bucket d
+                nxt[prv[u]] = nxt[u]
+            else:
+                head[d] = nxt[u]
+            if nxt[u] >= 0:
+                prv[nxt[u]] = prv[u]
+            d -= 1
+            deg[u] = d
+            prv[u] = -1
+            nxt[u] = head[d]
+            if head[d] >= 0:
+                prv[head[d]] = u
+            head[d] = u
