@@ -103,8 +103,9 @@ def test_lower_triangle_is_the_cyipopt_layout():
 
 def test_a_batch_is_refused():
     H = hyperdual.hessian(lambda x: np.sum(x ** 3, axis=1), np.ones((4, 3)), batch_axis=0)
-    with pytest.raises(ValueError, match="batch_axis=None"):
-        H.sparse()
+    for method in (H.sparse, H.sparsity, H.lower_triangle):
+        with pytest.raises(ValueError, match="batch_axis=None"):
+            method()
 
 
 def test_without_scipy_the_import_error_names_the_extra(monkeypatch):

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["greedy", "greedy_from_supports", "scatter_entries", "csr_sum"]
+__all__ = ["greedy", "greedy_from_supports", "scatter_entries", "csr_sum", "smallest_last",
+           "csr_from_supports"]
 
 
 @nb.njit(cache=True)
@@ -192,3 +193,77 @@ def smallest_last(indptr, indices, degree, out):  # pragma: no cover - compiled
             if head[d] >= 0:
                 prv[head[d]] = u
             head[d] = u
+
+
+@nb.njit(cache=True)
+def csr_from_supports(n, sup_ptr, sup_idx, w, E, colours, rows):  # pragma: no cover - compiled
+    """The CSR ``(indptr, indices, data)`` of ``H = Σ_t w_t H_t`` built row by row: row
+    ``i`` adds, over the elements ``t`` whose support holds ``i``, the entries
+    ``(i, j, w_t E[rows[c_i, c_j], t])`` for every ``j`` of the support (``E`` of zero
+    rows: the structure alone, data of ones).  A symbolic pass counts each row's distinct
+    columns, a numeric pass fills them: no array of all entries is ever formed."""
+    m = sup_ptr.size - 1
+    values = E.shape[0] > 0
+    deg = np.zeros(n + 1, dtype=np.int64)          # the elements holding each input
+    for t in range(m):
+        if w[t] != 0.0:
+            for k in range(sup_ptr[t], sup_ptr[t + 1]):
+                deg[sup_idx[k] + 1] += 1
+    for v in range(n):
+        deg[v + 1] += deg[v]
+    owner = np.empty(deg[n], dtype=np.int64)
+    fill = deg[:n].copy()
+    for t in range(m):
+        if w[t] != 0.0:
+            for k in range(sup_ptr[t], sup_ptr[t + 1]):
+                v = sup_idx[k]
+                owner[fill[v]] = t
+                fill[v] += 1
+    stamp = np.full(n, -1, dtype=np.int64)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):                              # symbolic: distinct columns per row
+        c = 0
+        for a in range(deg[i], deg[i + 1]):
+            t = owner[a]
+            for k in range(sup_ptr[t], sup_ptr[t + 1]):
+                j = sup_idx[k]
+                if stamp[j] != i:
+                    stamp[j] = i
+                    c += 1
+        indptr[i + 1] = indptr[i] + c
+    indices = np.empty(indptr[n], dtype=np.int64)
+    data = np.zeros(indptr[n])
+    slot = fill                                     # (reused: the position of column j in row i)
+    for i in range(n):                              # numeric
+        lo = indptr[i]
+        c = lo
+        for a in range(deg[i], deg[i + 1]):
+            t = owner[a]
+            for k in range(sup_ptr[t], sup_ptr[t + 1]):
+                j = sup_idx[k]
+                if stamp[j] != n + i:
+                    stamp[j] = n + i
+                    slot[j] = c
+                    indices[c] = j
+                    c += 1
+                if values:
+                    data[slot[j]] += E[rows[colours[i], colours[j]], t] * w[t]
+                else:
+                    data[slot[j]] = 1.0
+        hi = c
+        if hi - lo > 32:                            # a long row (an arrowhead's): a sort
+            order = np.argsort(indices[lo:hi], kind="mergesort")
+            indices[lo:hi] = indices[lo:hi][order]
+            data[lo:hi] = data[lo:hi][order]
+        for a in range(lo + 1, hi if hi - lo <= 32 else lo):   # a short row: insertion
+            cj, v = indices[a], data[a]
+            b = a - 1
+            while b >= lo and indices[b] > cj:
+                indices[b + 1] = indices[b]
+                data[b + 1] = data[b]
+                b -= 1
+            indices[b + 1] = cj
+            data[b + 1] = v
+        for a in range(lo, hi):
+            data[a] += 0.0
+    return indptr, indices, data

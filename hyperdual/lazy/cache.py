@@ -294,4 +294,4 @@ class SparseCache:
 
     def csr(self):
         """``(data, indices, indptr)`` of the whole Hessian in CSR form (new arrays)."""
-        return self.values.copy(), self.codes % self.n, self.indptr.copy()
+        return self.values.copy(), self.codes % self.n if self.n else self.codes.copy(), self.indptr.copy()

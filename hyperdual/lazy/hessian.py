@@ -151,6 +151,12 @@ def _batch_only(rb, ri, rj):
     return np.asarray(rb[(slice(None),) + (0,) * (rb.ndim - 1)], dtype=np.int64)
 
 
+def _no_batch(problem, what):
+    if problem.batch is not None:
+        raise ValueError(f"{what} needs batch_axis=None (a sparse matrix per sample is not "
+                         "supported); index the samples' blocks (H[b]) instead")
+
+
 def _scipy_sparse(what):
     try:
         import scipy.sparse as sparse
@@ -272,9 +278,7 @@ class Hessian:
         """The ``(rows, cols, positions)`` of the whole Hessian's ``codes`` that fall in this
         block, in block coordinates (row-major order)."""
         p = self._problem
-        if p.batch is not None:
-            raise ValueError(f"{what} needs batch_axis=None (a sparse matrix per sample is not "
-                             "supported); index the samples' blocks (H[b]) instead")
+        _no_batch(p, what)
         sp = p.space
         n = sp.n
         oa, na, ob, nb = sp.offsets[self._a], sp.sizes[self._a], sp.offsets[self._b], sp.sizes[self._b]
@@ -317,7 +321,11 @@ class Hessian:
                [ 0., -8.,  2.]]))
         """
         sparse = _scipy_sparse("Hessian.sparse()")
-        codes, values = self._problem.sparse_whole()
+        p = self._problem
+        _no_batch(p, "Hessian.sparse()")
+        codes, values = p.sparse_whole()
+        if p.space.sizes[self._a] == p.space.sizes[self._b] == p.space.n:  # the whole Hessian
+            return sparse.csr_array(p.cache.csr(), shape=(p.space.n, p.space.n))
         rows, cols, pos, shape = self._block_of(codes, "Hessian.sparse()")
         return sparse.csr_array((values[pos], (rows, cols)), shape=shape)
 
@@ -340,6 +348,7 @@ class Hessian:
         0
         """
         sparse = _scipy_sparse("Hessian.sparsity()")
+        _no_batch(self._problem, "Hessian.sparsity()")
         codes = self._problem.structure_whole()
         rows, cols, _, shape = self._block_of(codes, "Hessian.sparsity()")
         return sparse.csr_array((np.ones(rows.size, dtype=bool), (rows, cols)), shape=shape)
@@ -362,6 +371,7 @@ class Hessian:
             raise ValueError("lower_triangle() is defined for a diagonal block H[a][a] (or the "
                              "Hessian of one input); for an off-diagonal block use sparse()")
         p = self._problem
+        _no_batch(p, "Hessian.lower_triangle()")
         if values:
             codes, vals = p.sparse_whole()
         else:

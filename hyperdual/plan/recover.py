@@ -92,20 +92,22 @@ def collect(n: int, items, colours, rows, kernels: bool):
         codes, values = combine(n, [entries(sup, w, e12, colours, rows) for sup, w, e12 in items])
         indptr = np.searchsorted(codes, np.arange(n + 1, dtype=np.int64) * n)
         return indptr, codes % n if n else codes, values
-    from ..execute.sparse_kernels import csr_sum, scatter_entries
-    total = 0
-    for sup, w, _ in items:
-        sizes = np.diff(sup.indptr)
-        total += int(np.sum(sizes[w.reshape(-1) != 0] ** 2))
-    ii = np.empty(total, dtype=np.int64)
-    jj = np.empty(total, dtype=np.int64)
-    vv = np.empty(total)
-    pos = 0
-    none = np.zeros((0, 1))
-    rows_ = rows if rows is not None else np.zeros((1, 1), dtype=np.int64)
-    cols_ = colours if colours is not None else np.zeros(n, dtype=np.int64)
-    for sup, w, e12 in items:
-        pos = scatter_entries(sup.indptr, sup.indices, np.ascontiguousarray(w.reshape(-1), dtype=np.float64),
-                              none if e12 is None else np.ascontiguousarray(e12), cols_, rows_,
-                              ii, jj, vv, pos)
-    return csr_sum(n, ii, jj, vv)
+    from ..execute.sparse_kernels import csr_from_supports
+    if not items:
+        return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+    if len(items) == 1:
+        sup, w, e12 = items[0]
+        ptr, idx, ws = sup.indptr, sup.indices, w.reshape(-1)
+        E = e12
+    else:
+        sizes = [sup.indices.size for sup, _, _ in items]
+        offs = np.cumsum([0] + sizes[:-1])
+        ptr = np.concatenate([[0]] + [sup.indptr[1:] + o for (sup, _, _), o in zip(items, offs)])
+        idx = np.concatenate([sup.indices for sup, _, _ in items])
+        ws = np.concatenate([w.reshape(-1) for _, w, _ in items])
+        E = None if items[0][2] is None else np.concatenate([e12 for _, _, e12 in items], axis=1)
+    return csr_from_supports(n, ptr.astype(np.int64, copy=False), idx.astype(np.int64, copy=False),
+                             np.ascontiguousarray(ws, dtype=np.float64),
+                             np.zeros((0, 1)) if E is None else np.ascontiguousarray(E),
+                             np.zeros(n, dtype=np.int64) if colours is None else colours,
+                             np.zeros((1, 1), dtype=np.int64) if rows is None else rows)
