@@ -34,7 +34,7 @@ class Settings:
     #: (:mod:`hyperdual.lazy.coloured`): one pass seeded with colour indicators, recovered at
     #: the record's frontier; ``colouring=False`` always seeds pairs.
     colouring: bool = True
-    colour_min_inputs: int = 150
+    colour_min_inputs: int = 64
     #: Batched passes over one 2-D input start with column lanes (:mod:`hyperdual.execute.columns`).
     column_lanes: bool = True
     #: ``hessian(func, xs)`` records ``func`` once on its value call and replays the record

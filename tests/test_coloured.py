@@ -192,7 +192,7 @@ def test_ys_form_and_recorded_callables_colour_too(set_settings):
 
 
 def test_small_problems_and_batches_keep_the_pairs(set_settings):
-    set_settings(colour_min_inputs=150)  # (the default, whatever HYPERDUAL_TEST_COLOURING says)
+    set_settings(colour_min_inputs=64)  # (the default, whatever HYPERDUAL_TEST_COLOURING says)
     H = hyperdual.hessian(rosen, np.linspace(-1, 1, 10))
     H[:]
     assert H.stats.method == "pairs"                  # below colour_min_inputs

@@ -205,7 +205,7 @@ def _greedy(order: np.ndarray, adj, cols) -> np.ndarray:
 #: too once the lane kernels are loaded); the Python orders (smallest-last, DSATUR) are
 #: only tried below ``PYTHON_ORDERS_MAX`` inputs, when the greedy ones left colours above
 #: the largest support.
-KERNEL_MIN = 20_000
+KERNEL_MIN = 1_000
 PYTHON_ORDERS_MAX = 20_000
 
 
