@@ -490,9 +490,12 @@ class Program:
         for k, leaf in enumerate(self.leaves):
             x = inputs[k] if k < len(inputs) else None
             vals[k] = _value_view(leaf) if x is None else x
-        if skip is not None or keep is not None:
-            return self._run_part(vals, skip or set(), keep or set())
-        for kind, out, fn, a, b, free in self.steps:
+        steps = self.steps
+        if skip is not None or keep is not None:  # (the steps kept, and what they may free)
+            skip, keep = skip or set(), keep or set()
+            steps = [st[:5] + (tuple(r for r in st[5] if r not in keep),)
+                     for j, st in enumerate(steps) if j not in skip]
+        for kind, out, fn, a, b, free in steps:
             if kind is _SS:
                 vals[out] = fn(vals[a], vals[b])
             elif kind is _S:
@@ -508,7 +511,7 @@ class Program:
             if free:  # (a result no later step reads: its lanes go back to the pool)
                 for r in free:
                     vals[r] = None
-        return vals[self.out]
+        return vals[self.out] if steps is self.steps else vals
 
     def operands(self, j):
         """The slots step ``j`` reads."""
@@ -521,27 +524,6 @@ class Program:
         if kind is _ANY:
             return _reads(step[:5])
         return (step[3],)
-
-    def _run_part(self, vals, skip, keep):
-        for j, (kind, out, fn, a, b, free) in enumerate(self.steps):
-            if j in skip:
-                continue
-            if kind is _SS:
-                vals[out] = fn(vals[a], vals[b])
-            elif kind is _S:
-                vals[out] = fn(vals[a])
-            elif kind is _SC:
-                vals[out] = fn(vals[a], b)
-            elif kind is _CS:
-                vals[out] = fn(a, vals[b])
-            elif kind is _ITEM:
-                vals[out] = vals[a][b]
-            else:
-                vals[out] = _general(fn, a, b, vals)
-            for r in free:
-                if r not in keep:
-                    vals[r] = None
-        return vals
 
 
 # Kinds of Program steps: fn(slot, slot), fn(slot), fn(slot, constant), fn(constant, slot),
