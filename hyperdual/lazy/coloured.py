@@ -14,6 +14,8 @@ seeding every pair.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..execute.array import HyperDual
@@ -32,7 +34,7 @@ def _peak_lane_bytes(program, frontier, lanes: int) -> int:
     together (replayed in order, each freed after its last use; the frontier kept), plus
     a few temporaries of the largest array inside one step."""
     shapes = program.shapes
-    size = [0 if s is None else int(np.prod(s, dtype=np.int64)) for s in shapes]
+    size = [0 if s is None else math.prod(s) for s in shapes]
     keep = set(frontier.slots)
     live = sum(size[:len(program.leaves)])
     peak = live
@@ -77,7 +79,7 @@ class ColouredPass:
         program = self.program()
         if program is None:
             return "no record of the function"
-        if program.shapes[program.out] is None or int(np.prod(program.shapes[program.out])) != 1:
+        if program.shapes[program.out] is None or math.prod(program.shapes[program.out]) != 1:
             return "the output is not a scalar"
         try:
             frontier = find(program)

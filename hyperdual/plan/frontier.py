@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import operator
 
+import math
+
 import numpy as np
 
 from ..execute.array import _IMPL, FUNCTIONS
@@ -64,16 +66,16 @@ _FUNC_OF: dict = {}  # implementation -> NumPy function (FUNCTIONS inverted, whe
 
 
 def _func_of(impl):
-    if len(_FUNC_OF) != len(FUNCTIONS):
+    if _FUNC_OF.get("size") != len(FUNCTIONS):  # (functions registered since: map again)
         _FUNC_OF.clear()
         _FUNC_OF.update({v: k for k, v in FUNCTIONS.items()})
-        _FUNC_OF[None] = None
+        _FUNC_OF["size"] = len(FUNCTIONS)
     return _FUNC_OF.get(impl)
 
 
 # ---- what a step is ------------------------------------------------------------------------
 def _labels(shape) -> np.ndarray:
-    return np.arange(int(np.prod(shape, dtype=np.int64)), dtype=np.int64).reshape(shape)
+    return np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
 
 
 def _moved(call, shape):
@@ -171,11 +173,11 @@ def _transpose(call, g, shapes, reads):
         if not keepdims:
             g = np.expand_dims(g, axes) if axes else g
         if mean:
-            g = g / max(1, int(np.prod([shape[a] for a in axes], dtype=np.int64)))
+            g = g / max(1, math.prod(shape[a] for a in axes))
         return [(slot, np.broadcast_to(g, shape))]
     moved = _moved(call, shape)
     if moved is not None:
-        size = int(np.prod(shape, dtype=np.int64))
+        size = math.prod(shape)
         back = np.bincount(moved.reshape(-1), weights=np.broadcast_to(g, moved.shape).reshape(-1),
                            minlength=size)
         return [(slot, back.reshape(shape))]
@@ -301,7 +303,7 @@ def _broadcast_support(sup: Support, shape, out_shape) -> Support:
 
 def _step_support(call, reads, shapes, out_shape, sup, n):
     """The support of a step's result from its operands' supports ``sup[slot]``."""
-    size = int(np.prod(out_shape, dtype=np.int64))
+    size = math.prod(out_shape)
     uf = _ufunc_step(call)
     if uf is not None:
         kind = ufunc_kind(uf[0])
@@ -328,7 +330,7 @@ def _step_support(call, reads, shapes, out_shape, sup, n):
                 tuple(sorted(a % ndim for a in (axis if type(axis) is tuple else (axis,))))
             rest = tuple(k for k in range(ndim) if k not in axes)
             groups = np.transpose(_labels(shape), rest + axes).reshape(
-                int(np.prod([shape[k] for k in rest], dtype=np.int64)), -1)
+                math.prod(shape[k] for k in rest), -1)
             if groups.shape[0] != size:
                 raise Unsupported(f"{func.__name__} with these arguments")
             rows, cols = sup[slot].take(groups).pairs()

@@ -16,17 +16,21 @@ entry is ever solved for, only read and scaled.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 __all__ = ["pair_rows", "entries", "combine", "dense", "collect"]
 
 
+@functools.lru_cache(maxsize=64)
 def pair_rows(count: int) -> np.ndarray:
     """``rows[a, b]``: the cross row of colours ``a`` and ``b`` in the pass's pair order
-    (``np.triu_indices(count)``), symmetric."""
+    (``np.triu_indices(count)``), symmetric (shared: read-only)."""
     ip, jp = np.triu_indices(count)
     rows = np.empty((count, count), dtype=np.int64)
     rows[ip, jp] = rows[jp, ip] = np.arange(ip.size)
+    rows.flags.writeable = False
     return rows
 
 

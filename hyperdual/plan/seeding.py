@@ -15,6 +15,8 @@ run several times faster than huge ones.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..execute import columns
@@ -227,13 +229,21 @@ def seed_inputs(space: InputSpace, U: np.ndarray, ip, jp, samples=None, second=T
     return inputs, ctx
 
 
+@functools.lru_cache(maxsize=64)
+def _colour_pairs(count: int):
+    """``np.triu_indices(count)`` as int64 (shared: read-only)."""
+    ip, jp = (a.astype(np.int64) for a in np.triu_indices(count))
+    ip.flags.writeable = jp.flags.writeable = False
+    return ip, jp
+
+
 def seed_colours(space: InputSpace, colours: np.ndarray, count: int):
     """Inputs (no batch) seeded with colour indicators, ``e1 = e2``: lane row ``c`` is 1
     at the flat indices of colour ``c`` (:mod:`hyperdual.plan.colour`), and the context
     pairs every two colours ``a <= b`` (``np.triu_indices(count)``).  Returns
     ``(inputs, ctx)``."""
-    ip, jp = np.triu_indices(count)
-    ctx = SeedContext.trusted(ip.astype(np.int64), jp.astype(np.int64), count, count)
+    ip, jp = _colour_pairs(count)
+    ctx = SeedContext.trusted(ip, jp, count, count)
     ctx.layouts = LayoutCounts()
     inputs = []
     for m, point in enumerate(space.points):
