@@ -286,13 +286,12 @@ def load_kernels() -> None:
                                  packed_sum if _pairwise_is_numpys(packed_sum) else None)
     _Choice.kernels = Kernels(chain_lanes, binary_lanes, product_lanes, square_lanes)
     _Choice.ranges = Ranges(chain_range, product_range)
-    from .sparse_kernels import csr_sum, greedy, greedy_from_supports, scatter_entries
+    from .sparse_kernels import csr_from_supports, greedy, greedy_from_supports, smallest_last
     one = np.zeros(2, dtype=np.int64)
     one[1] = 1
     idx = np.zeros(1, dtype=np.int64)
     greedy(one, idx, idx, np.full(1, -1, dtype=np.int64))
     greedy_from_supports(one, idx, 1, np.full(1, -1, dtype=np.int64))
-    scatter_entries(one, idx, np.ones(1), np.ones((1, 1)), idx, np.zeros((1, 1), dtype=np.int64),
-                    np.empty(1, dtype=np.int64), np.empty(1, dtype=np.int64), np.empty(1), 0)
-    csr_sum(1, idx, idx, np.ones(1))
+    smallest_last(one, idx, idx, np.empty(1, dtype=np.int64))
+    csr_from_supports(1, one, idx, np.ones(1), np.ones((1, 1)), idx, np.zeros((1, 1), dtype=np.int64))
     _Choice.ready = True

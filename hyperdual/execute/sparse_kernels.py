@@ -8,8 +8,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["greedy", "greedy_from_supports", "scatter_entries", "csr_sum", "smallest_last",
-           "csr_from_supports"]
+__all__ = ["greedy", "greedy_from_supports", "smallest_last", "csr_from_supports"]
 
 
 @nb.njit(cache=True)
@@ -71,78 +70,6 @@ def greedy_from_supports(sup_ptr, sup_idx, n, colours):  # pragma: no cover - co
 
 
 @nb.njit(cache=True)
-def scatter_entries(sup_ptr, sup_idx, w, e12, colours, rows, out_i, out_j, out_v, start):  # pragma: no cover - compiled
-    """The entries ``(i, j, w_t e12[rows[c_i, c_j], t])`` of every element ``t`` of weight
-    ``w_t != 0`` and every ``i, j`` of its support, written from ``start`` on (``e12`` of
-    zero rows: the structure alone, values 1).  Returns the next free position."""
-    pos = start
-    values = e12.shape[0] > 0
-    for t in range(sup_ptr.size - 1):
-        wt = w[t]
-        if wt == 0.0:
-            continue
-        for a in range(sup_ptr[t], sup_ptr[t + 1]):
-            i = sup_idx[a]
-            for b in range(sup_ptr[t], sup_ptr[t + 1]):
-                j = sup_idx[b]
-                out_i[pos] = i
-                out_j[pos] = j
-                out_v[pos] = e12[rows[colours[i], colours[j]], t] * wt if values else 1.0
-                pos += 1
-    return pos
-
-
-@nb.njit(cache=True)
-def csr_sum(n, ii, jj, vv):  # pragma: no cover - compiled
-    """The CSR ``(indptr, indices, data)`` of the entries ``(ii, jj, vv)``, repeats added,
-    columns sorted within each row (a counting sort by row, then each short row by
-    insertion)."""
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    for k in range(ii.size):
-        indptr[ii[k] + 1] += 1
-    for r in range(n):
-        indptr[r + 1] += indptr[r]
-    cols = np.empty(ii.size, dtype=np.int64)
-    vals = np.empty(ii.size)
-    fill = indptr[:-1].copy()
-    for k in range(ii.size):
-        p = fill[ii[k]]
-        cols[p] = jj[k]
-        vals[p] = vv[k]
-        fill[ii[k]] += 1
-    out_ptr = np.zeros(n + 1, dtype=np.int64)
-    nnz = 0
-    for r in range(n):
-        lo, hi = indptr[r], indptr[r + 1]
-        if hi - lo > 32:  # a long row (an arrowhead's): a sort
-            order = np.argsort(cols[lo:hi], kind="mergesort")
-            cols[lo:hi] = cols[lo:hi][order]
-            vals[lo:hi] = vals[lo:hi][order]
-        else:
-            for a in range(lo + 1, hi):  # a short row: insertion by column
-                c, v = cols[a], vals[a]
-                b = a - 1
-                while b >= lo and cols[b] > c:
-                    cols[b + 1] = cols[b]
-                    vals[b + 1] = vals[b]
-                    b -= 1
-                cols[b + 1] = c
-                vals[b + 1] = v
-        a = lo
-        while a < hi:
-            c = cols[a]
-            s = 0.0
-            while a < hi and cols[a] == c:
-                s += vals[a]
-                a += 1
-            cols[nnz] = c
-            vals[nnz] = s + 0.0
-            nnz += 1
-        out_ptr[r + 1] = nnz
-    return out_ptr, cols[:nnz].copy(), vals[:nnz].copy()
-
-
-@nb.njit(cache=True)
 def smallest_last(indptr, indices, degree, out):  # pragma: no cover - compiled
     """Matula & Beck's smallest-last order of the CSR graph: repeatedly remove a vertex of
     least remaining degree (the most recently filed of its bucket), filling ``out`` from
@@ -196,15 +123,10 @@ def smallest_last(indptr, indices, degree, out):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True)
-def csr_from_supports(n, sup_ptr, sup_idx, w, E, colours, rows):  # pragma: no cover - compiled
-    """The CSR ``(indptr, indices, data)`` of ``H = Σ_t w_t H_t`` built row by row: row
-    ``i`` adds, over the elements ``t`` whose support holds ``i``, the entries
-    ``(i, j, w_t E[rows[c_i, c_j], t])`` for every ``j`` of the support (``E`` of zero
-    rows: the structure alone, data of ones).  A symbolic pass counts each row's distinct
-    columns, a numeric pass fills them: no array of all entries is ever formed."""
+def _owners(n, sup_ptr, sup_idx, w):  # pragma: no cover - compiled
+    """``(deg, owner)``: the elements of nonzero weight holding each input, as CSR."""
     m = sup_ptr.size - 1
-    values = E.shape[0] > 0
-    deg = np.zeros(n + 1, dtype=np.int64)          # the elements holding each input
+    deg = np.zeros(n + 1, dtype=np.int64)
     for t in range(m):
         if w[t] != 0.0:
             for k in range(sup_ptr[t], sup_ptr[t + 1]):
@@ -219,9 +141,14 @@ def csr_from_supports(n, sup_ptr, sup_idx, w, E, colours, rows):  # pragma: no c
                 v = sup_idx[k]
                 owner[fill[v]] = t
                 fill[v] += 1
-    stamp = np.full(n, -1, dtype=np.int64)
+    return deg, owner
+
+
+@nb.njit(cache=True)
+def _row_sizes(n, sup_ptr, sup_idx, deg, owner, stamp):  # pragma: no cover - compiled
+    """The row pointer of the distinct columns of each row (``stamp`` marks them)."""
     indptr = np.zeros(n + 1, dtype=np.int64)
-    for i in range(n):                              # symbolic: distinct columns per row
+    for i in range(n):
         c = 0
         for a in range(deg[i], deg[i + 1]):
             t = owner[a]
@@ -231,14 +158,19 @@ def csr_from_supports(n, sup_ptr, sup_idx, w, E, colours, rows):  # pragma: no c
                     stamp[j] = i
                     c += 1
         indptr[i + 1] = indptr[i] + c
-    indices = np.empty(indptr[n], dtype=np.int64)
-    data = np.zeros(indptr[n])
-    slot = fill                                     # (reused: the position of column j in row i)
-    for i in range(n):                              # numeric
+    return indptr
+
+
+@nb.njit(cache=True)
+def _fill_rows(n, sup_ptr, sup_idx, w, E, colours, rows, deg, owner, indptr, stamp, slot,
+               indices, data):  # pragma: no cover - compiled
+    values = E.shape[0] > 0
+    for i in range(n):
         lo = indptr[i]
         c = lo
         for a in range(deg[i], deg[i + 1]):
             t = owner[a]
+            wt = w[t]
             for k in range(sup_ptr[t], sup_ptr[t + 1]):
                 j = sup_idx[k]
                 if stamp[j] != n + i:
@@ -247,23 +179,48 @@ def csr_from_supports(n, sup_ptr, sup_idx, w, E, colours, rows):  # pragma: no c
                     indices[c] = j
                     c += 1
                 if values:
-                    data[slot[j]] += E[rows[colours[i], colours[j]], t] * w[t]
+                    data[slot[j]] += E[rows[colours[i], colours[j]], t] * wt
                 else:
                     data[slot[j]] = 1.0
         hi = c
-        if hi - lo > 32:                            # a long row (an arrowhead's): a sort
+        for a in range(lo, hi):
+            data[a] += 0.0  # (-0.0 -> +0.0)
+        if hi - lo <= 32:  # a short row: sorted here by insertion (long ones: _sort_long)
+            for a in range(lo + 1, hi):
+                cj, v = indices[a], data[a]
+                b = a - 1
+                while b >= lo and indices[b] > cj:
+                    indices[b + 1] = indices[b]
+                    data[b + 1] = data[b]
+                    b -= 1
+                indices[b + 1] = cj
+                data[b + 1] = v
+
+
+@nb.njit(cache=True)
+def _sort_long(indptr, indices, data):  # pragma: no cover - compiled
+    """The rows of more than 32 columns sorted by column (an arrowhead's first row)."""
+    for i in range(indptr.size - 1):
+        lo, hi = indptr[i], indptr[i + 1]
+        if hi - lo > 32:
             order = np.argsort(indices[lo:hi], kind="mergesort")
             indices[lo:hi] = indices[lo:hi][order]
             data[lo:hi] = data[lo:hi][order]
-        for a in range(lo + 1, hi if hi - lo <= 32 else lo):   # a short row: insertion
-            cj, v = indices[a], data[a]
-            b = a - 1
-            while b >= lo and indices[b] > cj:
-                indices[b + 1] = indices[b]
-                data[b + 1] = data[b]
-                b -= 1
-            indices[b + 1] = cj
-            data[b + 1] = v
-        for a in range(lo, hi):
-            data[a] += 0.0
+
+
+@nb.njit(cache=True)
+def csr_from_supports(n, sup_ptr, sup_idx, w, E, colours, rows):  # pragma: no cover - compiled
+    """The CSR ``(indptr, indices, data)`` of ``H = Σ_t w_t H_t`` built row by row: row
+    ``i`` adds, over the elements ``t`` whose support holds ``i``, the entries
+    ``(i, j, w_t E[rows[c_i, c_j], t])`` for every ``j`` of the support (``E`` of zero
+    rows: the structure alone, data of ones).  A symbolic pass counts each row's distinct
+    columns, a numeric pass fills them: no array of all entries is ever formed."""
+    deg, owner = _owners(n, sup_ptr, sup_idx, w)
+    stamp = np.full(n, -1, dtype=np.int64)
+    indptr = _row_sizes(n, sup_ptr, sup_idx, deg, owner, stamp)
+    indices = np.empty(indptr[n], dtype=np.int64)
+    data = np.zeros(indptr[n])
+    slot = np.empty(n, dtype=np.int64)
+    _fill_rows(n, sup_ptr, sup_idx, w, E, colours, rows, deg, owner, indptr, stamp, slot, indices, data)
+    _sort_long(indptr, indices, data)
     return indptr, indices, data
