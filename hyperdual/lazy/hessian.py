@@ -287,7 +287,7 @@ class Hessian:
         sel = np.nonzero((cols >= ob) & (cols < ob + nb))[0]
         return rows[sel] - oa, cols[sel] - ob, sel + lo, (na, nb)
 
-    def sparse(self):
+    def sparse(self) -> "scipy.sparse.csr_array":
         """The block as a ``scipy.sparse.csr_array``, computing only its structural nonzeros.
 
         Without a batch.  A function whose record the structure analysis follows
@@ -329,7 +329,7 @@ class Hessian:
         rows, cols, pos, shape = self._block_of(codes, "Hessian.sparse()")
         return sparse.csr_array((values[pos], (rows, cols)), shape=shape)
 
-    def sparsity(self):
+    def sparsity(self) -> "scipy.sparse.csr_array":
         """The block's structural nonzeros as a boolean ``scipy.sparse.csr_array``,
         without computing their values when the analysis can tell them (a coloured
         plan, or a sparsity pattern pass).  See :meth:`sparse`.
@@ -353,7 +353,7 @@ class Hessian:
         rows, cols, _, shape = self._block_of(codes, "Hessian.sparsity()")
         return sparse.csr_array((np.ones(rows.size, dtype=bool), (rows, cols)), shape=shape)
 
-    def lower_triangle(self, values: bool = True):
+    def lower_triangle(self, values: bool = True) -> tuple[np.ndarray, ...]:
         """The structural nonzeros of a diagonal block on and below its diagonal, in
         row-major order: ``(rows, cols, values)`` (or ``(rows, cols)`` with
         ``values=False``, computing no values when the analysis can tell them) — the

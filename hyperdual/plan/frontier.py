@@ -36,8 +36,6 @@ larger supports and more colours, never a wrong number.
 """
 from __future__ import annotations
 
-import operator
-
 import math
 
 import numpy as np
@@ -46,7 +44,7 @@ from ..execute.array import _IMPL, FUNCTIONS
 from ..ops.registry import ELEMENTWISE, SELECTION, ZERO, ufunc_kind
 from .colour import distinct
 
-__all__ = ["Frontier", "find", "supports", "Unsupported"]
+__all__ = ["Frontier", "Support", "find", "supports", "Unsupported", "MOVERS"]
 
 
 class Unsupported(Exception):
