@@ -119,6 +119,7 @@ class ColouredPass:
             except Exception as exc:  # noqa: BLE001 - a record that cannot be made or read
                 self.reason = f"the structure analysis failed ({type(exc).__name__}: {exc})"
                 self.plan = None
+            p.stats.colouring = self.reason
         return self.plan is not None
 
     def run(self, any_size: bool = False) -> bool:
@@ -145,6 +146,7 @@ class ColouredPass:
             e12 = F.e12.reshape(count * (count + 1) // 2, -1)
             if not (np.isfinite(e12).all() and np.isfinite(w).all() and np.isfinite(F.value).all()):
                 self.reason = "a frontier array is not finite: the ordinary passes say where"
+                p.stats.colouring = self.reason
                 return False
             items.append((sups[s], w, e12))
         n = p.space.n

@@ -74,6 +74,8 @@ class Stats:
     #: came from one pass seeded with ``colours`` colour indicators (:mod:`hyperdual.lazy.coloured`)
     method: str = "pairs"
     colours: int = 0
+    #: why a whole Hessian was not coloured (empty when it was, or when colouring was not tried)
+    colouring: str = ""
     #: structural nonzeros of the whole Hessian (both triangles), once known (``H.sparse()``,
     #: ``H.sparsity()``, or a whole request by colouring); 0 until then
     nnz: int = 0
