@@ -179,6 +179,25 @@ def test_a_step_outside_the_analysis_falls_back_to_the_pairs():
     assert "matmul" in H.stats.colouring and H.stats.colouring == H._problem.coloured.reason
 
 
+def test_a_decline_is_remembered_per_function_and_shape():
+    A = np.random.default_rng(4).normal(size=(40, 40))
+
+    def f(v):
+        return np.sum(np.tanh(A @ v) ** 2)
+    x = np.linspace(-0.5, 0.5, 40)
+    first = hyperdual.hessian(f, x)
+    ref = first[:]
+    assert "matmul" in first.stats.colouring
+    again = hyperdual.hessian(f, x + 0.1)
+    np.testing.assert_allclose(again[:], _pairs(f, x + 0.1), rtol=1e-14, atol=1e-14)
+    assert again.stats.colouring.startswith("declined for this function before")
+    assert again.stats.function_calls == first.stats.function_calls - 1   # no recording call
+    other = hyperdual.hessian(f, np.linspace(-0.5, 0.5, 40).reshape(-1)[:40])  # same shape: remembered
+    other[:]
+    assert other.stats.colouring.startswith("declined")
+    np.testing.assert_allclose(ref, _pairs(f, x), rtol=1e-14, atol=1e-14)
+
+
 def test_ys_form_and_recorded_callables_colour_too(set_settings):
     x0 = np.linspace(-1.1, 1.3, 50)
     v = hyperdual.variable(x0)

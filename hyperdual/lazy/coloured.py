@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 
+import weakref
+
 import numpy as np
 
 from ..execute.array import HyperDual
@@ -49,6 +51,13 @@ def _peak_lane_bytes(program, frontier, lanes: int) -> int:
     return (peak + 3 * max(size + [0])) * lanes * 8
 
 
+#: The functions whose structure analysis stopped at a step it does not follow (or gave
+#: too many colours), with the input shapes it saw: later Hessians of the same function
+#: skip the attempt (and its recording call).  Only speed rides on it: a function that
+#: would colour at another point just takes the pairs there.
+_DECLINED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 class ColouredPass:
     """Answers whole-Hessian requests of one :class:`Problem` by a coloured pass.
 
@@ -62,11 +71,21 @@ class ColouredPass:
         self.plan = None       # (program, frontier, supports, colouring), found once
         self.searched = False
         self.reason = ""
+        self.key = None        # (the user's function, the input shapes), to remember a decline
+        self._structural = False  # the last decline is the function's structure, not the point
 
     def __getstate__(self):  # (a pickled Hessian calls its function per pass: no record)
         state = self.__dict__.copy()
-        state["program"] = state["plan"] = None
+        state["program"] = state["plan"] = state["key"] = None
         return state
+
+    def remember(self, func, points) -> None:
+        """Key later declines by ``func`` and the inputs' shapes (:data:`_DECLINED`)."""
+        try:
+            weakref.ref(func)
+        except TypeError:
+            return  # (a function that cannot be weakly referenced is not remembered)
+        self.key = (func, tuple(p.shape for p in points))
 
     def wanted(self, any_size: bool = False) -> bool:
         p = self.problem
@@ -75,6 +94,7 @@ class ColouredPass:
                 and (any_size or n >= settings.colour_min_inputs) and not any(p.space.has_nan))
 
     def _find(self):
+        self._structural = False
         p = self.problem
         program = self.program()
         if program is None:
@@ -85,6 +105,7 @@ class ColouredPass:
             frontier = find(program)
             sups = supports(program, frontier, np.asarray(p.space.offsets, dtype=np.int64))
         except Unsupported as exc:
+            self._structural = True
             return f"the structure analysis stops at {exc}"
         n = p.space.n
         parts = [(sups[s], frontier.weights[s]) for s in frontier.slots]
@@ -98,6 +119,7 @@ class ColouredPass:
         colouring = colour_inputs((indptr, indices), n)
         count = max(1, colouring.count)
         if count * (count + 1) // 2 * 2 > n * (n + 1) // 2:
+            self._structural = True
             return f"{colouring.count} colours: no fewer pairs than seeding every pair"
         lanes = 2 * count + count * (count + 1) // 2
         if _peak_lane_bytes(program, frontier, lanes) > p.budget:
@@ -114,12 +136,20 @@ class ColouredPass:
             return False  # (a NaN output has no derivatives: the ordinary passes say so)
         if not self.searched:
             self.searched = True
+            func, shapes = self.key if self.key is not None else (None, None)
+            before = _DECLINED.get(func, {}).get(shapes) if func is not None else None
+            if before is not None:
+                self.reason = f"declined for this function before: {before}"
+                p.stats.colouring = self.reason
+                return False
             try:
                 self.reason = self._find()
             except Exception as exc:  # noqa: BLE001 - a record that cannot be made or read
                 self.reason = f"the structure analysis failed ({type(exc).__name__}: {exc})"
                 self.plan = None
             p.stats.colouring = self.reason
+            if self.plan is None and func is not None and self._structural:
+                _DECLINED.setdefault(func, {})[shapes] = self.reason
         return self.plan is not None
 
     def run(self, any_size: bool = False) -> bool:

@@ -574,6 +574,7 @@ def _callable_problem(func, xs, batch_axis, memory_budget, record=None):
                                replay_all=batch is not None)
             problem.stats.mode = "recorded"
             problem.coloured.program = lambda: replay_.program
+            problem.coloured.remember(func, points)
             problem.samples.check_output(value, batch, None, constant=replay_.program is None)
             problem.samples.known = value.reshape(()) if batch is None else \
                 (value.reshape(batch) if value.ndim else value)
@@ -604,6 +605,7 @@ def _callable_problem(func, xs, batch_axis, memory_budget, record=None):
     problem.stats.function_calls = counted.calls
     if batch is None:
         problem.coloured.program = _RecordOnDemand(evaluate, points, problem.stats)
+        problem.coloured.remember(func, points)
     problem.samples.check_output(value, batch, None, constant=not isinstance(y, HyperDual))
     problem.samples.known = value.reshape(()) if batch is None else (value.reshape(batch) if value.ndim else value)
     problem.stats.reason = reason
