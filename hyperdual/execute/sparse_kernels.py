@@ -12,6 +12,37 @@ __all__ = ["greedy", "greedy_from_supports", "smallest_last", "csr_from_supports
 
 
 @nb.njit(cache=True)
+def _first_free(mark, v):  # pragma: no cover - compiled
+    """The smallest colour ``c`` not marked taken near vertex ``v`` (``mark[c] != v``)."""
+    c = 0
+    while mark[c] == v:
+        c += 1
+    return c
+
+
+@nb.njit(cache=True)
+def _owners(n, sup_ptr, sup_idx, w):  # pragma: no cover - compiled
+    """``(deg, owner)``: the elements of nonzero weight holding each input, as CSR."""
+    m = sup_ptr.size - 1
+    deg = np.zeros(n + 1, dtype=np.int64)
+    for t in range(m):
+        if w[t] != 0.0:
+            for k in range(sup_ptr[t], sup_ptr[t + 1]):
+                deg[sup_idx[k] + 1] += 1
+    for v in range(n):
+        deg[v + 1] += deg[v]
+    owner = np.empty(deg[n], dtype=np.int64)
+    fill = deg[:n].copy()
+    for t in range(m):
+        if w[t] != 0.0:
+            for k in range(sup_ptr[t], sup_ptr[t + 1]):
+                v = sup_idx[k]
+                owner[fill[v]] = t
+                fill[v] += 1
+    return deg, owner
+
+
+@nb.njit(cache=True)
 def greedy(indptr, indices, order, colours):  # pragma: no cover - compiled
     """Greedy distance-1 colouring of the CSR graph ``(indptr, indices)`` in ``order``:
     each vertex takes the smallest colour none of its coloured neighbours has.  Writes
@@ -24,9 +55,7 @@ def greedy(indptr, indices, order, colours):  # pragma: no cover - compiled
             c = colours[indices[k]]
             if c >= 0:
                 mark[c] = v
-        c = 0
-        while mark[c] == v:
-            c += 1
+        c = _first_free(mark, v)
         colours[v] = c
         if c + 1 > count:
             count = c + 1
@@ -38,19 +67,7 @@ def greedy_from_supports(sup_ptr, sup_idx, n, colours):  # pragma: no cover - co
     """:func:`greedy` in the natural order on the conflict graph of the supports
     ``(sup_ptr, sup_idx)`` without forming it: a vertex's neighbours are the other
     members of the supports holding it.  Writes ``colours``; returns the count."""
-    m = sup_ptr.size - 1
-    deg = np.zeros(n + 1, dtype=np.int64)
-    for k in range(sup_idx.size):
-        deg[sup_idx[k] + 1] += 1
-    for v in range(n):
-        deg[v + 1] += deg[v]
-    owner = np.empty(sup_idx.size, dtype=np.int64)  # the supports holding each vertex
-    fill = deg[:-1].copy()
-    for t in range(m):
-        for k in range(sup_ptr[t], sup_ptr[t + 1]):
-            v = sup_idx[k]
-            owner[fill[v]] = t
-            fill[v] += 1
+    deg, owner = _owners(n, sup_ptr, sup_idx, np.ones(sup_ptr.size - 1))  # supports holding each vertex
     mark = np.full(n + 1, -1, dtype=np.int64)
     count = 0
     for v in range(n):
@@ -60,9 +77,7 @@ def greedy_from_supports(sup_ptr, sup_idx, n, colours):  # pragma: no cover - co
                 c = colours[sup_idx[k]]
                 if c >= 0:
                     mark[c] = v
-        c = 0
-        while mark[c] == v:
-            c += 1
+        c = _first_free(mark, v)
         colours[v] = c
         if c + 1 > count:
             count = c + 1
@@ -120,28 +135,6 @@ def smallest_last(indptr, indices, degree, out):  # pragma: no cover - compiled
             if head[d] >= 0:
                 prv[head[d]] = u
             head[d] = u
-
-
-@nb.njit(cache=True)
-def _owners(n, sup_ptr, sup_idx, w):  # pragma: no cover - compiled
-    """``(deg, owner)``: the elements of nonzero weight holding each input, as CSR."""
-    m = sup_ptr.size - 1
-    deg = np.zeros(n + 1, dtype=np.int64)
-    for t in range(m):
-        if w[t] != 0.0:
-            for k in range(sup_ptr[t], sup_ptr[t + 1]):
-                deg[sup_idx[k] + 1] += 1
-    for v in range(n):
-        deg[v + 1] += deg[v]
-    owner = np.empty(deg[n], dtype=np.int64)
-    fill = deg[:n].copy()
-    for t in range(m):
-        if w[t] != 0.0:
-            for k in range(sup_ptr[t], sup_ptr[t + 1]):
-                v = sup_idx[k]
-                owner[fill[v]] = t
-                fill[v] += 1
-    return deg, owner
 
 
 @nb.njit(cache=True)
