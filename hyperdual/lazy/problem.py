@@ -455,10 +455,7 @@ class SparsityPattern:
     def drop_zeros(self, flat, store=True):
         """The pairs of ``flat`` inside the pattern, and whether any were left out; those
         are stored as exact zeros unless ``store`` is False (the caller stores them)."""
-        if not self.searched:
-            self.codes = self._find()
-            self.searched = True
-        pattern = self.codes
+        pattern = self.found()
         if pattern is None:
             return flat, False
         p = self.problem
@@ -472,6 +469,13 @@ class SparsityPattern:
             p.stats.entries_cached += zeros.size
             p.stats.structural_zeros += zeros.size
         return flat[inside], zeros.size > 0
+
+    def found(self):
+        """The pattern's codes, searched for once (None: no pattern)."""
+        if not self.searched:
+            self.codes = self._find()
+            self.searched = True
+        return self.codes
 
     def _find(self):
         """Sorted codes ``lo * n + hi`` of the pairs that can be nonzero, or None."""
@@ -699,11 +703,9 @@ class Problem:
         """Sorted codes ``lo * n + hi`` of the pairs that can be nonzero: the sparsity
         pattern, or every pair (refused beyond the memory budget)."""
         n = self.space.n
-        if not self.pattern.searched:
-            self.pattern.codes = self.pattern._find()
-            self.pattern.searched = True
-        if self.pattern.codes is not None:
-            return self.pattern.codes
+        codes = self.pattern.found()
+        if codes is not None:
+            return codes
         if n * (n + 1) // 2 * 8 * 4 > self.budget:
             reason = self.coloured.reason or "no sparsity pattern could be found"
             raise ValueError(
